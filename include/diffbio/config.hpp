@@ -1,0 +1,32 @@
+#pragma once
+// The only macro header of diffbio.
+//
+//   DIFFBIO_HD          marks a function callable from host and device code (empty without nvcc)
+//   DIFFBIO_HAS_CUDA    1 when compiled by nvcc (the CUDA backends are available), else 0
+//   DIFFBIO_ASSERT(c)   internal invariant check; active unless NDEBUG (never used for user input,
+//                       which is validated with exceptions)
+//   DIFFBIO_OMP(args)   `#pragma omp args` when compiled with OpenMP, nothing otherwise
+//   DIFFBIO_VERSION_*   library version
+
+#include <cassert>
+
+#define DIFFBIO_VERSION_MAJOR 0
+#define DIFFBIO_VERSION_MINOR 1
+#define DIFFBIO_VERSION_PATCH 0
+
+#if defined(__CUDACC__)
+#define DIFFBIO_HAS_CUDA 1
+#define DIFFBIO_HD __host__ __device__
+#else
+#define DIFFBIO_HAS_CUDA 0
+#define DIFFBIO_HD
+#endif
+
+#define DIFFBIO_ASSERT(cond) assert(cond)
+
+#define DIFFBIO_PRAGMA(x) _Pragma(#x)
+#if defined(_OPENMP)
+#define DIFFBIO_OMP(args) DIFFBIO_PRAGMA(omp args)
+#else
+#define DIFFBIO_OMP(args)
+#endif
