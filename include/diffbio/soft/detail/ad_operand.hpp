@@ -1,0 +1,88 @@
+#pragma once
+// Internal helpers for the fused tape nodes of the soft primitives: an argument that may be a
+// plain number or a Var, seen as (double values, Vars to record as node inputs).
+//
+// Values flow in three ways:
+//   saved_values    what a node's backward must keep: a copy (in the tape's arena) of plain-number
+//                   inputs, since the backward may run after the caller's buffers are gone; nothing
+//                   for Vars, whose values the backward reads from NodeGrad::in_value
+//   forward_values  the values for the forward kernel: the saved copy, or a view into the tape for
+//                   a contiguous block of Vars (valid until the next record), or an arena copy
+//   input_values    inside the backward: NodeGrad::in_value(k) for Vars, else the saved copy
+
+#include <cstddef>
+#include <span>
+#include <type_traits>
+
+#include <diffbio/ad/tape.hpp>
+#include <diffbio/ad/var.hpp>
+
+namespace diffbio::soft::detail {
+
+template <class T>
+inline constexpr bool is_var_v = std::is_same_v<std::remove_cvref_t<T>, ad::Var>;
+
+template <class X>
+std::span<const double> saved_values(ad::Tape& tape, std::span<const X> x) {
+    if constexpr (is_var_v<X>) {
+        (void)tape;
+        return {};
+    } else {
+        std::span<double> v = tape.allocate<double>(x.size());
+        for (std::size_t i = 0; i < x.size(); ++i) v[i] = static_cast<double>(x[i]);
+        return v;
+    }
+}
+
+template <class X>
+std::span<const double> forward_values(ad::Tape& tape, std::span<const X> x, std::span<const double> saved) {
+    if constexpr (is_var_v<X>) {
+        (void)saved;
+        if (const auto view = tape.contiguous_values(x); view.size() == x.size()) return view;
+        std::span<double> v = tape.allocate<double>(x.size());
+        for (std::size_t i = 0; i < x.size(); ++i) v[i] = tape.value(x[i]);
+        return v;
+    } else {
+        (void)tape;
+        return saved;
+    }
+}
+
+template <class X>
+std::span<const double> input_values(const ad::NodeGrad& g, std::size_t k, std::span<const double> saved) {
+    if constexpr (is_var_v<X>) {
+        return g.in_value(k);
+    } else {
+        return saved;
+    }
+}
+
+/// The node inputs of a block: the Vars themselves, or nothing for plain numbers.
+template <class X>
+std::span<const ad::Var> node_inputs(std::span<const X> x) {
+    if constexpr (is_var_v<X>) {
+        return x;
+    } else {
+        return {};
+    }
+}
+
+template <class X>
+double primal_scalar(const X& x) {
+    if constexpr (is_var_v<X>) {
+        return x.value();
+    } else {
+        return static_cast<double>(x);
+    }
+}
+
+template <class X>
+std::span<const ad::Var> node_input(const X& x) {
+    if constexpr (is_var_v<X>) {
+        return {&x, 1};
+    } else {
+        return {};
+    }
+}
+
+} // namespace diffbio::soft::detail
