@@ -286,6 +286,11 @@ public:
     /// Adjoints of a block into out[i] (+= when accumulate is true).
     void adjoints(std::span<const Var> vars, std::span<double> out, bool accumulate = false) const {
         if (out.size() != vars.size()) throw ShapeError("Tape::adjoints: output size differs from the number of Vars");
+        if (const auto view = contiguous_values(vars); !view.empty() && vars.back().index < adj_.size()) {
+            const double* a = adj_.data() + vars[0].index; // a contiguous block: one streaming pass
+            for (std::size_t i = 0; i < vars.size(); ++i) out[i] = accumulate ? out[i] + a[i] : a[i];
+            return;
+        }
         for (std::size_t i = 0; i < vars.size(); ++i) {
             const double a = adjoint(vars[i]);
             out[i] = accumulate ? out[i] + a : a;
