@@ -79,6 +79,18 @@ TEST_CASE("segment_sum: Cpu and CpuParallel agree on a large random table", "[so
     CHECK(gw1 == gw2);
 }
 
+TEST_CASE("segment_sum: CpuParallel with fewer entries than threads", "[soft][segment-sum][exec]") {
+    const std::vector<double> v{1.0, 2.0, 3.0};
+    const std::vector<std::int32_t> id{1, 1, 0};
+    for (std::size_t m = 0; m <= 3; ++m) {
+        const auto out = soft::segment_sum(exec::CpuParallel{8}, std::span<const double>(v).first(m), 1,
+                                           std::span<const double>(), std::span<const std::int32_t>(id).first(m), 2);
+        const auto ref = soft::segment_sum(exec::Cpu{}, std::span<const double>(v).first(m), 1,
+                                           std::span<const double>(), std::span<const std::int32_t>(id).first(m), 2);
+        CHECK(out == ref);
+    }
+}
+
 TEST_CASE("segment_sum passes expect_ad in values and weights (Var: fused node)", "[soft][segment-sum][ad]") {
     // 4 entries × 2 channels, 3 segments; v = 8 values then 4 weights.
     const std::vector<double> p{0.2, 0.8, 1.0, -0.5, 0.3, 0.3, 2.0, 0.1, /*w*/ 0.9, 0.4, 1.5, 0.7};

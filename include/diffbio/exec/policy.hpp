@@ -10,6 +10,7 @@
 //
 // Each operation has a backend template specialised per policy (Backend<exec::Cpu>, ...).
 
+#include <cstddef>
 #include <type_traits>
 
 #include <diffbio/config.hpp>
@@ -52,6 +53,31 @@ inline int thread_count(const CpuParallel& p) {
 #endif
 }
 inline int thread_count(const Cpu&) { return 1; }
+
+/// Inside an OpenMP parallel region: the calling thread's share [lo, hi) of n items, in
+/// contiguous static blocks (outside a region, or without OpenMP: [0, n)).
+struct Range {
+    std::size_t lo;
+    std::size_t hi;
+};
+inline Range this_thread_range(std::size_t n) {
+#if defined(_OPENMP)
+    const auto tid = static_cast<std::size_t>(omp_get_thread_num());
+    const auto nt = static_cast<std::size_t>(omp_get_num_threads());
+    return {n * tid / nt, n * (tid + 1) / nt};
+#else
+    return {0, n};
+#endif
+}
+
+/// Inside an OpenMP parallel region: the calling thread's number (0 outside, or without OpenMP).
+inline std::size_t this_thread_index() {
+#if defined(_OPENMP)
+    return static_cast<std::size_t>(omp_get_thread_num());
+#else
+    return 0;
+#endif
+}
 
 /// For static_assert in a backend's primary template: false, but only once instantiated.
 template <class...>

@@ -108,15 +108,10 @@ struct SegmentSum<exec::CpuParallel> {
         for (std::size_t i = 0; i < table; ++i) out[i] = T(0);
         DIFFBIO_OMP(parallel num_threads(threads))
         {
-#if defined(_OPENMP)
-            const auto tid = static_cast<std::size_t>(omp_get_thread_num());
-            const auto nt = static_cast<std::size_t>(omp_get_num_threads());
-#else
-            const std::size_t tid = 0, nt = 1;
-#endif
-            const std::size_t lo = m * tid / nt, hi = m * (tid + 1) / nt;
+            const exec::Range r = exec::this_thread_range(m);
+            const std::size_t tid = exec::this_thread_index();
             T* dst = tid == 0 ? out : partial.data() + (tid - 1) * table;
-            detail::segment_sum_range(values, lo, hi, channels, weights, ids, dst);
+            detail::segment_sum_range(values, r.lo, r.hi, channels, weights, ids, dst);
         }
         const auto tt = static_cast<std::ptrdiff_t>(table);
         DIFFBIO_OMP(parallel for schedule(static) num_threads(threads))

@@ -72,9 +72,22 @@ struct SoftThreshold {
 };
 
 namespace detail {
+/// x_grad[i] += g_i on [lo, hi), and the two sums Σ g_i and Σ g_i (x_i − t) in double.
 template <class T>
-inline void soft_threshold_forward_range(const T* x, std::size_t lo, std::size_t hi, T t, T tau, T* out) {
-    for (std::size_t i = lo; i < hi; ++i) out[i] = diffbio::sigmoid((x[i] - t) / tau);
+inline void soft_threshold_backward_range(const T* x, const T* gy, std::size_t lo, std::size_t hi, T t, T tau,
+                                          T* x_grad, double& sum_g, double& sum_gz) {
+    const T inv = T(1) / tau;
+    for (std::size_t i = lo; i < hi; ++i) {
+        const T g = gy[i] * diffbio::sigmoid_derivative((x[i] - t) / tau) * inv;
+        if (x_grad != nullptr) x_grad[i] += g;
+        sum_g += g;
+        sum_gz += g * (x[i] - t);
+    }
+}
+template <class T>
+inline void soft_threshold_finish(double sum_g, double sum_gz, T tau, T* t_grad, T* tau_grad) {
+    if (t_grad != nullptr) *t_grad -= static_cast<T>(sum_g);
+    if (tau_grad != nullptr) *tau_grad -= static_cast<T>(sum_gz / static_cast<double>(tau));
 }
 } // namespace detail
 
@@ -82,21 +95,14 @@ template <>
 struct SoftThreshold<exec::Cpu> {
     template <class T>
     static void forward(const exec::Cpu&, const T* x, std::size_t n, T t, T tau, T* out) {
-        detail::soft_threshold_forward_range(x, 0, n, t, tau, out);
+        for (std::size_t i = 0; i < n; ++i) out[i] = diffbio::sigmoid((x[i] - t) / tau);
     }
     template <class T>
-    static void backward(const exec::Cpu&, const T* x, const T* gy, std::size_t n, T t, T tau,
-                         T* x_grad, T* t_grad, T* tau_grad) {
-        const T inv = T(1) / tau;
+    static void backward(const exec::Cpu&, const T* x, const T* gy, std::size_t n, T t, T tau, T* x_grad, T* t_grad,
+                         T* tau_grad) {
         double sum_g = 0, sum_gz = 0; // double accumulators also for float data
-        for (std::size_t i = 0; i < n; ++i) {
-            const T g = gy[i] * diffbio::sigmoid_derivative((x[i] - t) / tau) * inv;
-            if (x_grad != nullptr) x_grad[i] += g;
-            sum_g += g;
-            sum_gz += g * (x[i] - t);
-        }
-        if (t_grad != nullptr) *t_grad -= static_cast<T>(sum_g);
-        if (tau_grad != nullptr) *tau_grad -= static_cast<T>(sum_gz / static_cast<double>(tau));
+        detail::soft_threshold_backward_range(x, gy, 0, n, t, tau, x_grad, sum_g, sum_gz);
+        detail::soft_threshold_finish(sum_g, sum_gz, tau, t_grad, tau_grad);
     }
 };
 
@@ -112,19 +118,14 @@ struct SoftThreshold<exec::CpuParallel> {
     template <class T>
     static void backward(const exec::CpuParallel& p, const T* x, const T* gy, std::size_t n, T t, T tau, T* x_grad,
                          T* t_grad, T* tau_grad) {
-        const T inv = T(1) / tau;
         double sum_g = 0, sum_gz = 0;
-        const auto nn = static_cast<std::ptrdiff_t>(n);
         [[maybe_unused]] const int threads = exec::thread_count(p);
-        DIFFBIO_OMP(parallel for schedule(static) num_threads(threads) reduction(+ : sum_g, sum_gz))
-        for (std::ptrdiff_t i = 0; i < nn; ++i) {
-            const T g = gy[i] * diffbio::sigmoid_derivative((x[i] - t) / tau) * inv;
-            if (x_grad != nullptr) x_grad[i] += g;
-            sum_g += g;
-            sum_gz += g * (x[i] - t);
+        DIFFBIO_OMP(parallel num_threads(threads) reduction(+ : sum_g, sum_gz))
+        {
+            const exec::Range r = exec::this_thread_range(n);
+            detail::soft_threshold_backward_range(x, gy, r.lo, r.hi, t, tau, x_grad, sum_g, sum_gz);
         }
-        if (t_grad != nullptr) *t_grad -= static_cast<T>(sum_g);
-        if (tau_grad != nullptr) *tau_grad -= static_cast<T>(sum_gz / static_cast<double>(tau));
+        detail::soft_threshold_finish(sum_g, sum_gz, tau, t_grad, tau_grad);
     }
 };
 
