@@ -26,12 +26,3 @@ TEST_CASE("check_size and check_finite name the problem", "[core][validate]") {
     CHECK_THROWS_WITH(diffbio::check_finite(std::nan(""), "op", "theta"), Contains("'theta'"));
     CHECK_THROWS_AS(diffbio::check_positive(0.0, "op", "lr"), diffbio::InvalidArgument);
 }
-
-TEST_CASE("error hierarchy and ParseError location", "[core][error]") {
-    const diffbio::ParseError e("reads.fq", 12, "quality length 3 differs from sequence length 4");
-    CHECK(e.file() == "reads.fq");
-    CHECK(e.line() == 12);
-    CHECK(std::string(e.what()) == "reads.fq:12: quality length 3 differs from sequence length 4");
-    CHECK_THROWS_AS(throw diffbio::ShapeError("x"), diffbio::InvalidArgument);
-    CHECK_THROWS_AS(throw diffbio::AdError("x"), diffbio::Error);
-}
