@@ -139,9 +139,15 @@ void soft_threshold(const P& policy, std::span<const X> x, const Th& t, const Ta
     check_temperature(tau, "soft_threshold");
     check_size(out.size(), x.size(), "soft_threshold", "output");
     if constexpr (std::is_floating_point_v<R>) {
-        static_assert(std::is_same_v<X, R>, "soft_threshold: x must have the output's floating type");
-        backend::SoftThreshold<P>::forward(policy, x.data(), x.size(), static_cast<R>(t), static_cast<R>(tau),
-                                           out.data());
+        if constexpr (std::is_same_v<X, R>) {
+            backend::SoftThreshold<P>::forward(policy, x.data(), x.size(), static_cast<R>(t), static_cast<R>(tau),
+                                               out.data());
+        } else {
+            static_assert(exec::HostPolicy<P>, "soft_threshold: on a device, x must have the output's floating type");
+            const std::vector<R> xr(x.begin(), x.end()); // e.g. float data with double parameters
+            backend::SoftThreshold<P>::forward(policy, xr.data(), xr.size(), static_cast<R>(t), static_cast<R>(tau),
+                                               out.data());
+        }
     } else if constexpr (soft::detail::is_var_v<R>) {
         static_assert(exec::HostPolicy<P>, "soft_threshold: Var lives on the host tape; use exec::Cpu or CpuParallel");
         ad::Tape& tape = ad::Tape::active();

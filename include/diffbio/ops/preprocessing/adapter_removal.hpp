@@ -1,0 +1,362 @@
+#pragma once
+// AdapterRemoval: soft 3' adapter trimming with a proper "no adapter" outcome.
+//
+// For read i of length n and each start p with overlap ov = min(n − p, La) ≥ min_overlap:
+//   s_p = Σ_{k<ov} seq_{p+k}ᵀ S A_k / (m·ov)        gap-free match score of the adapter prefix
+//                                                     (A: adapter one-hot La×4, S: 4×4 scores,
+//                                                     m: the match score, so a perfect match is 1)
+//   z_p = m·ov·(s_p − τ_m)/T,  a_p = σ(z_p)          soft "the adapter starts at p"
+// z_p is the raw alignment score minus the threshold score m·ov·τ_m, in score units over T: the
+// evidence grows with the overlap, so T = 1 (one score point) is sharp enough that the ~L random
+// positions of a read without adapter do not add up to a trim (with DiffBio's z = (s − τ_m)/T and
+// s ∈ [−0.5, 1], every position would carry a ~30% chance of a trim at T = 1).
+// The trim position is the FIRST adapter start, so
+//   P(trim = p) = a_p Π_{q<p}(1 − a_q),  P(no adapter) = Π_q (1 − a_q)
+// and the retention of base l is the probability that no adapter starts at or before l:
+//   r_l = Π_{q≤l} (1 − a_q) = exp(Σ_{q≤l} log σ(−z_q))            (0 in padding)
+//   trim_position = E[trim] = Σ_l r_l                                (= n when no adapter)
+//   seq'_l = seq_l·r_l,  quality'_l = q_l·r_l
+// A read without adapter keeps r ≈ 1 everywhere (DiffBio's softmax over positions instead pulls
+// every trim toward the middle of the read, spec §2.2). As T → 0 this is exactly hard trimming at
+// the first start whose score exceeds τ_m (harden()).
+//
+// Learnable: A (init one-hot of the adapter; N = 0.25), S (init match/mismatch), τ_m, and T
+// (stored as log T so it stays > 0) unless learnable_temperature is false.
+// Gradient: a hand-derived reverse sweep (suffix sums of r̄·r, then through z to s, S, A, τ_m, T
+// and the reads). O(N·L·La·4) forward and backward; one fused tape node for Var.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <diffbio/ad/binder.hpp>
+#include <diffbio/ad/parameter.hpp>
+#include <diffbio/ad/tape.hpp>
+#include <diffbio/ad/var.hpp>
+#include <diffbio/core/error.hpp>
+#include <diffbio/core/math.hpp>
+#include <diffbio/core/read_batch.hpp>
+#include <diffbio/core/scalar_traits.hpp>
+#include <diffbio/core/validate.hpp>
+#include <diffbio/exec/policy.hpp>
+#include <diffbio/ops/preprocessing/reads.hpp>
+#include <diffbio/soft/detail/ad_operand.hpp>
+
+namespace diffbio::ops {
+
+struct AdapterRemovalConfig {
+    std::string adapter_sequence = "AGATCGGAAGAG";
+    double temperature = 1.0;
+    bool learnable_temperature = true;
+    double match_threshold = 0.5;
+    std::size_t min_overlap = 6;
+    double match_score = 2.0;
+    double mismatch_score = -1.0;
+
+    void validate() const {
+        if (adapter_sequence.empty()) throw InvalidArgument("AdapterRemovalConfig: 'adapter_sequence' is empty");
+        for (char c : adapter_sequence) {
+            if (base_index(c) < 0 && c != 'N' && c != 'n') {
+                throw InvalidArgument(std::string("AdapterRemovalConfig: 'adapter_sequence' has a character that is not "
+                                                  "A, C, G, T or N: '") + c + "'");
+            }
+        }
+        check_temperature(temperature, "AdapterRemovalConfig", "temperature");
+        check_finite(match_threshold, "AdapterRemovalConfig", "match_threshold");
+        if (min_overlap == 0) throw InvalidArgument("AdapterRemovalConfig: 'min_overlap' must be >= 1");
+        check_positive(match_score, "AdapterRemovalConfig", "match_score");
+        check_finite(mismatch_score, "AdapterRemovalConfig", "mismatch_score");
+    }
+};
+
+template <class T>
+struct AdapterRemovalResult {
+    std::vector<T> seq;           ///< [N × L × 4] reads times retention
+    std::vector<T> quality;       ///< [N × L] qualities times retention
+    std::vector<T> retention;     ///< [N × L] r_l (0 in padding)
+    std::vector<T> trim_position; ///< [N] expected trim position Σ_l r_l
+};
+
+namespace detail {
+
+/// Forward of one read for any scalar U (double for the fused node, Dual for forward mode).
+/// seq: [len × 4] (stride 4), B: [La × 4] with B_k = S A_k, out r: [len], returns Σ r.
+template <class U, class SeqT>
+U adapter_read_forward(const SeqT* seq, std::size_t len, const U* B, std::size_t la, std::size_t min_overlap,
+                       double norm, const U& tau_m, const U& temp, U* r) {
+    using diffbio::log_sigmoid;
+    using std::exp;
+    U c = passive<U>(0.0);
+    U total = passive<U>(0.0);
+    for (std::size_t p = 0; p < len; ++p) {
+        const std::size_t ov = std::min(len - p, la);
+        if (ov >= min_overlap) {
+            U s = passive<U>(0.0);
+            for (std::size_t k = 0; k < ov; ++k) {
+                for (std::size_t a = 0; a < 4; ++a) s = s + seq[(p + k) * 4 + a] * B[k * 4 + a];
+            }
+            const double w = norm * static_cast<double>(ov);
+            s = s / w;
+            c = c + log_sigmoid(-((s - tau_m) * w / temp));
+        }
+        r[p] = exp(c);
+        total = total + r[p];
+    }
+    return total;
+}
+
+/// Hand-derived backward of one read (double). rbar: ∂L/∂r [len] (pos̄ already added).
+/// Accumulates into seq_grad (may be null), Bbar [La × 4], tau_bar, temp_bar.
+inline void adapter_read_backward(const double* seq, std::size_t len, const double* B, std::size_t la,
+                                  std::size_t min_overlap, double norm, double tau_m, double temp, const double* r,
+                                  const double* rbar, double* seq_grad, double* Bbar, double& tau_bar, double& temp_bar) {
+    // ū_q = Σ_{l ≥ q} r̄_l r_l
+    double suffix = 0.0;
+    for (std::size_t pp = len; pp-- > 0;) {
+        suffix += rbar[pp] * r[pp];
+        const std::size_t p = pp;
+        const std::size_t ov = std::min(len - p, la);
+        if (ov < min_overlap) continue;
+        const double w = norm * static_cast<double>(ov);
+        double s = 0.0;
+        for (std::size_t k = 0; k < ov; ++k) {
+            for (std::size_t a = 0; a < 4; ++a) s += seq[(p + k) * 4 + a] * B[k * 4 + a];
+        }
+        s /= w;
+        const double z = (s - tau_m) * w / temp;
+        const double zbar = -suffix * diffbio::sigmoid(z); // d log σ(−z)/dz = −σ(z)
+        tau_bar -= zbar * w / temp;
+        temp_bar -= zbar * z / temp;
+        const double g = zbar / temp; // ∂z/∂(raw score) = 1/T
+        for (std::size_t k = 0; k < ov; ++k) {
+            for (std::size_t a = 0; a < 4; ++a) {
+                if (seq_grad != nullptr) seq_grad[(p + k) * 4 + a] += g * B[k * 4 + a];
+                Bbar[k * 4 + a] += g * seq[(p + k) * 4 + a];
+            }
+        }
+    }
+}
+
+} // namespace detail
+
+class AdapterRemoval {
+public:
+    explicit AdapterRemoval(AdapterRemovalConfig cfg = {})
+        : cfg_((cfg.validate(), std::move(cfg))), adapter_("adapter_one_hot", initial_adapter(cfg_.adapter_sequence)),
+          scores_("adapter_scores", initial_scores(cfg_.match_score, cfg_.mismatch_score)),
+          threshold_("adapter_match_threshold", cfg_.match_threshold),
+          log_temperature_("adapter_log_temperature", std::log(cfg_.temperature)) {}
+
+    const AdapterRemovalConfig& config() const noexcept { return cfg_; }
+    std::size_t adapter_length() const noexcept { return cfg_.adapter_sequence.size(); }
+    ad::Parameter& adapter() noexcept { return adapter_; }
+    ad::Parameter& scores() noexcept { return scores_; }
+    ad::Parameter& match_threshold() noexcept { return threshold_; }
+    ad::Parameter& log_temperature() noexcept { return log_temperature_; }
+    double temperature() const { return std::exp(log_temperature_.values()[0]); }
+
+    std::vector<ad::Parameter*> parameters() {
+        std::vector<ad::Parameter*> p{&adapter_, &scores_, &threshold_};
+        if (cfg_.learnable_temperature) p.push_back(&log_temperature_);
+        return p;
+    }
+
+    template <class T, class S, class Q, exec::HostPolicy P = exec::Cpu>
+    AdapterRemovalResult<promote_t<T, S, Q>> apply(ad::Binder<T>& bind, const ReadsView<S, Q>& reads,
+                                                   const P& policy = {}) const {
+        using R = promote_t<T, S, Q>;
+        reads.validate("AdapterRemoval");
+        AdapterRemovalResult<R> out;
+        if constexpr (soft::detail::is_var_v<R>) {
+            out.retention = retention_var(bind, reads, policy, out.trim_position);
+        } else {
+            out.retention = retention_generic<R>(bind, reads, out.trim_position);
+        }
+        out.seq = scale_rows(policy, reads.seq, std::span<const R>(out.retention), 4);
+        out.quality = scale_rows(policy, reads.quality, std::span<const R>(out.retention), 1);
+        return out;
+    }
+
+    /// Hard decision with the current parameters: the trimmed length of each read (the first start
+    /// whose score exceeds τ_m, or the full length). O(N·L·La).
+    template <class S, class Q>
+    std::vector<std::uint32_t> trimmed_lengths(const ReadsView<S, Q>& reads) const {
+        reads.validate("AdapterRemoval::trimmed_lengths");
+        const std::vector<double> B = adapter_times_scores();
+        const std::size_t la = adapter_length();
+        const double tau_m = threshold_.values()[0];
+        std::vector<std::uint32_t> out(reads.n);
+        for (std::size_t i = 0; i < reads.n; ++i) {
+            const std::size_t len = reads.lengths[i];
+            const auto* seq = reads.seq.data() + i * reads.length * 4;
+            out[i] = static_cast<std::uint32_t>(len);
+            for (std::size_t p = 0; p < len; ++p) {
+                const std::size_t ov = std::min(len - p, la);
+                if (ov < cfg_.min_overlap) break;
+                double s = 0.0;
+                for (std::size_t k = 0; k < ov; ++k) {
+                    for (std::size_t a = 0; a < 4; ++a) s += primal(seq[(p + k) * 4 + a]) * B[k * 4 + a];
+                }
+                if (s / (cfg_.match_score * static_cast<double>(ov)) > tau_m) {
+                    out[i] = static_cast<std::uint32_t>(p);
+                    break;
+                }
+            }
+        }
+        return out;
+    }
+
+private:
+    static std::vector<double> initial_adapter(const std::string& a) {
+        std::vector<double> v(a.size() * 4, 0.0);
+        for (std::size_t k = 0; k < a.size(); ++k) {
+            const int b = base_index(a[k]);
+            for (int c = 0; c < 4; ++c) v[k * 4 + static_cast<std::size_t>(c)] = b < 0 ? 0.25 : (c == b ? 1.0 : 0.0);
+        }
+        return v;
+    }
+    static std::vector<double> initial_scores(double match, double mismatch) {
+        std::vector<double> v(16);
+        for (std::size_t a = 0; a < 4; ++a) {
+            for (std::size_t b = 0; b < 4; ++b) v[a * 4 + b] = a == b ? match : mismatch;
+        }
+        return v;
+    }
+
+    /// B_k = S A_k for any scalar: B[k, a] = Σ_b S[a, b] A[k, b].
+    template <class U>
+    static std::vector<U> times_scores(std::span<const U> A, std::span<const U> S, std::size_t la) {
+        std::vector<U> B(la * 4, passive<U>(0.0));
+        for (std::size_t k = 0; k < la; ++k) {
+            for (std::size_t a = 0; a < 4; ++a) {
+                for (std::size_t b = 0; b < 4; ++b) B[k * 4 + a] = B[k * 4 + a] + S[a * 4 + b] * A[k * 4 + b];
+            }
+        }
+        return B;
+    }
+    std::vector<double> adapter_times_scores() const {
+        return times_scores<double>(adapter_.values(), scores_.values(), adapter_length());
+    }
+
+    /// double / float / Dual: the forward formula in the scalar itself.
+    template <class R, class T, class S, class Q>
+    std::vector<R> retention_generic(ad::Binder<T>& bind, const ReadsView<S, Q>& reads, std::vector<R>& pos) const {
+        using std::exp;
+        const std::size_t la = adapter_length();
+        const auto A = bind(adapter_);
+        const auto Sm = bind(scores_);
+        const std::vector<R> Ar(A.begin(), A.end()), Sr(Sm.begin(), Sm.end());
+        const std::vector<R> B = times_scores<R>(Ar, Sr, la);
+        const R tau_m = bind(threshold_)[0];
+        const R temp = cfg_.learnable_temperature ? R(exp(bind(log_temperature_)[0])) : passive<R>(temperature());
+        std::vector<R> r(reads.n * reads.length, passive<R>(0.0));
+        pos.assign(reads.n, passive<R>(0.0));
+        for (std::size_t i = 0; i < reads.n; ++i) {
+            pos[i] = detail::adapter_read_forward<R>(reads.seq.data() + i * reads.length * 4, reads.lengths[i], B.data(), la,
+                                                     cfg_.min_overlap, cfg_.match_score, tau_m, temp,
+                                                     r.data() + i * reads.length);
+        }
+        return r;
+    }
+
+    /// Var: one fused node with outputs [r (N×L), pos (N)].
+    template <class S, class Q, class P>
+    std::vector<ad::Var> retention_var(ad::Binder<ad::Var>& bind, const ReadsView<S, Q>& reads, const P& policy,
+                                       std::vector<ad::Var>& pos) const {
+        ad::Tape& tape = ad::Tape::active();
+        const std::size_t n = reads.n, L = reads.length, la = adapter_length(), min_ov = cfg_.min_overlap;
+        const double norm = cfg_.match_score;
+        const bool learn_t = cfg_.learnable_temperature;
+        const auto A = bind(adapter_);
+        const auto Sm = bind(scores_);
+        const auto tau = bind(threshold_);
+        const std::span<const ad::Var> logt = learn_t ? bind(log_temperature_) : std::span<const ad::Var>();
+        const std::span<const double> saved_seq = soft::detail::saved_values(tape, reads.seq);
+        const std::span<std::uint32_t> lens = tape.allocate<std::uint32_t>(n);
+        std::copy(reads.lengths.begin(), reads.lengths.end(), lens.begin());
+        const double fixed_temp = temperature();
+        auto y = tape.record_node_uninitialised(
+            {soft::detail::node_inputs(reads.seq), A, Sm, tau, logt}, n * L + n,
+            [=](const ad::NodeGrad& g) {
+                const auto seq = soft::detail::input_values<S>(g, 0, saved_seq);
+                const auto Av = g.in_value(1), Sv = g.in_value(2);
+                const double tau_m = g.in_value(3)[0];
+                const double temp = learn_t ? std::exp(g.in_value(4)[0]) : fixed_temp;
+                const std::vector<double> B = times_scores<double>(Av, Sv, la);
+                const auto r = g.out_value();
+                const auto ybar = g.out_adjoint();
+                const auto seq_grad = g.in_adjoint(0);
+                std::vector<double> Bbar(la * 4, 0.0);
+                double tau_bar = 0.0, temp_bar = 0.0;
+                [[maybe_unused]] const int threads = exec::thread_count(policy);
+                const auto nn = static_cast<std::ptrdiff_t>(n);
+                DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+                {
+                    std::vector<double> Bbar_t(la * 4, 0.0), rbar(L);
+                    double tau_t = 0.0, temp_t = 0.0;
+                    DIFFBIO_OMP(for schedule(dynamic, 64))
+                    for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
+                        const auto i = static_cast<std::size_t>(ii);
+                        const std::size_t len = lens[i];
+                        for (std::size_t l = 0; l < len; ++l) rbar[l] = ybar[i * L + l] + ybar[n * L + i];
+                        detail::adapter_read_backward(seq.data() + i * L * 4, len, B.data(), la, min_ov, norm, tau_m, temp,
+                                              r.data() + i * L, rbar.data(),
+                                              seq_grad.empty() ? nullptr : seq_grad.data() + i * L * 4, Bbar_t.data(),
+                                              tau_t, temp_t);
+                    }
+                    DIFFBIO_OMP(critical)
+                    {
+                        for (std::size_t k = 0; k < Bbar.size(); ++k) Bbar[k] += Bbar_t[k];
+                        tau_bar += tau_t;
+                        temp_bar += temp_t;
+                    }
+                }
+                // B[k, a] = Σ_b S[a, b] A[k, b]
+                const auto Abar = g.in_adjoint(1), Sbar = g.in_adjoint(2);
+                for (std::size_t k = 0; k < la; ++k) {
+                    for (std::size_t a = 0; a < 4; ++a) {
+                        for (std::size_t b = 0; b < 4; ++b) {
+                            Sbar[a * 4 + b] += Bbar[k * 4 + a] * Av[k * 4 + b];
+                            Abar[k * 4 + b] += Bbar[k * 4 + a] * Sv[a * 4 + b];
+                        }
+                    }
+                }
+                g.in_adjoint(3)[0] += tau_bar;
+                if (learn_t) g.in_adjoint(4)[0] += temp_bar * temp; // d T / d log T = T
+            });
+        // Forward (outputs are recorded; no more records until the loop ends).
+        const auto seq = soft::detail::forward_values(tape, reads.seq, saved_seq);
+        std::vector<double> Av(la * 4), Sv(16);
+        for (std::size_t k = 0; k < Av.size(); ++k) Av[k] = tape.value(A[k]);
+        for (std::size_t k = 0; k < 16; ++k) Sv[k] = tape.value(Sm[k]);
+        const std::vector<double> B = times_scores<double>(Av, Sv, la);
+        const double tau_m = tape.value(tau[0]);
+        const double temp = learn_t ? std::exp(tape.value(logt[0])) : fixed_temp;
+        auto yv = tape.values_of(y);
+        const auto nn = static_cast<std::ptrdiff_t>(n);
+        [[maybe_unused]] const int threads = exec::thread_count(policy);
+        DIFFBIO_OMP(parallel for schedule(dynamic, 64) num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+        for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
+            const auto i = static_cast<std::size_t>(ii);
+            double* r = yv.data() + i * L;
+            for (std::size_t l = 0; l < L; ++l) r[l] = 0.0;
+            yv[n * L + i] = detail::adapter_read_forward<double>(seq.data() + i * L * 4, lens[i], B.data(), la, min_ov,
+                                                                norm, tau_m, temp, r);
+        }
+        std::vector<ad::Var> ret(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(n * L));
+        pos.assign(y.begin() + static_cast<std::ptrdiff_t>(n * L), y.end());
+        return ret;
+    }
+
+    AdapterRemovalConfig cfg_;
+    ad::Parameter adapter_;
+    ad::Parameter scores_;
+    ad::Parameter threshold_;
+    ad::Parameter log_temperature_;
+};
+
+} // namespace diffbio::ops

@@ -1,0 +1,433 @@
+#pragma once
+// DuplicateWeighting: soft duplicate clusters from read embeddings.
+//
+// Embedding of read i (length n):
+//   c_{t,e} = relu(Σ_{k<W} Σ_a seq_{t+k,a} K_{k,a,e}),  t = 0..n−W     (valid 1-D convolution)
+//   e_i = mean_t c_t,  ê_i = e_i/(‖e_i‖ + 1e-8)                          (0 for reads shorter than W;
+//                                                                          DiffBio returns NaN there)
+// Weights over the batch:
+//   S_ij = ê_iᵀ ê_j,  M_ij = σ((S_ij − τ_s)/T),  size_i = Σ_j M_ij (self included)
+//   raw_i = 1/max(size_i, 1),  w_i = raw_i / mean(raw)
+// so a read in a cluster of k near-identical reads gets weight ∝ 1/k and the weights average 1.
+// Learnable: K (init N(0, 1)·0.1, seeded), τ_s, T (stored as log T).
+//
+// Cost: the embedding is O(N·L·W·4·E) (a GEMM per read); the weights are exact O(N²·E), computed
+// in blocks of rows × columns so memory stays O(N·E + block²): the N × N matrix is never stored.
+// The backward recomputes each block (S, σ') instead of storing it. For Var: two fused nodes
+// (embedding; weights). CpuParallel splits both over rows.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include <diffbio/ad/binder.hpp>
+#include <diffbio/ad/parameter.hpp>
+#include <diffbio/ad/tape.hpp>
+#include <diffbio/ad/var.hpp>
+#include <diffbio/core/error.hpp>
+#include <diffbio/core/math.hpp>
+#include <diffbio/core/scalar_traits.hpp>
+#include <diffbio/core/validate.hpp>
+#include <diffbio/exec/policy.hpp>
+#include <diffbio/ops/preprocessing/reads.hpp>
+#include <diffbio/soft/detail/ad_operand.hpp>
+
+namespace diffbio::ops {
+
+struct DuplicateWeightingConfig {
+    std::size_t embedding_dim = 32;
+    std::size_t kernel_width = 7;
+    double similarity_threshold = 0.9;
+    double temperature = 1.0;
+    bool learnable_temperature = true;
+    std::uint64_t seed = 0;
+    std::size_t block_size = 512;
+
+    void validate() const {
+        if (embedding_dim == 0) throw InvalidArgument("DuplicateWeightingConfig: 'embedding_dim' must be >= 1");
+        if (kernel_width == 0) throw InvalidArgument("DuplicateWeightingConfig: 'kernel_width' must be >= 1");
+        check_finite(similarity_threshold, "DuplicateWeightingConfig", "similarity_threshold");
+        check_temperature(temperature, "DuplicateWeightingConfig", "temperature");
+        if (block_size == 0) throw InvalidArgument("DuplicateWeightingConfig: 'block_size' must be >= 1");
+    }
+};
+
+template <class T>
+struct DuplicateWeightingResult {
+    std::vector<T> weights;    ///< [N] w_i, mean 1
+    std::vector<T> embeddings; ///< [N × E] normalised embeddings
+};
+
+namespace detail {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Embedding of one read (double): writes ê [E], returns the pre-normalisation norm ‖e‖.
+inline double embed_read(const double* seq, std::size_t len, const double* K, std::size_t W, std::size_t E, double* out,
+                         RowMatrix& cols, RowMatrix& pre) {
+    for (std::size_t e = 0; e < E; ++e) out[e] = 0.0;
+    if (len < W) return 0.0;
+    const std::size_t nt = len - W + 1;
+    // im2col: window t is the contiguous slice seq[t·4 .. (t + W)·4)
+    cols.resize(static_cast<Eigen::Index>(nt), static_cast<Eigen::Index>(W * 4));
+    for (std::size_t t = 0; t < nt; ++t) {
+        for (std::size_t j = 0; j < W * 4; ++j) cols(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(j)) = seq[t * 4 + j];
+    }
+    const Eigen::Map<const RowMatrix> Km(K, static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
+    pre.noalias() = cols * Km;
+    double norm2 = 0.0;
+    for (std::size_t e = 0; e < E; ++e) {
+        double m = 0.0;
+        for (std::size_t t = 0; t < nt; ++t) m += std::max(0.0, pre(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(e)));
+        m /= static_cast<double>(nt);
+        out[e] = m;
+        norm2 += m * m;
+    }
+    const double norm = std::sqrt(norm2);
+    for (std::size_t e = 0; e < E; ++e) out[e] /= norm + 1e-8;
+    return norm;
+}
+
+} // namespace detail
+
+class DuplicateWeighting {
+public:
+    explicit DuplicateWeighting(DuplicateWeightingConfig cfg = {})
+        : cfg_((cfg.validate(), cfg)), kernel_("duplicate_kernel", initial_kernel(cfg)),
+          threshold_("duplicate_similarity_threshold", cfg.similarity_threshold),
+          log_temperature_("duplicate_log_temperature", std::log(cfg.temperature)) {}
+
+    const DuplicateWeightingConfig& config() const noexcept { return cfg_; }
+    ad::Parameter& kernel() noexcept { return kernel_; }
+    ad::Parameter& similarity_threshold() noexcept { return threshold_; }
+    ad::Parameter& log_temperature() noexcept { return log_temperature_; }
+    std::vector<ad::Parameter*> parameters() {
+        std::vector<ad::Parameter*> p{&kernel_, &threshold_};
+        if (cfg_.learnable_temperature) p.push_back(&log_temperature_);
+        return p;
+    }
+
+    template <class T, class S, class Q, exec::HostPolicy P = exec::Cpu>
+    DuplicateWeightingResult<promote_t<T, S>> apply(ad::Binder<T>& bind, const ReadsView<S, Q>& reads,
+                                                    const P& policy = {}) const {
+        using R = promote_t<T, S>;
+        reads.validate("DuplicateWeighting");
+        DuplicateWeightingResult<R> out;
+        if (reads.n == 0) return out;
+        if constexpr (soft::detail::is_var_v<R>) {
+            out.embeddings = embeddings_var(bind, reads, policy);
+            out.weights = weights_var(bind, out.embeddings, reads.n, policy);
+        } else {
+            out.embeddings = embeddings_generic<R>(bind, reads);
+            out.weights = weights_generic<R>(bind, out.embeddings, reads.n);
+        }
+        return out;
+    }
+
+    /// Hard decision with the current parameters: read i is a duplicate when an earlier read j < i
+    /// has similarity S_ij > τ_s. O(N²·E) in blocks.
+    template <class S, class Q>
+    std::vector<bool> duplicate_flags(const ReadsView<S, Q>& reads) const {
+        reads.validate("DuplicateWeighting::duplicate_flags");
+        const std::size_t n = reads.n, E = cfg_.embedding_dim;
+        const detail::RowMatrix emb = embed_all(reads);
+        const double tau = threshold_.values()[0];
+        std::vector<bool> dup(n, false);
+        for (std::size_t i = 0; i < n; ++i) {
+            for (std::size_t j = 0; j < i && !dup[i]; ++j) {
+                double s = 0.0;
+                for (std::size_t e = 0; e < E; ++e) s += emb(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(e)) * emb(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(e));
+                if (s > tau) dup[i] = true;
+            }
+        }
+        return dup;
+    }
+
+private:
+    static std::vector<double> initial_kernel(const DuplicateWeightingConfig& cfg) {
+        std::mt19937_64 rng(cfg.seed);
+        std::vector<double> k(cfg.kernel_width * 4 * cfg.embedding_dim);
+        // Box–Muller on our own uniform draws: identical across standard libraries.
+        auto uniform = [&rng] { return (static_cast<double>(rng() >> 11) + 0.5) / 9007199254740992.0; };
+        for (std::size_t i = 0; i < k.size(); i += 2) {
+            const double u1 = uniform(), u2 = uniform();
+            const double rad = std::sqrt(-2.0 * std::log(u1));
+            k[i] = 0.1 * rad * std::cos(2.0 * M_PI * u2);
+            if (i + 1 < k.size()) k[i + 1] = 0.1 * rad * std::sin(2.0 * M_PI * u2);
+        }
+        return k;
+    }
+
+    template <class S, class Q>
+    detail::RowMatrix embed_all(const ReadsView<S, Q>& reads) const {
+        const std::size_t n = reads.n, L = reads.length, E = cfg_.embedding_dim;
+        detail::RowMatrix emb(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
+        std::vector<double> seq(L * 4);
+        detail::RowMatrix cols, pre;
+        for (std::size_t i = 0; i < n; ++i) {
+            for (std::size_t j = 0; j < L * 4; ++j) seq[j] = primal(reads.seq[i * L * 4 + j]);
+            detail::embed_read(seq.data(), reads.lengths[i], kernel_.values().data(), cfg_.kernel_width, E,
+                               emb.data() + i * E, cols, pre);
+        }
+        return emb;
+    }
+
+    // ---- generic scalar (double, float, Dual): direct formulas, O(N²) without blocking ----------
+    template <class R, class T, class S, class Q>
+    std::vector<R> embeddings_generic(ad::Binder<T>& bind, const ReadsView<S, Q>& reads) const {
+        using std::sqrt;
+        const std::size_t n = reads.n, L = reads.length, W = cfg_.kernel_width, E = cfg_.embedding_dim;
+        const auto K = bind(kernel_);
+        std::vector<R> emb(n * E, passive<R>(0.0));
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t len = reads.lengths[i];
+            if (len < W) continue;
+            const std::size_t nt = len - W + 1;
+            std::vector<R> e(E, passive<R>(0.0));
+            for (std::size_t t = 0; t < nt; ++t) {
+                for (std::size_t f = 0; f < E; ++f) {
+                    R c = passive<R>(0.0);
+                    for (std::size_t j = 0; j < W * 4; ++j) c = c + reads.seq[i * L * 4 + t * 4 + j] * K[j * E + f];
+                    if (primal(c) > 0.0) e[f] = e[f] + c;
+                }
+            }
+            R norm2 = passive<R>(0.0);
+            for (std::size_t f = 0; f < E; ++f) {
+                e[f] = e[f] / static_cast<double>(nt);
+                norm2 = norm2 + e[f] * e[f];
+            }
+            const R denom = (primal(norm2) > 0.0 ? R(sqrt(norm2)) : passive<R>(0.0)) + 1e-8;
+            for (std::size_t f = 0; f < E; ++f) emb[i * E + f] = e[f] / denom;
+        }
+        return emb;
+    }
+
+    template <class R, class T>
+    std::vector<R> weights_generic(ad::Binder<T>& bind, const std::vector<R>& emb, std::size_t n) const {
+        using diffbio::sigmoid;
+        using std::exp;
+        const std::size_t E = cfg_.embedding_dim;
+        const R tau = bind(threshold_)[0];
+        const R temp = cfg_.learnable_temperature ? R(exp(bind(log_temperature_)[0])) : passive<R>(cfg_.temperature);
+        std::vector<R> raw(n);
+        R mean = passive<R>(0.0);
+        for (std::size_t i = 0; i < n; ++i) {
+            R size = passive<R>(0.0);
+            for (std::size_t j = 0; j < n; ++j) {
+                R s = passive<R>(0.0);
+                for (std::size_t f = 0; f < E; ++f) s = s + emb[i * E + f] * emb[j * E + f];
+                size = size + sigmoid((s - tau) / temp);
+            }
+            raw[i] = primal(size) > 1.0 ? R(1.0 / size) : passive<R>(1.0);
+            mean = mean + raw[i];
+        }
+        mean = mean / static_cast<double>(n);
+        std::vector<R> w(n);
+        for (std::size_t i = 0; i < n; ++i) w[i] = raw[i] / mean;
+        return w;
+    }
+
+    // ---- Var: fused nodes --------------------------------------------------------------------
+    template <class S, class Q, class P>
+    std::vector<ad::Var> embeddings_var(ad::Binder<ad::Var>& bind, const ReadsView<S, Q>& reads, const P& policy) const {
+        ad::Tape& tape = ad::Tape::active();
+        const std::size_t n = reads.n, L = reads.length, W = cfg_.kernel_width, E = cfg_.embedding_dim;
+        const auto K = bind(kernel_);
+        const std::span<const double> saved_seq = soft::detail::saved_values(tape, reads.seq);
+        const std::span<std::uint32_t> lens = tape.allocate<std::uint32_t>(n);
+        std::copy(reads.lengths.begin(), reads.lengths.end(), lens.begin());
+        const std::span<double> norms = tape.allocate<double>(n);
+        auto y = tape.record_node_uninitialised(
+            {soft::detail::node_inputs(reads.seq), K}, n * E, [=](const ad::NodeGrad& g) {
+                const auto seq = soft::detail::input_values<S>(g, 0, saved_seq);
+                const auto Kv = g.in_value(1);
+                const auto out = g.out_value();
+                const auto obar = g.out_adjoint();
+                const auto seq_grad = g.in_adjoint(0);
+                const auto Kbar = g.in_adjoint(1);
+                const auto nn = static_cast<std::ptrdiff_t>(n);
+                [[maybe_unused]] const int threads = exec::thread_count(policy);
+                DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+                {
+                    detail::RowMatrix cols, pre, cbar, Kbar_t = detail::RowMatrix::Zero(static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
+                    std::vector<double> ebar(E);
+                    const Eigen::Map<const detail::RowMatrix> Km(Kv.data(), static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
+                    DIFFBIO_OMP(for schedule(dynamic, 16))
+                    for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
+                        const auto i = static_cast<std::size_t>(ii);
+                        const std::size_t len = lens[i];
+                        const double norm = norms[i];
+                        if (len < W || norm == 0.0) continue;
+                        const std::size_t nt = len - W + 1;
+                        // ê = e/(‖e‖ + ε): ē = ō/(‖e‖+ε) − e (eᵀō)/(‖e‖ (‖e‖+ε)²), with e = ê (‖e‖+ε)
+                        const double d = norm + 1e-8;
+                        double dot = 0.0;
+                        for (std::size_t f = 0; f < E; ++f) dot += out[i * E + f] * d * obar[i * E + f];
+                        for (std::size_t f = 0; f < E; ++f) {
+                            ebar[f] = obar[i * E + f] / d - out[i * E + f] * d * dot / (norm * d * d);
+                        }
+                        // recompute the pre-activations of this read
+                        cols.resize(static_cast<Eigen::Index>(nt), static_cast<Eigen::Index>(W * 4));
+                        for (std::size_t t = 0; t < nt; ++t) {
+                            for (std::size_t j = 0; j < W * 4; ++j) cols(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(j)) = seq[i * L * 4 + t * 4 + j];
+                        }
+                        pre.noalias() = cols * Km;
+                        cbar.resize(static_cast<Eigen::Index>(nt), static_cast<Eigen::Index>(E));
+                        for (std::size_t t = 0; t < nt; ++t) {
+                            for (std::size_t f = 0; f < E; ++f) {
+                                const auto ti = static_cast<Eigen::Index>(t), fi = static_cast<Eigen::Index>(f);
+                                cbar(ti, fi) = pre(ti, fi) > 0.0 ? ebar[f] / static_cast<double>(nt) : 0.0;
+                            }
+                        }
+                        Kbar_t.noalias() += cols.transpose() * cbar;
+                        if (!seq_grad.empty()) {
+                            const detail::RowMatrix colbar = cbar * Km.transpose(); // [nt × W·4]
+                            for (std::size_t t = 0; t < nt; ++t) {
+                                for (std::size_t j = 0; j < W * 4; ++j) seq_grad[i * L * 4 + t * 4 + j] += colbar(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(j));
+                            }
+                        }
+                    }
+                    DIFFBIO_OMP(critical)
+                    {
+                        for (std::size_t k = 0; k < W * 4 * E; ++k) Kbar[k] += Kbar_t.data()[k];
+                    }
+                }
+            });
+        const auto seq = soft::detail::forward_values(tape, reads.seq, saved_seq);
+        std::vector<double> Kv(K.size());
+        for (std::size_t k = 0; k < K.size(); ++k) Kv[k] = tape.value(K[k]);
+        auto yv = tape.values_of(y);
+        const auto nn = static_cast<std::ptrdiff_t>(n);
+        [[maybe_unused]] const int threads = exec::thread_count(policy);
+        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+        {
+            detail::RowMatrix cols, pre;
+            DIFFBIO_OMP(for schedule(dynamic, 16))
+            for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
+                const auto i = static_cast<std::size_t>(ii);
+                norms[i] = detail::embed_read(seq.data() + i * L * 4, lens[i], Kv.data(), W, E, yv.data() + i * E, cols, pre);
+            }
+        }
+        return {y.begin(), y.end()};
+    }
+
+    template <class P>
+    std::vector<ad::Var> weights_var(ad::Binder<ad::Var>& bind, const std::vector<ad::Var>& emb, std::size_t n,
+                                     const P& policy) const {
+        ad::Tape& tape = ad::Tape::active();
+        const std::size_t E = cfg_.embedding_dim, bs = cfg_.block_size;
+        const bool learn_t = cfg_.learnable_temperature;
+        const double fixed_temp = cfg_.temperature;
+        const auto tau = bind(threshold_);
+        const std::span<const ad::Var> logt = learn_t ? bind(log_temperature_) : std::span<const ad::Var>();
+        const std::span<double> size = tape.allocate<double>(n);
+        // size_i for all rows, blocked: S_IJ = E_I E_Jᵀ.
+        auto sizes = [n, E, bs, policy](const double* embv, double tau_v, double temp, double* out_size) {
+            const Eigen::Map<const detail::RowMatrix> Em(embv, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
+            const auto nb = static_cast<std::ptrdiff_t>((n + bs - 1) / bs);
+            [[maybe_unused]] const int threads = exec::thread_count(policy);
+            DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+            {
+                detail::RowMatrix blk;
+                DIFFBIO_OMP(for schedule(dynamic, 1))
+                for (std::ptrdiff_t bi = 0; bi < nb; ++bi) {
+                    const auto i0 = static_cast<Eigen::Index>(static_cast<std::size_t>(bi) * bs);
+                    const auto ni = static_cast<Eigen::Index>(std::min(bs, n - static_cast<std::size_t>(i0)));
+                    for (Eigen::Index i = 0; i < ni; ++i) out_size[i0 + i] = 0.0;
+                    for (std::size_t j0 = 0; j0 < n; j0 += bs) {
+                        const auto nj = static_cast<Eigen::Index>(std::min(bs, n - j0));
+                        blk.noalias() = Em.middleRows(i0, ni) * Em.middleRows(static_cast<Eigen::Index>(j0), nj).transpose();
+                        for (Eigen::Index i = 0; i < ni; ++i) {
+                            double acc = 0.0;
+                            for (Eigen::Index j = 0; j < nj; ++j) acc += diffbio::sigmoid((blk(i, j) - tau_v) / temp);
+                            out_size[i0 + i] += acc;
+                        }
+                    }
+                }
+            }
+        };
+        auto y = tape.record_node_uninitialised(
+            {std::span<const ad::Var>(emb), tau, logt}, n, [=](const ad::NodeGrad& g) {
+                const auto embv = g.in_value(0);
+                const double tau_v = g.in_value(1)[0];
+                const double temp = learn_t ? std::exp(g.in_value(2)[0]) : fixed_temp;
+                const auto w = g.out_value();
+                const auto wbar = g.out_adjoint();
+                // w_i = raw_i·N/Σraw:  raw̄_j = (w̄_j − Σ_i w̄_i w_i/N)·N/Σraw
+                double raw_sum = 0.0, ww = 0.0;
+                std::vector<double> raw(n), sbar(n);
+                for (std::size_t i = 0; i < n; ++i) {
+                    raw[i] = size[i] > 1.0 ? 1.0 / size[i] : 1.0;
+                    raw_sum += raw[i];
+                    ww += wbar[i] * w[i];
+                }
+                for (std::size_t i = 0; i < n; ++i) {
+                    const double rawbar = (wbar[i] - ww / static_cast<double>(n)) * static_cast<double>(n) / raw_sum;
+                    sbar[i] = size[i] > 1.0 ? -rawbar / (size[i] * size[i]) : 0.0;
+                }
+                // M̄_ij = s̄_i; Ē_I = Σ_J H_IJ E_J with H_ij = (s̄_i + s̄_j) σ'(z_ij)/T (S is symmetric)
+                const Eigen::Map<const detail::RowMatrix> Em(embv.data(), static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
+                const auto Ebar = g.in_adjoint(0);
+                double tau_bar = 0.0, temp_bar = 0.0;
+                const auto nb = static_cast<std::ptrdiff_t>((n + bs - 1) / bs);
+                [[maybe_unused]] const int threads = exec::thread_count(policy);
+                DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>) reduction(+ : tau_bar, temp_bar))
+                {
+                    detail::RowMatrix blk, H, acc;
+                    DIFFBIO_OMP(for schedule(dynamic, 1))
+                    for (std::ptrdiff_t bi = 0; bi < nb; ++bi) {
+                        const auto i0 = static_cast<Eigen::Index>(static_cast<std::size_t>(bi) * bs);
+                        const auto ni = static_cast<Eigen::Index>(std::min(bs, n - static_cast<std::size_t>(i0)));
+                        acc = detail::RowMatrix::Zero(ni, static_cast<Eigen::Index>(E));
+                        for (std::size_t j0 = 0; j0 < n; j0 += bs) {
+                            const auto nj = static_cast<Eigen::Index>(std::min(bs, n - j0));
+                            const auto jj0 = static_cast<Eigen::Index>(j0);
+                            blk.noalias() = Em.middleRows(i0, ni) * Em.middleRows(jj0, nj).transpose();
+                            H.resize(ni, nj);
+                            for (Eigen::Index i = 0; i < ni; ++i) {
+                                for (Eigen::Index j = 0; j < nj; ++j) {
+                                    const double z = (blk(i, j) - tau_v) / temp;
+                                    const double d = diffbio::sigmoid_derivative(z) / temp;
+                                    H(i, j) = (sbar[static_cast<std::size_t>(i0 + i)] + sbar[j0 + static_cast<std::size_t>(j)]) * d;
+                                    const double m = sbar[static_cast<std::size_t>(i0 + i)] * d; // ∂M_ij/∂S_ij · M̄_ij
+                                    tau_bar -= m;
+                                    temp_bar -= m * z;
+                                }
+                            }
+                            acc.noalias() += H * Em.middleRows(jj0, nj);
+                        }
+                        for (Eigen::Index i = 0; i < ni; ++i) {
+                            for (std::size_t f = 0; f < E; ++f) Ebar[static_cast<std::size_t>(i0 + i) * E + f] += acc(i, static_cast<Eigen::Index>(f));
+                        }
+                    }
+                }
+                g.in_adjoint(1)[0] += tau_bar;
+                if (learn_t) g.in_adjoint(2)[0] += temp_bar * temp;
+            });
+        std::vector<double> embv(emb.size());
+        for (std::size_t k = 0; k < emb.size(); ++k) embv[k] = tape.value(emb[k]);
+        const double tau_v = tape.value(tau[0]);
+        const double temp = learn_t ? std::exp(tape.value(logt[0])) : fixed_temp;
+        sizes(embv.data(), tau_v, temp, size.data());
+        auto wv = tape.values_of(y);
+        double raw_sum = 0.0;
+        for (std::size_t i = 0; i < n; ++i) raw_sum += size[i] > 1.0 ? 1.0 / size[i] : 1.0;
+        for (std::size_t i = 0; i < n; ++i) wv[i] = (size[i] > 1.0 ? 1.0 / size[i] : 1.0) * static_cast<double>(n) / raw_sum;
+        return {y.begin(), y.end()};
+    }
+
+    DuplicateWeightingConfig cfg_;
+    ad::Parameter kernel_;
+    ad::Parameter threshold_;
+    ad::Parameter log_temperature_;
+};
+
+} // namespace diffbio::ops

@@ -1,0 +1,151 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <diffbio/ops/preprocessing/adapter_removal.hpp>
+
+#include "expect_ad.hpp"
+
+using namespace diffbio;
+using Catch::Matchers::Contains;
+
+namespace {
+ReadBatch batch_of(const std::vector<std::string>& reads) {
+    ReadBatch b;
+    for (std::size_t i = 0; i < reads.size(); ++i) {
+        const std::vector<float> q(reads[i].size(), 30.0f);
+        b.add("r" + std::to_string(i), reads[i], q);
+    }
+    return b;
+}
+double sig(double x) { return diffbio::sigmoid(x); }
+} // namespace
+
+TEST_CASE("AdapterRemoval: hand-computed retention of a short read", "[ops][adapter]") {
+    // Adapter ACGT, read TTACGT, min overlap 2, match 2 / mismatch −1, τ_m = 0.5, T = 0.5.
+    // Raw scores by start: p0 TTAC −4, p1 TACG −4, p2 ACGT 8, p3 CGT/ACG −3, p4 GT/AC −2, p5 (ov 1) none.
+    // z_p = (raw − τ_m·2·ov)/T: (−4 − 4)/0.5, (−4 − 4)/0.5, (8 − 4)/0.5, (−3 − 3)/0.5, (−2 − 2)/0.5.
+    const ReadBatch b = batch_of({"TTACGT"});
+    ops::AdapterRemoval ar({.adapter_sequence = "ACGT", .temperature = 0.5, .match_threshold = 0.5, .min_overlap = 2});
+    ad::Binder<double> bind;
+    const auto r = ar.apply(bind, ops::view_of(b));
+    const double z[5] = {-16, -16, 8, -12, -8};
+    double expect = 1.0, pos = 0.0;
+    for (int l = 0; l < 6; ++l) {
+        if (l < 5) expect *= sig(-z[l]);
+        CHECK(r.retention[static_cast<std::size_t>(l)] == Approx(expect).epsilon(1e-13));
+        pos += expect;
+    }
+    CHECK(r.trim_position[0] == Approx(pos).epsilon(1e-13));
+    CHECK(r.trim_position[0] == Approx(2.0).margin(2e-3)); // the adapter starts at 2
+    CHECK(r.quality[0] == Approx(30.0 * r.retention[0]).epsilon(1e-14));
+    CHECK(ar.trimmed_lengths(ops::view_of(b)) == std::vector<std::uint32_t>{2});
+}
+
+TEST_CASE("AdapterRemoval: a read without adapter keeps its full length", "[ops][adapter]") {
+    // 50 bp without any adapter k-mer; pipeline defaults (τ_m 0.8, T 1).
+    const std::string read = "TTGCATCCGTAACTGGTCATTGCAGCATCGTTACCATGGTATCCGGTATC";
+    const ReadBatch b = batch_of({read, read.substr(0, 38) + "AGATCGGAAGAG"});
+    ops::AdapterRemoval ar({.match_threshold = 0.8});
+    ad::Binder<double> bind;
+    const auto r = ar.apply(bind, ops::view_of(b));
+    for (std::size_t l = 0; l < 50; ++l) CHECK(r.retention[l] > 0.999);
+    CHECK(r.trim_position[0] > 49.9);
+    // With the adapter at 38: bases before 38 kept, from 38 on removed.
+    CHECK(r.retention[50 + 37] > 0.99);
+    CHECK(r.retention[50 + 38] < 0.01);
+    // After the cut each of the 12 adapter bases keeps σ(−z_38) = σ(−(24 − 19.2)/1).
+    CHECK(r.trim_position[1] == Approx(38.0 + 12 * sig(-4.8)).margin(0.01));
+    CHECK(ar.trimmed_lengths(ops::view_of(b)) == std::vector<std::uint32_t>{50, 38});
+}
+
+TEST_CASE("AdapterRemoval: partial adapter at the 3' end and the first occurrence wins", "[ops][adapter]") {
+    const std::string body = "TTGCATCCGTAACTGGTCATTGCAGCATCG"; // 30 bp
+    const ReadBatch b = batch_of({body + "AGATCGGA", body.substr(0, 10) + "AGATCGGAAGAG" + "AGATCGGAAGAG"});
+    ops::AdapterRemoval ar({.match_threshold = 0.8});
+    CHECK(ar.trimmed_lengths(ops::view_of(b)) == std::vector<std::uint32_t>{30, 10});
+    ad::Binder<double> bind;
+    const auto r = ar.apply(bind, ops::view_of(b));
+    // 8 adapter bases: raw 16 against 0.8·16 → z = 3.2; a full adapter: z = 4.8.
+    CHECK(r.trim_position[0] == Approx(30.0 + 8 * sig(-3.2)).margin(0.01));
+    CHECK(r.trim_position[1] == Approx(10.0 + 12 * sig(-4.8)).margin(0.01)); // the second copy cuts the rest
+}
+
+TEST_CASE("AdapterRemoval recovers hard first-occurrence trimming as T -> 0", "[ops][adapter][limit]") {
+    const ReadBatch b = batch_of({"GGGGACGTACGTCC", "CCCCCCCCCC", "ACGAACGT"});
+    ops::AdapterRemoval ar({.adapter_sequence = "ACGT", .temperature = 1e-6, .match_threshold = 0.7, .min_overlap = 3});
+    ad::Binder<double> bind;
+    const auto r = ar.apply(bind, ops::view_of(b));
+    const auto cut = ar.trimmed_lengths(ops::view_of(b));
+    for (std::size_t i = 0; i < 3; ++i) {
+        for (std::size_t l = 0; l < b.lengths[i]; ++l) {
+            CHECK(r.retention[i * b.length + l] == (l < cut[i] ? 1.0 : 0.0));
+        }
+        CHECK(r.trim_position[i] == static_cast<double>(cut[i]));
+    }
+    CHECK(cut == std::vector<std::uint32_t>{4, 10, 4});
+}
+
+TEST_CASE("AdapterRemoval gradients: fused Var node = Dual = finite differences", "[ops][adapter][ad]") {
+    // Differentiate w.r.t. the reads' one-hot values (soft reads), the quality passes through.
+    const ReadBatch b = batch_of({"TTACGTAC", "GACGTT"});
+    ops::AdapterRemoval ar({.adapter_sequence = "ACGT", .temperature = 2.0, .match_threshold = 0.6, .min_overlap = 2});
+    const std::vector<double> x(b.one_hot.begin(), b.one_hot.end());
+    auto f = [&](auto v) {
+        using T = std::decay_t<decltype(v[0])>;
+        std::vector<T> seq(v.begin(), v.end());
+        const ops::ReadsView<T, float> view{seq, b.quality, b.lengths, b.num_reads, b.length};
+        ad::Binder<T> bind = [] {
+            if constexpr (std::is_same_v<T, ad::Var>) return ad::Binder<ad::Var>(ad::Tape::active());
+            else return ad::Binder<T>();
+        }();
+        const auto r = ar.apply(bind, view);
+        std::vector<T> out = r.retention;
+        out.insert(out.end(), r.trim_position.begin(), r.trim_position.end());
+        return out;
+    };
+    diffbio::test::expect_ad(f, x, {.check_float = false});
+}
+
+TEST_CASE("AdapterRemoval parameter gradients agree between modes and finite differences", "[ops][adapter][ad]") {
+    const ReadBatch b = batch_of({"TTACGTAC", "GACGTTAA"});
+    ops::AdapterRemoval ar({.adapter_sequence = "ACGT", .temperature = 1.5, .match_threshold = 0.6, .min_overlap = 2});
+    auto loss = [&](auto& bind) {
+        const auto r = ar.apply(bind, ops::view_of(b));
+        using R = std::decay_t<decltype(r.retention[0])>;
+        R s = R(0.0);
+        for (std::size_t i = 0; i < r.seq.size(); ++i) s = s + r.seq[i] * (0.5 + 0.01 * static_cast<double>(i));
+        return s + 0.3 * r.trim_position[1];
+    };
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<ad::Var> bv(tape);
+    tape.backward(loss(bv));
+    bv.accumulate_grad();
+    for (ad::Parameter* p : ar.parameters()) {
+        for (std::size_t k = 0; k < p->size(); k += (p->size() > 4 ? 3 : 1)) {
+            ad::Binder<ad::Dual<double>> bd;
+            bd.seed(*p, k);
+            const double fwd = loss(bd).tangent;
+            const double v0 = p->values()[k];
+            ad::Binder<double> b0;
+            p->values()[k] = v0 + 1e-6;
+            const double up = loss(b0);
+            p->values()[k] = v0 - 1e-6;
+            const double down = loss(b0);
+            p->values()[k] = v0;
+            INFO(p->name() << "[" << k << "]");
+            CHECK(p->grad()[k] == Approx(fwd).epsilon(1e-10).margin(1e-12));
+            CHECK(p->grad()[k] == Approx((up - down) / 2e-6).epsilon(1e-6).margin(1e-8));
+        }
+    }
+}
+
+TEST_CASE("AdapterRemoval validates its config", "[ops][adapter][errors]") {
+    CHECK_THROWS_WITH(ops::AdapterRemoval({.adapter_sequence = "ACXT"}), Contains("'X'"));
+    CHECK_THROWS_AS(ops::AdapterRemoval({.adapter_sequence = ""}), InvalidArgument);
+    CHECK_THROWS_WITH(ops::AdapterRemoval({.temperature = -1.0}), Contains("'temperature'"));
+    CHECK_THROWS_AS(ops::AdapterRemoval({.min_overlap = 0}), InvalidArgument);
+}

@@ -1,0 +1,109 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <diffbio/ops/preprocessing/quality_filter.hpp>
+
+#include "expect_ad.hpp"
+
+using namespace diffbio;
+using Catch::Matchers::Contains;
+
+namespace {
+ReadBatch two_reads() {
+    ReadBatch b;
+    const std::vector<float> q1{30, 10, 20}, q2{40, 5};
+    b.add("r1", "ACG", q1);
+    b.add("r2", "TN", q2);
+    return b;
+}
+} // namespace
+
+TEST_CASE("QualityFilter: hand-computed weights, masking and padding", "[ops][quality-filter]") {
+    const ReadBatch b = two_reads();
+    ops::QualityFilter qf;
+    ad::Binder<double> bind;
+    const auto r = qf.apply(bind, ops::view_of(b));
+    REQUIRE(r.weights.size() == 6);
+    CHECK(r.weights[0] == Approx(diffbio::sigmoid(10.0)).epsilon(1e-15));
+    CHECK(r.weights[1] == Approx(diffbio::sigmoid(-10.0)).epsilon(1e-15));
+    CHECK(r.weights[2] == 0.5);
+    CHECK(r.weights[3] == Approx(diffbio::sigmoid(20.0)).epsilon(1e-15));
+    CHECK(r.weights[5] == 0.0); // padding
+    // masked one-hot: A at position 0 of read 1, N (0.25 each) at position 1 of read 2
+    CHECK(r.seq[0] == Approx(diffbio::sigmoid(10.0)).epsilon(1e-15));
+    CHECK(r.seq[1] == 0.0);
+    CHECK(r.seq[(3 + 1) * 4 + 2] == Approx(0.25 * diffbio::sigmoid(-15.0)).epsilon(1e-15));
+    for (int k = 0; k < 4; ++k) CHECK(r.seq[(3 + 2) * 4 + k] == 0.0);
+}
+
+TEST_CASE("QualityFilter: spec behaviour at the default threshold 20", "[ops][quality-filter]") {
+    ReadBatch b;
+    const std::vector<float> q{40, 0, 20};
+    b.add("r", "AAA", q);
+    ops::QualityFilter qf;
+    ad::Binder<double> bind;
+    const auto w = qf.apply(bind, ops::view_of(b)).weights;
+    CHECK(w[0] > 0.9);
+    CHECK(w[1] < 0.5);
+    CHECK(w[2] == 0.5);
+    ops::QualityFilter strict({.initial_threshold = 50.0});
+    CHECK(strict.apply(bind, ops::view_of(b)).weights[0] < 0.5);
+}
+
+TEST_CASE("QualityFilter recovers the hard cutoff as the softness goes to 0", "[ops][quality-filter][limit]") {
+    ReadBatch b;
+    const std::vector<float> q{19.9f, 20.1f, 35.0f, 2.0f};
+    b.add("r", "ACGT", q);
+    ops::QualityFilter qf({.initial_threshold = 20.0, .softness = 1e-6});
+    ad::Binder<double> bind;
+    const auto w = qf.apply(bind, ops::view_of(b)).weights;
+    CHECK(w == std::vector<double>{0.0, 1.0, 1.0, 0.0});
+}
+
+TEST_CASE("QualityFilter gradients: Var node, Dual and finite differences agree", "[ops][quality-filter][ad]") {
+    const ReadBatch b = two_reads();
+    ops::QualityFilter qf({.initial_threshold = 18.0, .softness = 2.0});
+    // Loss = Σ seq' · c with fixed coefficients, as a function of θ.
+    auto loss_at = [&](auto& bind) {
+        const auto r = qf.apply(bind, ops::view_of(b));
+        using R = std::decay_t<decltype(r.seq[0])>;
+        R s = R(0.0);
+        for (std::size_t i = 0; i < r.seq.size(); ++i) s = s + r.seq[i] * (1.0 + 0.1 * static_cast<double>(i));
+        return s;
+    };
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<ad::Var> bv(tape);
+    const ad::Var lv = loss_at(bv);
+    tape.backward(lv);
+    bv.accumulate_grad();
+    const double g_rev = qf.threshold().grad()[0];
+    ad::Binder<ad::Dual<double>> bd;
+    bd.seed(qf.threshold(), 0);
+    const double g_fwd = loss_at(bd).tangent;
+    auto at = [&](double th) {
+        ops::QualityFilter q2({.initial_threshold = th, .softness = 2.0});
+        ad::Binder<double> b0;
+        const auto r = q2.apply(b0, ops::view_of(b));
+        double s = 0;
+        for (std::size_t i = 0; i < r.seq.size(); ++i) s += r.seq[i] * (1.0 + 0.1 * static_cast<double>(i));
+        return s;
+    };
+    const double fd = (at(18.0 + 1e-6) - at(18.0 - 1e-6)) / 2e-6;
+    CHECK(g_rev < 0.0);
+    CHECK(g_rev == Approx(g_fwd).epsilon(1e-12));
+    CHECK(g_rev == Approx(fd).epsilon(1e-7));
+}
+
+TEST_CASE("QualityFilter validates its config and inputs", "[ops][quality-filter][errors]") {
+    CHECK_THROWS_WITH(ops::QualityFilter({.initial_threshold = 20.0, .softness = 0.0}), Contains("'softness'"));
+    CHECK_THROWS_AS(ops::QualityFilter({.initial_threshold = std::nan(""), .softness = 1.0}), InvalidArgument);
+    const ReadBatch b = two_reads();
+    auto v = ops::view_of(b);
+    v.quality = v.quality.first(3);
+    ops::QualityFilter qf;
+    ad::Binder<double> bind;
+    CHECK_THROWS_AS(qf.apply(bind, v), ShapeError);
+}
