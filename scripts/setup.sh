@@ -14,6 +14,9 @@ packages=(
   libbenchmark-dev
   libadolc-dev
   git
+  libhts-dev
+  libcli11-dev
+  nlohmann-json3-dev
 )
 packages+=("$@")
 

@@ -1,6 +1,7 @@
 #pragma once
-// Umbrella header: everything CPU-side except the Eigen adapter (<diffbio/ad/eigen.hpp>) and the
-// CUDA backends (<diffbio/soft/cuda/*.cuh>, nvcc only).
+// Umbrella header: everything CPU-side except the Eigen adapter for AD scalars
+// (<diffbio/ad/eigen.hpp>), file input/output (<diffbio/io/*>, needs htslib and diffbio::io) and
+// the CUDA backends (<diffbio/soft/cuda/*.cuh>, nvcc only).
 
 #include <diffbio/config.hpp>
 
@@ -9,7 +10,10 @@
 #include <diffbio/core/scalar_traits.hpp>
 #include <diffbio/core/validate.hpp>
 
+#include <diffbio/core/read_batch.hpp>
+
 #include <diffbio/ad/arena.hpp>
+#include <diffbio/ad/binder.hpp>
 #include <diffbio/ad/drivers.hpp>
 #include <diffbio/ad/dual.hpp>
 #include <diffbio/ad/finite_diff.hpp>
@@ -26,6 +30,19 @@
 #include <diffbio/soft/softplus.hpp>
 #include <diffbio/soft/threshold.hpp>
 
+#include <diffbio/nn/activation.hpp>
 #include <diffbio/nn/adam.hpp>
+#include <diffbio/nn/init.hpp>
+#include <diffbio/nn/linear.hpp>
+#include <diffbio/nn/loss.hpp>
+#include <diffbio/nn/mlp.hpp>
 #include <diffbio/nn/optimizer.hpp>
 #include <diffbio/nn/sgd.hpp>
+
+#include <diffbio/ops/preprocessing/adapter_removal.hpp>
+#include <diffbio/ops/preprocessing/duplicate_weighting.hpp>
+#include <diffbio/ops/preprocessing/error_correction.hpp>
+#include <diffbio/ops/preprocessing/quality_filter.hpp>
+#include <diffbio/ops/preprocessing/reads.hpp>
+
+#include <diffbio/pipelines/preprocessing.hpp>

@@ -1,9 +1,9 @@
 #pragma once
 // Eigen adapter: Eigen::Matrix<ad::Dual<T>, ...> and Eigen::Matrix<ad::Var, ...> work with the
 // usual expressions (products, reductions, coefficient-wise math). Mixed products with double
-// matrices work through ScalarBinaryOpTraits. Only this header of diffbio includes Eigen; kernels
-// never need it. With Var, Eigen expressions record one tape variable per scalar operation: fine
-// for glue, but hot paths should use fused nodes.
+// matrices work through ScalarBinaryOpTraits. With Var, Eigen expressions record one tape
+// variable per scalar operation: fine for glue, but hot paths should use fused nodes (nn::Linear
+// runs Eigen GEMMs on plain doubles inside one node instead).
 
 #include <Eigen/Core>
 

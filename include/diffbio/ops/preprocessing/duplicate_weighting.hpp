@@ -14,7 +14,8 @@
 // Cost: the embedding is O(N·L·W·4·E) (a GEMM per read); the weights are exact O(N²·E), computed
 // in blocks of rows × columns so memory stays O(N·E + block²): the N × N matrix is never stored.
 // The backward recomputes each block (S, σ') instead of storing it. For Var: two fused nodes
-// (embedding; weights). CpuParallel splits both over rows.
+// (embedding; weights); float/double run the same blocked kernels without a tape; Dual uses the
+// direct formulas (small batches). CpuParallel splits both over rows.
 
 #include <algorithm>
 #include <cmath>
@@ -96,6 +97,21 @@ inline double embed_read(const double* seq, std::size_t len, const double* K, st
     return norm;
 }
 
+/// In place: b ← σ((b − τ)/T), vectorised (Eigen's packet exp), overflow-free via e^{−|z|}.
+inline void block_sigmoid(RowMatrix& b, double tau, double temp) {
+    auto z = b.array();
+    z = (z - tau) / temp;
+    const Eigen::ArrayXXd e = (-z.abs()).exp();
+    z = (z >= 0.0).select(1.0 / (1.0 + e), e / (1.0 + e));
+}
+
+/// In place: b ← σ'((b − τ)/T)/T and z ← (b − τ)/T (for the temperature gradient).
+inline void block_sigmoid_derivative(RowMatrix& b, RowMatrix& z, double tau, double temp) {
+    z.array() = (b.array() - tau) / temp;
+    const Eigen::ArrayXXd e = (-z.array().abs()).exp();
+    b.array() = e / ((1.0 + e) * (1.0 + e)) / temp;
+}
+
 } // namespace detail
 
 class DuplicateWeighting {
@@ -125,6 +141,8 @@ public:
         if constexpr (soft::detail::is_var_v<R>) {
             out.embeddings = embeddings_var(bind, reads, policy);
             out.weights = weights_var(bind, out.embeddings, reads.n, policy);
+        } else if constexpr (std::is_floating_point_v<R>) {
+            apply_plain(bind, reads, policy, out);
         } else {
             out.embeddings = embeddings_generic<R>(bind, reads);
             out.weights = weights_generic<R>(bind, out.embeddings, reads.n);
@@ -180,7 +198,69 @@ private:
         return emb;
     }
 
-    // ---- generic scalar (double, float, Dual): direct formulas, O(N²) without blocking ----------
+    /// size_i = Σ_j σ((ê_iᵀê_j − τ)/T) for all rows, in blocks S_IJ = E_I E_Jᵀ (never the N × N matrix).
+    template <class P>
+    static void cluster_sizes(const double* embv, std::size_t n, std::size_t E, std::size_t bs, double tau_v, double temp,
+                              const P& policy, double* out_size) {
+        const Eigen::Map<const detail::RowMatrix> Em(embv, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
+        const auto nb = static_cast<std::ptrdiff_t>((n + bs - 1) / bs);
+        [[maybe_unused]] const int threads = exec::thread_count(policy);
+        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+        {
+            detail::RowMatrix blk;
+            DIFFBIO_OMP(for schedule(dynamic, 1))
+            for (std::ptrdiff_t bi = 0; bi < nb; ++bi) {
+                const auto i0 = static_cast<Eigen::Index>(static_cast<std::size_t>(bi) * bs);
+                const auto ni = static_cast<Eigen::Index>(std::min(bs, n - static_cast<std::size_t>(i0)));
+                for (Eigen::Index i = 0; i < ni; ++i) out_size[i0 + i] = 0.0;
+                for (std::size_t j0 = 0; j0 < n; j0 += bs) {
+                    const auto nj = static_cast<Eigen::Index>(std::min(bs, n - j0));
+                    blk.noalias() = Em.middleRows(i0, ni) * Em.middleRows(static_cast<Eigen::Index>(j0), nj).transpose();
+                    detail::block_sigmoid(blk, tau_v, temp);
+                    const Eigen::VectorXd rows = blk.rowwise().sum();
+                    for (Eigen::Index i = 0; i < ni; ++i) out_size[i0 + i] += rows(i);
+                }
+            }
+        }
+    }
+
+    /// w_i = raw_i·N/Σ raw with raw_i = 1/max(size_i, 1).
+    static void weights_from_sizes(const double* size, std::size_t n, double* w) {
+        double raw_sum = 0.0;
+        for (std::size_t i = 0; i < n; ++i) raw_sum += size[i] > 1.0 ? 1.0 / size[i] : 1.0;
+        for (std::size_t i = 0; i < n; ++i) w[i] = (size[i] > 1.0 ? 1.0 / size[i] : 1.0) * static_cast<double>(n) / raw_sum;
+    }
+
+    /// float/double: the blocked kernels directly, no tape.
+    template <class R, class T, class S, class Q, class P>
+    void apply_plain(ad::Binder<T>& bind, const ReadsView<S, Q>& reads, const P& policy, DuplicateWeightingResult<R>& out) const {
+        const std::size_t n = reads.n, L = reads.length, E = cfg_.embedding_dim, W = cfg_.kernel_width;
+        const auto Kb = bind(kernel_);
+        const std::vector<double> K(Kb.begin(), Kb.end());
+        std::vector<double> emb(n * E);
+        const auto nn = static_cast<std::ptrdiff_t>(n);
+        [[maybe_unused]] const int threads = exec::thread_count(policy);
+        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+        {
+            detail::RowMatrix cols, pre;
+            std::vector<double> seq(L * 4);
+            DIFFBIO_OMP(for schedule(dynamic, 16))
+            for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
+                const auto i = static_cast<std::size_t>(ii);
+                for (std::size_t j = 0; j < L * 4; ++j) seq[j] = static_cast<double>(reads.seq[i * L * 4 + j]);
+                detail::embed_read(seq.data(), reads.lengths[i], K.data(), W, E, emb.data() + i * E, cols, pre);
+            }
+        }
+        const double tau = static_cast<double>(bind(threshold_)[0]);
+        const double temp = cfg_.learnable_temperature ? std::exp(static_cast<double>(bind(log_temperature_)[0])) : cfg_.temperature;
+        std::vector<double> size(n), w(n);
+        cluster_sizes(emb.data(), n, E, cfg_.block_size, tau, temp, policy, size.data());
+        weights_from_sizes(size.data(), n, w.data());
+        out.embeddings.assign(emb.begin(), emb.end());
+        out.weights.assign(w.begin(), w.end());
+    }
+
+    // ---- generic scalar (Dual): direct formulas, O(N²) without blocking ----------------------
     template <class R, class T, class S, class Q>
     std::vector<R> embeddings_generic(ad::Binder<T>& bind, const ReadsView<S, Q>& reads) const {
         using std::sqrt;
@@ -329,31 +409,6 @@ private:
         const auto tau = bind(threshold_);
         const std::span<const ad::Var> logt = learn_t ? bind(log_temperature_) : std::span<const ad::Var>();
         const std::span<double> size = tape.allocate<double>(n);
-        // size_i for all rows, blocked: S_IJ = E_I E_Jᵀ.
-        auto sizes = [n, E, bs, policy](const double* embv, double tau_v, double temp, double* out_size) {
-            const Eigen::Map<const detail::RowMatrix> Em(embv, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
-            const auto nb = static_cast<std::ptrdiff_t>((n + bs - 1) / bs);
-            [[maybe_unused]] const int threads = exec::thread_count(policy);
-            DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-            {
-                detail::RowMatrix blk;
-                DIFFBIO_OMP(for schedule(dynamic, 1))
-                for (std::ptrdiff_t bi = 0; bi < nb; ++bi) {
-                    const auto i0 = static_cast<Eigen::Index>(static_cast<std::size_t>(bi) * bs);
-                    const auto ni = static_cast<Eigen::Index>(std::min(bs, n - static_cast<std::size_t>(i0)));
-                    for (Eigen::Index i = 0; i < ni; ++i) out_size[i0 + i] = 0.0;
-                    for (std::size_t j0 = 0; j0 < n; j0 += bs) {
-                        const auto nj = static_cast<Eigen::Index>(std::min(bs, n - j0));
-                        blk.noalias() = Em.middleRows(i0, ni) * Em.middleRows(static_cast<Eigen::Index>(j0), nj).transpose();
-                        for (Eigen::Index i = 0; i < ni; ++i) {
-                            double acc = 0.0;
-                            for (Eigen::Index j = 0; j < nj; ++j) acc += diffbio::sigmoid((blk(i, j) - tau_v) / temp);
-                            out_size[i0 + i] += acc;
-                        }
-                    }
-                }
-            }
-        };
         auto y = tape.record_node_uninitialised(
             {std::span<const ad::Var>(emb), tau, logt}, n, [=](const ad::NodeGrad& g) {
                 const auto embv = g.in_value(0);
@@ -381,7 +436,7 @@ private:
                 [[maybe_unused]] const int threads = exec::thread_count(policy);
                 DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>) reduction(+ : tau_bar, temp_bar))
                 {
-                    detail::RowMatrix blk, H, acc;
+                    detail::RowMatrix blk, H, acc, Z;
                     DIFFBIO_OMP(for schedule(dynamic, 1))
                     for (std::ptrdiff_t bi = 0; bi < nb; ++bi) {
                         const auto i0 = static_cast<Eigen::Index>(static_cast<std::size_t>(bi) * bs);
@@ -391,17 +446,16 @@ private:
                             const auto nj = static_cast<Eigen::Index>(std::min(bs, n - j0));
                             const auto jj0 = static_cast<Eigen::Index>(j0);
                             blk.noalias() = Em.middleRows(i0, ni) * Em.middleRows(jj0, nj).transpose();
-                            H.resize(ni, nj);
-                            for (Eigen::Index i = 0; i < ni; ++i) {
-                                for (Eigen::Index j = 0; j < nj; ++j) {
-                                    const double z = (blk(i, j) - tau_v) / temp;
-                                    const double d = diffbio::sigmoid_derivative(z) / temp;
-                                    H(i, j) = (sbar[static_cast<std::size_t>(i0 + i)] + sbar[j0 + static_cast<std::size_t>(j)]) * d;
-                                    const double m = sbar[static_cast<std::size_t>(i0 + i)] * d; // ∂M_ij/∂S_ij · M̄_ij
-                                    tau_bar -= m;
-                                    temp_bar -= m * z;
-                                }
-                            }
+                            detail::block_sigmoid_derivative(blk, Z, tau_v, temp); // blk ← σ'(z)/T
+                            const Eigen::Map<const Eigen::VectorXd> si(sbar.data() + i0, ni);
+                            const Eigen::Map<const Eigen::RowVectorXd> sj(sbar.data() + j0, nj);
+                            // m_ij = s̄_i σ'(z_ij)/T = M̄_ij ∂M_ij/∂S_ij
+                            const Eigen::VectorXd m_rows = blk.rowwise().sum();
+                            const Eigen::VectorXd mz_rows = (blk.array() * Z.array()).rowwise().sum();
+                            tau_bar -= si.dot(m_rows);
+                            temp_bar -= si.dot(mz_rows);
+                            // H_ij = (s̄_i + s̄_j) σ'(z_ij)/T
+                            H = (blk.array().colwise() * si.array()) + (blk.array().rowwise() * sj.array());
                             acc.noalias() += H * Em.middleRows(jj0, nj);
                         }
                         for (Eigen::Index i = 0; i < ni; ++i) {
@@ -416,11 +470,8 @@ private:
         for (std::size_t k = 0; k < emb.size(); ++k) embv[k] = tape.value(emb[k]);
         const double tau_v = tape.value(tau[0]);
         const double temp = learn_t ? std::exp(tape.value(logt[0])) : fixed_temp;
-        sizes(embv.data(), tau_v, temp, size.data());
-        auto wv = tape.values_of(y);
-        double raw_sum = 0.0;
-        for (std::size_t i = 0; i < n; ++i) raw_sum += size[i] > 1.0 ? 1.0 / size[i] : 1.0;
-        for (std::size_t i = 0; i < n; ++i) wv[i] = (size[i] > 1.0 ? 1.0 / size[i] : 1.0) * static_cast<double>(n) / raw_sum;
+        cluster_sizes(embv.data(), n, E, bs, tau_v, temp, policy, size.data());
+        weights_from_sizes(size.data(), n, tape.values_of(y).data());
         return {y.begin(), y.end()};
     }
 
