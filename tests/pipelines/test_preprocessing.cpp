@@ -1,0 +1,148 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <diffbio/pipelines/preprocessing.hpp>
+
+using namespace diffbio;
+using pipelines::PreprocessingPipeline;
+using pipelines::PreprocessingPipelineConfig;
+using Catch::Matchers::Contains;
+
+namespace {
+ReadBatch small_batch() {
+    ReadBatch b;
+    const std::string body = "TTGCATCCGTAACTGGTCATTGCAGCATCG";
+    auto add = [&b](const std::string& name, const std::string& seq, float q_hi, float q_tail, std::size_t tail) {
+        std::vector<float> q(seq.size(), q_hi);
+        for (std::size_t i = seq.size() - std::min(tail, seq.size()); i < seq.size(); ++i) q[i] = q_tail;
+        b.add(name, seq, q);
+    };
+    add("clean", body, 35, 35, 0);
+    add("adapter", body.substr(0, 20) + "AGATCGGAAGAG", 35, 35, 0);
+    add("tail", body, 35, 8, 6);
+    add("copy", body, 35, 35, 0);
+    add("short", body.substr(0, 12), 35, 5, 6);
+    return b;
+}
+std::set<std::string> names(const std::vector<ad::Parameter*>& ps) {
+    std::set<std::string> s;
+    for (auto* p : ps) s.insert(p->name());
+    return s;
+}
+} // namespace
+
+TEST_CASE("pipeline config carries DiffBio's fields and defaults", "[pipelines][preprocessing]") {
+    const PreprocessingPipelineConfig c;
+    CHECK(c.read_length == 150);
+    CHECK(c.quality_threshold == 20.0);
+    CHECK(c.adapter_sequence == "AGATCGGAAGAG");
+    CHECK(c.adapter_match_threshold == 0.8);
+    CHECK(c.adapter_temperature == 1.0);
+    CHECK(c.duplicate_similarity_threshold == 0.95);
+    CHECK(c.error_correction_window == 11);
+    CHECK(c.error_correction_hidden_dim == 64);
+    CHECK(c.enable_adapter_removal);
+    CHECK(c.enable_duplicate_weighting);
+    CHECK(c.enable_error_correction);
+    CHECK_THROWS_WITH(PreprocessingPipeline({.adapter_temperature = 0.0}), Contains("'adapter_temperature'"));
+}
+
+TEST_CASE("parameters() lists exactly the enabled stages", "[pipelines][preprocessing]") {
+    PreprocessingPipeline all;
+    const auto n_all = names(all.parameters());
+    CHECK(n_all.count("quality_threshold") == 1);
+    CHECK(n_all.count("adapter_one_hot") == 1);
+    CHECK(n_all.count("duplicate_kernel") == 1);
+    CHECK(n_all.size() > 8);
+    PreprocessingPipeline qf_only({.enable_adapter_removal = false, .enable_duplicate_weighting = false,
+                                   .enable_error_correction = false});
+    CHECK(names(qf_only.parameters()) == std::set<std::string>{"quality_threshold"});
+}
+
+TEST_CASE("pipeline output: shapes, retention = quality weight x adapter retention", "[pipelines][preprocessing]") {
+    const ReadBatch b = small_batch();
+    PreprocessingPipeline p({.enable_error_correction = false});
+    ad::Binder<double> bind;
+    const auto r = p.apply(bind, b);
+    REQUIRE(r.preprocessed_reads.size() == b.num_reads * b.length * 4);
+    REQUIRE(r.preprocessed_quality.size() == b.num_reads * b.length);
+    REQUIRE(r.read_weights.size() == b.num_reads);
+    REQUIRE(r.trim_position.size() == b.num_reads);
+    CHECK(*std::max_element(r.read_weights.begin(), r.read_weights.end()) == 1.0);
+    // Stage by stage with the operators themselves.
+    const auto qf = p.quality_filter().apply(bind, ops::view_of(b));
+    const ops::ReadsView<double, float> v{qf.seq, b.quality, b.lengths, b.num_reads, b.length};
+    const auto ar = p.adapter_removal().apply(bind, v);
+    for (std::size_t k = 0; k < r.retention.size(); ++k) {
+        CHECK(r.retention[k] == Approx(qf.weights[k] * ar.retention[k]).epsilon(1e-14));
+        CHECK(r.preprocessed_quality[k] == Approx(b.quality[k] * ar.retention[k]).epsilon(1e-14));
+    }
+    CHECK(r.trim_position[1] == Approx(20.0).margin(0.2));
+    // The adapter read is cut after 20 bases; the clean read keeps its signal (up to its last
+    // 6 bases, whose GCATCG matches 4 of the adapter's first 6: raw 6 against 9.6, z = −3.6).
+    CHECK(r.retention[1 * b.length + 25] < 0.01);
+    CHECK(r.retention[0 * b.length + 20] > 0.999);
+    CHECK(r.retention[0 * b.length + 25] == Approx(r.retention[0 * b.length + 20] * diffbio::sigmoid(3.6)).epsilon(1e-3));
+    // Without duplicate weighting every weight is 1.
+    PreprocessingPipeline nodup({.enable_duplicate_weighting = false, .enable_error_correction = false});
+    for (double w : nodup.apply(bind, b).read_weights) CHECK(w == 1.0);
+}
+
+TEST_CASE("pipeline gradients: Var, Dual and finite differences agree for every stage's parameters",
+          "[pipelines][preprocessing][ad]") {
+    const ReadBatch b = small_batch();
+    PreprocessingPipeline p({.quality_threshold = 25.0, .adapter_temperature = 2.0, .duplicate_similarity_threshold = 0.5,
+                             .error_correction_window = 3, .error_correction_hidden_dim = 4, .seed = 3});
+    auto loss = [&](auto& bind) {
+        const auto r = p.apply(bind, b);
+        using R = std::decay_t<decltype(r.read_weights[0])>;
+        R s = R(0.0);
+        for (std::size_t i = 0; i < r.preprocessed_reads.size(); ++i) s = s + r.preprocessed_reads[i] * (0.5 + 0.01 * static_cast<double>(i % 13));
+        for (std::size_t i = 0; i < r.read_weights.size(); ++i) s = s + r.read_weights[i] * (1.0 + static_cast<double>(i));
+        for (std::size_t i = 0; i < r.retention.size(); ++i) s = s + 0.1 * r.retention[i];
+        return s;
+    };
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<ad::Var> bv(tape);
+    tape.backward(loss(bv));
+    bv.accumulate_grad();
+    for (ad::Parameter* par : p.parameters()) {
+        const std::size_t stride = par->size() > 8 ? par->size() / 4 + 1 : 1;
+        for (std::size_t k = 0; k < par->size(); k += stride) {
+            ad::Binder<ad::Dual<double>> bd;
+            bd.seed(*par, k);
+            const double fwd = loss(bd).tangent;
+            const double v0 = par->values()[k];
+            ad::Binder<double> b0;
+            par->values()[k] = v0 + 1e-6;
+            const double up = loss(b0);
+            par->values()[k] = v0 - 1e-6;
+            const double down = loss(b0);
+            par->values()[k] = v0;
+            INFO(par->name() << "[" << k << "]");
+            CHECK(std::isfinite(par->grad()[k]));
+            CHECK(par->grad()[k] == Approx(fwd).epsilon(1e-9).margin(1e-11));
+            CHECK(par->grad()[k] == Approx((up - down) / 2e-6).epsilon(1e-5).margin(1e-7));
+        }
+    }
+}
+
+TEST_CASE("harden: adapter cut, 3' quality trim, masking, drop and duplicate flags", "[pipelines][preprocessing][harden]") {
+    ReadBatch b = small_batch();
+    b.quality[0 * b.length + 5] = 10; // an interior low-quality base of the clean read
+    PreprocessingPipeline p({.duplicate_similarity_threshold = 0.9999, .enable_error_correction = false, .min_length = 10});
+    const auto h = p.harden(b);
+    CHECK(h.adapter_cut == std::vector<std::uint32_t>{30, 20, 30, 30, 12});
+    CHECK(h.kept_length == std::vector<std::uint32_t>{30, 20, 24, 30, 6});
+    CHECK(h.dropped == std::vector<std::uint8_t>{0, 0, 0, 0, 1});
+    CHECK(h.duplicate == std::vector<std::uint8_t>{0, 0, 1, 1, 0}); // 'tail' and 'copy' repeat 'clean'
+    CHECK(h.masked[0 * b.length + 5] == 1);
+    CHECK(h.masked[0 * b.length + 4] == 0);
+    CHECK(h.masked[2 * b.length + 26] == 0); // trimmed away, not masked
+}
