@@ -9,6 +9,7 @@
 #include <diffbio/ops/preprocessing/duplicate_weighting.hpp>
 
 #include "expect_ad.hpp"
+#include "expect_params.hpp"
 
 using namespace diffbio;
 
@@ -74,10 +75,7 @@ TEST_CASE("DuplicateWeighting gradients: fused nodes = Dual = finite differences
         using T = std::decay_t<decltype(v[0])>;
         std::vector<T> seq(v.begin(), v.end());
         const ops::ReadsView<T, float> view{seq, b.quality, b.lengths, b.num_reads, b.length};
-        ad::Binder<T> bind = [] {
-            if constexpr (std::is_same_v<T, ad::Var>) return ad::Binder<ad::Var>(ad::Tape::active());
-            else return ad::Binder<T>();
-        }();
+        auto bind = diffbio::test::make_binder<T>();
         const auto r = dw.apply(bind, view);
         std::vector<T> out = r.weights;
         out.insert(out.end(), r.embeddings.begin(), r.embeddings.begin() + 6);
@@ -93,28 +91,7 @@ TEST_CASE("DuplicateWeighting gradients: fused nodes = Dual = finite differences
         for (std::size_t i = 0; i < r.weights.size(); ++i) s = s + r.weights[i] * (1.0 + static_cast<double>(i));
         return s;
     };
-    ad::Tape tape;
-    ad::ScopedTape scope(tape);
-    ad::Binder<ad::Var> bv(tape);
-    tape.backward(loss(bv));
-    bv.accumulate_grad();
-    for (ad::Parameter* p : dw.parameters()) {
-        for (std::size_t k = 0; k < p->size(); k += (p->size() > 4 ? 5 : 1)) {
-            ad::Binder<ad::Dual<double>> bd;
-            bd.seed(*p, k);
-            const double fwd = loss(bd).tangent;
-            const double v0 = p->values()[k];
-            ad::Binder<double> b0;
-            p->values()[k] = v0 + 1e-6;
-            const double up = loss(b0);
-            p->values()[k] = v0 - 1e-6;
-            const double down = loss(b0);
-            p->values()[k] = v0;
-            INFO(p->name() << "[" << k << "]");
-            CHECK(p->grad()[k] == Approx(fwd).epsilon(1e-9).margin(1e-12));
-            CHECK(p->grad()[k] == Approx((up - down) / 2e-6).epsilon(1e-5).margin(1e-8));
-        }
-    }
+    diffbio::test::expect_parameter_gradients(dw.parameters(), loss, {.samples = 6});
 }
 
 TEST_CASE("DuplicateWeighting: CpuParallel equals Cpu", "[ops][duplicates][exec]") {

@@ -8,6 +8,8 @@
 
 #include <diffbio/pipelines/preprocessing.hpp>
 
+#include "expect_params.hpp"
+
 using namespace diffbio;
 using pipelines::PreprocessingPipeline;
 using pipelines::PreprocessingPipelineConfig;
@@ -107,30 +109,7 @@ TEST_CASE("pipeline gradients: Var, Dual and finite differences agree for every 
         for (std::size_t i = 0; i < r.retention.size(); ++i) s = s + 0.1 * r.retention[i];
         return s;
     };
-    ad::Tape tape;
-    ad::ScopedTape scope(tape);
-    ad::Binder<ad::Var> bv(tape);
-    tape.backward(loss(bv));
-    bv.accumulate_grad();
-    for (ad::Parameter* par : p.parameters()) {
-        const std::size_t stride = par->size() > 8 ? par->size() / 4 + 1 : 1;
-        for (std::size_t k = 0; k < par->size(); k += stride) {
-            ad::Binder<ad::Dual<double>> bd;
-            bd.seed(*par, k);
-            const double fwd = loss(bd).tangent;
-            const double v0 = par->values()[k];
-            ad::Binder<double> b0;
-            par->values()[k] = v0 + 1e-6;
-            const double up = loss(b0);
-            par->values()[k] = v0 - 1e-6;
-            const double down = loss(b0);
-            par->values()[k] = v0;
-            INFO(par->name() << "[" << k << "]");
-            CHECK(std::isfinite(par->grad()[k]));
-            CHECK(par->grad()[k] == Approx(fwd).epsilon(1e-9).margin(1e-11));
-            CHECK(par->grad()[k] == Approx((up - down) / 2e-6).epsilon(1e-5).margin(1e-7));
-        }
-    }
+    diffbio::test::expect_parameter_gradients(p.parameters(), loss);
 }
 
 TEST_CASE("harden: adapter cut, 3' quality trim, masking, drop and duplicate flags", "[pipelines][preprocessing][harden]") {
