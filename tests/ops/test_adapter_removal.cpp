@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -148,4 +149,113 @@ TEST_CASE("AdapterRemoval validates its config", "[ops][adapter][errors]") {
     CHECK_THROWS_AS(ops::AdapterRemoval({.adapter_sequence = ""}), InvalidArgument);
     CHECK_THROWS_WITH(ops::AdapterRemoval({.temperature = -1.0}), Contains("'temperature'"));
     CHECK_THROWS_AS(ops::AdapterRemoval({.min_overlap = 0}), InvalidArgument);
+    CHECK_THROWS_WITH(ops::AdapterRemoval({.min_score = std::numeric_limits<double>::infinity()}), Contains("'min_score'"));
+    CHECK_THROWS_AS(ops::AdapterRemoval({.min_score = std::nan("")}), InvalidArgument);
+}
+
+TEST_CASE("AdapterRemoval min_score: short 3' overlaps, hand-computed", "[ops][adapter][min_score]") {
+    // The recommended rule: match 1, mismatch −3, τ_m 0.3, min_score 3.5, min_overlap 1. A start
+    // with overlap ov is accepted when raw > θ(ov) = max(0.3·ov, 3.5). The body (C/T only) scores
+    // below θ at every start. Tails (adapter AGATCGGAAGAG) and the raw score of the start at 20:
+    //   A             ov 1  raw 1 < 3.5        keep 21
+    //   AGA           ov 3  raw 3 < 3.5        keep 23 (the fraction rule alone, 3 > 0.9, would cut)
+    //   AGAT          ov 4  raw 4 > 3.5        cut 20
+    //   AGTTC         ov 5  raw 4 − 3 = 1      keep 25 (one mismatch in 5 is not enough evidence)
+    //   AGATCGCA      ov 8  raw 7 − 3 = 4      cut 20 (θ = max(2.4, 3.5) = 3.5)
+    //   AGCTCGGAAGTG  ov 12 raw 10 − 6 = 4     cut 20 (θ = max(3.6, 3.5) = 3.6: the fraction decides)
+    //   AGCTCGGTAGTG  ov 12 raw 9 − 9 = 0      keep 32
+    const std::string body = "CCTTCCTTCCTTCCTTCCTT";
+    const std::vector<std::string> tails = {"A", "AGA", "AGAT", "AGTTC", "AGATCGCA", "AGCTCGGAAGTG", "AGCTCGGTAGTG"};
+    std::vector<std::string> reads;
+    for (const auto& t : tails) reads.push_back(body + t);
+    const ReadBatch b = batch_of(reads);
+    const ops::AdapterRemovalConfig cfg{.adapter_sequence = "AGATCGGAAGAG", .temperature = 1e-6, .match_threshold = 0.3,
+                                        .min_overlap = 1, .match_score = 1.0, .mismatch_score = -3.0, .min_score = 3.5};
+    ops::AdapterRemoval ar(cfg);
+    const auto cut = ar.trimmed_lengths(ops::view_of(b));
+    CHECK(cut == std::vector<std::uint32_t>{21, 23, 20, 25, 20, 20, 32});
+    // The soft operator at T → 0 is the same hard rule.
+    ad::Binder<double> bind;
+    const auto r = ar.apply(bind, ops::view_of(b));
+    for (std::size_t i = 0; i < reads.size(); ++i) {
+        INFO("read " << i);
+        for (std::size_t l = 0; l < b.lengths[i]; ++l) CHECK(r.retention[i * b.length + l] == (l < cut[i] ? 1.0 : 0.0));
+        CHECK(r.trim_position[i] == static_cast<double>(cut[i]));
+    }
+    // Without the floor (min_score = −∞) the fraction rule cuts the 1- and 3-base overlaps.
+    ops::AdapterRemovalConfig frac = cfg;
+    frac.min_score = -std::numeric_limits<double>::infinity();
+    CHECK(ops::AdapterRemoval(frac).trimmed_lengths(ops::view_of(b)) ==
+          std::vector<std::uint32_t>{20, 20, 20, 25, 20, 20, 32});
+}
+
+TEST_CASE("AdapterRemoval min_score: soft value at T = 1 on the floor branch", "[ops][adapter][min_score]") {
+    // Read CCCCAGAT, adapter AGATCG, match 1 / mismatch −3, τ_m 0.3, min_score 3.5, min_overlap 4, T = 1.
+    // Starts 0..4 (ov 6, 6, 6, 5, 4): raw −14, −18, −14, −15, 4; θ = max(0.3·ov, 3.5) = 3.5 for all.
+    const ReadBatch b = batch_of({"CCCCAGAT"});
+    ops::AdapterRemoval ar({.adapter_sequence = "AGATCG", .temperature = 1.0, .match_threshold = 0.3, .min_overlap = 4,
+                            .match_score = 1.0, .mismatch_score = -3.0, .min_score = 3.5});
+    ad::Binder<double> bind;
+    const auto r = ar.apply(bind, ops::view_of(b));
+    const double z[5] = {-17.5, -21.5, -17.5, -18.5, 0.5};
+    double expect = 1.0, pos = 0.0;
+    for (std::size_t l = 0; l < 8; ++l) {
+        if (l < 5) expect *= sig(-z[l]);
+        CHECK(r.retention[l] == Approx(expect).epsilon(1e-13));
+        pos += expect;
+    }
+    CHECK(r.trim_position[0] == Approx(pos).epsilon(1e-13));
+    CHECK(ar.trimmed_lengths(ops::view_of(b)) == std::vector<std::uint32_t>{4});
+}
+
+TEST_CASE("AdapterRemoval min_score: gradients on both branches of max(tau_m w, min_score)", "[ops][adapter][ad][min_score]") {
+    // ACGT, m 2: θ = max(0.6·2·ov, 3) is the floor 3 at ov 2 and the fraction 3.6 / 4.8 at ov 3 / 4.
+    const ReadBatch b = batch_of({"TTACGTAC", "GACGTTAA"});
+    ops::AdapterRemoval ar({.adapter_sequence = "ACGT", .temperature = 1.5, .match_threshold = 0.6, .min_overlap = 2,
+                            .min_score = 3.0});
+    auto loss = [&](auto& bind) {
+        const auto r = ar.apply(bind, ops::view_of(b));
+        using R = std::decay_t<decltype(r.retention[0])>;
+        R s = R(0.0);
+        for (std::size_t i = 0; i < r.seq.size(); ++i) s = s + r.seq[i] * (0.5 + 0.01 * static_cast<double>(i));
+        return s + 0.3 * r.trim_position[1];
+    };
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<ad::Var> bv(tape);
+    tape.backward(loss(bv));
+    bv.accumulate_grad();
+    for (ad::Parameter* p : ar.parameters()) {
+        for (std::size_t k = 0; k < p->size(); k += (p->size() > 4 ? 3 : 1)) {
+            ad::Binder<ad::Dual<double>> bd;
+            bd.seed(*p, k);
+            const double fwd = loss(bd).tangent;
+            const double v0 = p->values()[k];
+            ad::Binder<double> b0;
+            p->values()[k] = v0 + 1e-6;
+            const double up = loss(b0);
+            p->values()[k] = v0 - 1e-6;
+            const double down = loss(b0);
+            p->values()[k] = v0;
+            INFO(p->name() << "[" << k << "]");
+            CHECK(p->grad()[k] == Approx(fwd).epsilon(1e-10).margin(1e-12));
+            CHECK(p->grad()[k] == Approx((up - down) / 2e-6).epsilon(1e-6).margin(1e-8));
+        }
+    }
+    // And w.r.t. the reads.
+    const std::vector<double> x(b.one_hot.begin(), b.one_hot.end());
+    auto f = [&](auto v) {
+        using T = std::decay_t<decltype(v[0])>;
+        std::vector<T> seq(v.begin(), v.end());
+        const ops::ReadsView<T, float> view{seq, b.quality, b.lengths, b.num_reads, b.length};
+        ad::Binder<T> bind = [] {
+            if constexpr (std::is_same_v<T, ad::Var>) return ad::Binder<ad::Var>(ad::Tape::active());
+            else return ad::Binder<T>();
+        }();
+        const auto r = ar.apply(bind, view);
+        std::vector<T> out = r.retention;
+        out.insert(out.end(), r.trim_position.begin(), r.trim_position.end());
+        return out;
+    };
+    diffbio::test::expect_ad(f, x, {.check_float = false});
 }

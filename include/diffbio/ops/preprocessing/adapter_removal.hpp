@@ -5,8 +5,9 @@
 //   s_p = Σ_{k<ov} seq_{p+k}ᵀ S A_k / (m·ov)        gap-free match score of the adapter prefix
 //                                                     (A: adapter one-hot La×4, S: 4×4 scores,
 //                                                     m: the match score, so a perfect match is 1)
-//   z_p = m·ov·(s_p − τ_m)/T,  a_p = σ(z_p)          soft "the adapter starts at p"
-// z_p is the raw alignment score minus the threshold score m·ov·τ_m, in score units over T: the
+//   z_p = (m·ov·s_p − θ(ov))/T,  a_p = σ(z_p)        soft "the adapter starts at p"
+//   θ(ov) = max(τ_m·m·ov, min_score)                  threshold score (see "The decision rule")
+// z_p is the raw alignment score minus the threshold score θ(ov), in score units over T: the
 // evidence grows with the overlap, so T = 1 (one score point) is sharp enough that the ~L random
 // positions of a read without adapter do not add up to a trim (with DiffBio's z = (s − τ_m)/T and
 // s ∈ [−0.5, 1], every position would carry a ~30% chance of a trim at T = 1).
@@ -18,7 +19,29 @@
 //   seq'_l = seq_l·r_l,  quality'_l = q_l·r_l
 // A read without adapter keeps r ≈ 1 everywhere (DiffBio's softmax over positions instead pulls
 // every trim toward the middle of the read, spec §2.2). As T → 0 this is exactly hard trimming at
-// the first start whose score exceeds τ_m (harden()).
+// the first start whose raw score exceeds θ(ov) (trimmed_lengths()).
+//
+// The decision rule. A start p is accepted when its raw gap-free score R_p = m·ov·s_p exceeds
+//   θ(ov) = max(τ_m·m·ov, min_score).
+// The fraction term τ_m·m·ov alone (min_score = −∞, the default, DiffBio's rule) scales with the
+// overlap, so a short overlap needs almost no evidence: with min_overlap = 1 a single 3' 'A' would
+// be an adapter in a quarter of all reads, and min_overlap = 6 instead misses every insert that
+// leaves 1–5 adapter bases. min_score is an absolute floor in score units, the log-likelihood-
+// ratio view of the decision: with S close to log-odds scores (a match ≈ log 4(1−ε), a mismatch
+// ≈ log(4ε/3), i.e. mismatch ≈ −3 matches for ε ≈ 1%), R_p is the evidence that the adapter starts
+// at p against a random read base, and a constant floor bounds the chance that random sequence
+// reaches it (≈ 4^(−min_score/m) for exact matches) the same at every overlap, so short overlaps
+// need exact matches and long ones tolerate mismatches. The fraction term still caps the
+// mismatch share on long overlaps. With min_score set, min_overlap can be 1: the floor decides.
+// Recommended for Illumina adapters (examples/adapter_truth.cpp): match 1, mismatch −3,
+// τ_m = 0.3, min_score = 3.5, min_overlap = 1: accepts 4 exact adapter bases at the 3' end (a
+// random 3' tail matches with probability 4^−4 ≈ 0.4%), 8 bases with one mismatch, 12 with two.
+// On seqprep's simSeq_1 (R1 only) this trims 97.98% of reads to exactly the true length (the
+// fraction rule at the defaults: 96.14%); no single-end rule can do much better there, because
+// inserts of 97–99 bp leave 1–3 adapter bases that are indistinguishable from a genuine read end
+// (≈ 1.5% of the reads; paired-end tools find them from the mate overlap instead).
+// min_score is a constant, so ∂θ/∂τ_m = m·ov on the fraction branch and 0 on the floor branch
+// (the forward, the backward and trimmed_lengths() take the same branch; ties take the fraction).
 //
 // Learnable: A (init one-hot of the adapter; N = 0.25), S (init match/mismatch), τ_m, and T
 // (stored as log T so it stays > 0) unless learnable_temperature is false.
@@ -29,6 +52,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -56,6 +80,10 @@ struct AdapterRemovalConfig {
     std::size_t min_overlap = 6;
     double match_score = 2.0;
     double mismatch_score = -1.0;
+    /// Absolute floor on the raw alignment score (score units, m per match): a start is accepted
+    /// only when its raw score exceeds max(τ_m·m·ov, min_score). −∞ (the default) turns it off,
+    /// leaving the pure fraction rule. See the header comment for the recommended setting.
+    double min_score = -std::numeric_limits<double>::infinity();
 
     void validate() const {
         if (adapter_sequence.empty()) throw InvalidArgument("AdapterRemovalConfig: 'adapter_sequence' is empty");
@@ -70,6 +98,9 @@ struct AdapterRemovalConfig {
         if (min_overlap == 0) throw InvalidArgument("AdapterRemovalConfig: 'min_overlap' must be >= 1");
         check_positive(match_score, "AdapterRemovalConfig", "match_score");
         check_finite(mismatch_score, "AdapterRemovalConfig", "mismatch_score");
+        if (std::isnan(min_score) || min_score == std::numeric_limits<double>::infinity()) {
+            throw InvalidArgument("AdapterRemovalConfig: 'min_score' must be finite or -infinity");
+        }
     }
 };
 
@@ -83,11 +114,20 @@ struct AdapterRemovalResult {
 
 namespace detail {
 
+/// Threshold score of a start with overlap ov: θ = max(τ_m·w, min_score), w = m·ov (raw score units).
+/// Ties (τ_m·w == min_score) take the fraction branch, in the forward and the backward alike.
+template <class U>
+U adapter_threshold(const U& tau_m, double w, double min_score) {
+    const U frac = tau_m * w;
+    if (primal(frac) >= min_score) return frac;
+    return passive<U>(min_score);
+}
+
 /// Forward of one read for any scalar U (double for the fused node, Dual for forward mode).
 /// seq: [len × 4] (stride 4), B: [La × 4] with B_k = S A_k, out r: [len], returns Σ r.
 template <class U, class SeqT>
-U adapter_read_forward(const SeqT* seq, std::size_t len, const U* B, std::size_t la, std::size_t min_overlap,
-                       double norm, const U& tau_m, const U& temp, U* r) {
+U adapter_read_forward(const SeqT* seq, std::size_t len, const U* B, std::size_t la,
+                       std::size_t min_overlap, double norm, double min_score, const U& tau_m, const U& temp, U* r) {
     using diffbio::log_sigmoid;
     using std::exp;
     U c = passive<U>(0.0);
@@ -100,8 +140,7 @@ U adapter_read_forward(const SeqT* seq, std::size_t len, const U* B, std::size_t
                 for (std::size_t a = 0; a < 4; ++a) s = s + seq[(p + k) * 4 + a] * B[k * 4 + a];
             }
             const double w = norm * static_cast<double>(ov);
-            s = s / w;
-            c = c + log_sigmoid(-((s - tau_m) * w / temp));
+            c = c + log_sigmoid(-((s - adapter_threshold<U>(tau_m, w, min_score)) / temp));
         }
         r[p] = exp(c);
         total = total + r[p];
@@ -112,7 +151,8 @@ U adapter_read_forward(const SeqT* seq, std::size_t len, const U* B, std::size_t
 /// Hand-derived backward of one read (double). rbar: ∂L/∂r [len] (pos̄ already added).
 /// Accumulates into seq_grad (may be null), Bbar [La × 4], tau_bar, temp_bar.
 inline void adapter_read_backward(const double* seq, std::size_t len, const double* B, std::size_t la,
-                                  std::size_t min_overlap, double norm, double tau_m, double temp, const double* r,
+                                  std::size_t min_overlap, double norm, double min_score, double tau_m, double temp,
+                                  const double* r,
                                   const double* rbar, double* seq_grad, double* Bbar, double& tau_bar, double& temp_bar) {
     // ū_q = Σ_{l ≥ q} r̄_l r_l
     double suffix = 0.0;
@@ -126,10 +166,10 @@ inline void adapter_read_backward(const double* seq, std::size_t len, const doub
         for (std::size_t k = 0; k < ov; ++k) {
             for (std::size_t a = 0; a < 4; ++a) s += seq[(p + k) * 4 + a] * B[k * 4 + a];
         }
-        s /= w;
-        const double z = (s - tau_m) * w / temp;
+        const bool fraction = tau_m * w >= min_score; // θ = τ_m·w (else the constant min_score)
+        const double z = (s - (fraction ? tau_m * w : min_score)) / temp;
         const double zbar = -suffix * diffbio::sigmoid(z); // d log σ(−z)/dz = −σ(z)
-        tau_bar -= zbar * w / temp;
+        if (fraction) tau_bar -= zbar * w / temp;
         temp_bar -= zbar * z / temp;
         const double g = zbar / temp; // ∂z/∂(raw score) = 1/T
         for (std::size_t k = 0; k < ov; ++k) {
@@ -201,7 +241,8 @@ public:
                 for (std::size_t k = 0; k < ov; ++k) {
                     for (std::size_t a = 0; a < 4; ++a) s += primal(seq[(p + k) * 4 + a]) * B[k * 4 + a];
                 }
-                if (s / (cfg_.match_score * static_cast<double>(ov)) > tau_m) {
+                if (s > detail::adapter_threshold<double>(tau_m, cfg_.match_score * static_cast<double>(ov),
+                                                          cfg_.min_score)) {
                     out[i] = static_cast<std::uint32_t>(p);
                     break;
                 }
@@ -256,9 +297,9 @@ private:
         std::vector<R> r(reads.n * reads.length, passive<R>(0.0));
         pos.assign(reads.n, passive<R>(0.0));
         for (std::size_t i = 0; i < reads.n; ++i) {
-            pos[i] = detail::adapter_read_forward<R>(reads.seq.data() + i * reads.length * 4, reads.lengths[i], B.data(), la,
-                                                     cfg_.min_overlap, cfg_.match_score, tau_m, temp,
-                                                     r.data() + i * reads.length);
+            pos[i] = detail::adapter_read_forward<R>(reads.seq.data() + i * reads.length * 4, reads.lengths[i],
+                                                     B.data(), la, cfg_.min_overlap, cfg_.match_score, cfg_.min_score,
+                                                     tau_m, temp, r.data() + i * reads.length);
         }
         return r;
     }
@@ -269,7 +310,7 @@ private:
                                        std::vector<ad::Var>& pos) const {
         ad::Tape& tape = ad::Tape::active();
         const std::size_t n = reads.n, L = reads.length, la = adapter_length(), min_ov = cfg_.min_overlap;
-        const double norm = cfg_.match_score;
+        const double norm = cfg_.match_score, min_score = cfg_.min_score;
         const bool learn_t = cfg_.learnable_temperature;
         const auto A = bind(adapter_);
         const auto Sm = bind(scores_);
@@ -303,10 +344,11 @@ private:
                         const auto i = static_cast<std::size_t>(ii);
                         const std::size_t len = lens[i];
                         for (std::size_t l = 0; l < len; ++l) rbar[l] = ybar[i * L + l] + ybar[n * L + i];
-                        detail::adapter_read_backward(seq.data() + i * L * 4, len, B.data(), la, min_ov, norm, tau_m, temp,
-                                              r.data() + i * L, rbar.data(),
-                                              seq_grad.empty() ? nullptr : seq_grad.data() + i * L * 4, Bbar_t.data(),
-                                              tau_t, temp_t);
+                        detail::adapter_read_backward(seq.data() + i * L * 4, len,
+                                                      B.data(), la, min_ov, norm, min_score, tau_m, temp,
+                                                      r.data() + i * L, rbar.data(),
+                                                      seq_grad.empty() ? nullptr : seq_grad.data() + i * L * 4,
+                                                      Bbar_t.data(), tau_t, temp_t);
                     }
                     DIFFBIO_OMP(critical)
                     {
@@ -344,8 +386,8 @@ private:
             const auto i = static_cast<std::size_t>(ii);
             double* r = yv.data() + i * L;
             for (std::size_t l = 0; l < L; ++l) r[l] = 0.0;
-            yv[n * L + i] = detail::adapter_read_forward<double>(seq.data() + i * L * 4, lens[i], B.data(), la, min_ov,
-                                                                norm, tau_m, temp, r);
+            yv[n * L + i] = detail::adapter_read_forward<double>(seq.data() + i * L * 4, lens[i], B.data(), la,
+                                                                min_ov, norm, min_score, tau_m, temp, r);
         }
         std::vector<ad::Var> ret(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(n * L));
         pos.assign(y.begin() + static_cast<std::ptrdiff_t>(n * L), y.end());
