@@ -8,6 +8,7 @@
 #include <diffbio/ops/preprocessing/adapter_removal.hpp>
 
 #include "expect_ad.hpp"
+#include "expect_params.hpp"
 
 using namespace diffbio;
 using Catch::Matchers::Contains;
@@ -22,6 +23,31 @@ ReadBatch batch_of(const std::vector<std::string>& reads) {
     return b;
 }
 double sig(double x) { return diffbio::sigmoid(x); }
+
+/// Retention and trim positions as a function of the reads' one-hot values (for expect_ad).
+auto retention_of_reads(const ops::AdapterRemoval& ar, const ReadBatch& b) {
+    return [&ar, &b](auto v) {
+        using T = std::decay_t<decltype(v[0])>;
+        std::vector<T> seq(v.begin(), v.end());
+        const ops::ReadsView<T, float> view{seq, b.quality, b.lengths, b.num_reads, b.length};
+        auto bind = diffbio::test::make_binder<T>();
+        const auto r = ar.apply(bind, view);
+        std::vector<T> out = r.retention;
+        out.insert(out.end(), r.trim_position.begin(), r.trim_position.end());
+        return out;
+    };
+}
+
+/// A weighted sum of the masked reads plus a trim position, generic in the Binder.
+auto weighted_output(const ops::AdapterRemoval& ar, const ReadBatch& b) {
+    return [&ar, &b](auto& bind) {
+        const auto r = ar.apply(bind, ops::view_of(b));
+        using R = std::decay_t<decltype(r.retention[0])>;
+        R s = R(0.0);
+        for (std::size_t i = 0; i < r.seq.size(); ++i) s = s + r.seq[i] * (0.5 + 0.01 * static_cast<double>(i));
+        return s + 0.3 * r.trim_position[1];
+    };
+}
 } // namespace
 
 TEST_CASE("AdapterRemoval: hand-computed retention of a short read", "[ops][adapter]") {
@@ -94,54 +120,14 @@ TEST_CASE("AdapterRemoval gradients: fused Var node = Dual = finite differences"
     const ReadBatch b = batch_of({"TTACGTAC", "GACGTT"});
     ops::AdapterRemoval ar({.adapter_sequence = "ACGT", .temperature = 2.0, .match_threshold = 0.6, .min_overlap = 2});
     const std::vector<double> x(b.one_hot.begin(), b.one_hot.end());
-    auto f = [&](auto v) {
-        using T = std::decay_t<decltype(v[0])>;
-        std::vector<T> seq(v.begin(), v.end());
-        const ops::ReadsView<T, float> view{seq, b.quality, b.lengths, b.num_reads, b.length};
-        ad::Binder<T> bind = [] {
-            if constexpr (std::is_same_v<T, ad::Var>) return ad::Binder<ad::Var>(ad::Tape::active());
-            else return ad::Binder<T>();
-        }();
-        const auto r = ar.apply(bind, view);
-        std::vector<T> out = r.retention;
-        out.insert(out.end(), r.trim_position.begin(), r.trim_position.end());
-        return out;
-    };
-    diffbio::test::expect_ad(f, x, {.check_float = false});
+    diffbio::test::expect_ad(retention_of_reads(ar, b), x, {.check_float = false});
 }
 
 TEST_CASE("AdapterRemoval parameter gradients agree between modes and finite differences", "[ops][adapter][ad]") {
     const ReadBatch b = batch_of({"TTACGTAC", "GACGTTAA"});
     ops::AdapterRemoval ar({.adapter_sequence = "ACGT", .temperature = 1.5, .match_threshold = 0.6, .min_overlap = 2});
-    auto loss = [&](auto& bind) {
-        const auto r = ar.apply(bind, ops::view_of(b));
-        using R = std::decay_t<decltype(r.retention[0])>;
-        R s = R(0.0);
-        for (std::size_t i = 0; i < r.seq.size(); ++i) s = s + r.seq[i] * (0.5 + 0.01 * static_cast<double>(i));
-        return s + 0.3 * r.trim_position[1];
-    };
-    ad::Tape tape;
-    ad::ScopedTape scope(tape);
-    ad::Binder<ad::Var> bv(tape);
-    tape.backward(loss(bv));
-    bv.accumulate_grad();
-    for (ad::Parameter* p : ar.parameters()) {
-        for (std::size_t k = 0; k < p->size(); k += (p->size() > 4 ? 3 : 1)) {
-            ad::Binder<ad::Dual<double>> bd;
-            bd.seed(*p, k);
-            const double fwd = loss(bd).tangent;
-            const double v0 = p->values()[k];
-            ad::Binder<double> b0;
-            p->values()[k] = v0 + 1e-6;
-            const double up = loss(b0);
-            p->values()[k] = v0 - 1e-6;
-            const double down = loss(b0);
-            p->values()[k] = v0;
-            INFO(p->name() << "[" << k << "]");
-            CHECK(p->grad()[k] == Approx(fwd).epsilon(1e-10).margin(1e-12));
-            CHECK(p->grad()[k] == Approx((up - down) / 2e-6).epsilon(1e-6).margin(1e-8));
-        }
-    }
+    diffbio::test::expect_parameter_gradients(ar.parameters(), weighted_output(ar, b),
+                                              {.mode_rel = 1e-10, .mode_abs = 1e-12, .fd_rel = 1e-6, .fd_abs = 1e-8, .samples = 16});
 }
 
 TEST_CASE("AdapterRemoval validates its config", "[ops][adapter][errors]") {
@@ -213,49 +199,9 @@ TEST_CASE("AdapterRemoval min_score: gradients on both branches of max(tau_m w, 
     const ReadBatch b = batch_of({"TTACGTAC", "GACGTTAA"});
     ops::AdapterRemoval ar({.adapter_sequence = "ACGT", .temperature = 1.5, .match_threshold = 0.6, .min_overlap = 2,
                             .min_score = 3.0});
-    auto loss = [&](auto& bind) {
-        const auto r = ar.apply(bind, ops::view_of(b));
-        using R = std::decay_t<decltype(r.retention[0])>;
-        R s = R(0.0);
-        for (std::size_t i = 0; i < r.seq.size(); ++i) s = s + r.seq[i] * (0.5 + 0.01 * static_cast<double>(i));
-        return s + 0.3 * r.trim_position[1];
-    };
-    ad::Tape tape;
-    ad::ScopedTape scope(tape);
-    ad::Binder<ad::Var> bv(tape);
-    tape.backward(loss(bv));
-    bv.accumulate_grad();
-    for (ad::Parameter* p : ar.parameters()) {
-        for (std::size_t k = 0; k < p->size(); k += (p->size() > 4 ? 3 : 1)) {
-            ad::Binder<ad::Dual<double>> bd;
-            bd.seed(*p, k);
-            const double fwd = loss(bd).tangent;
-            const double v0 = p->values()[k];
-            ad::Binder<double> b0;
-            p->values()[k] = v0 + 1e-6;
-            const double up = loss(b0);
-            p->values()[k] = v0 - 1e-6;
-            const double down = loss(b0);
-            p->values()[k] = v0;
-            INFO(p->name() << "[" << k << "]");
-            CHECK(p->grad()[k] == Approx(fwd).epsilon(1e-10).margin(1e-12));
-            CHECK(p->grad()[k] == Approx((up - down) / 2e-6).epsilon(1e-6).margin(1e-8));
-        }
-    }
+    diffbio::test::expect_parameter_gradients(ar.parameters(), weighted_output(ar, b),
+                                              {.mode_rel = 1e-10, .mode_abs = 1e-12, .fd_rel = 1e-6, .fd_abs = 1e-8, .samples = 16});
     // And w.r.t. the reads.
     const std::vector<double> x(b.one_hot.begin(), b.one_hot.end());
-    auto f = [&](auto v) {
-        using T = std::decay_t<decltype(v[0])>;
-        std::vector<T> seq(v.begin(), v.end());
-        const ops::ReadsView<T, float> view{seq, b.quality, b.lengths, b.num_reads, b.length};
-        ad::Binder<T> bind = [] {
-            if constexpr (std::is_same_v<T, ad::Var>) return ad::Binder<ad::Var>(ad::Tape::active());
-            else return ad::Binder<T>();
-        }();
-        const auto r = ar.apply(bind, view);
-        std::vector<T> out = r.retention;
-        out.insert(out.end(), r.trim_position.begin(), r.trim_position.end());
-        return out;
-    };
-    diffbio::test::expect_ad(f, x, {.check_float = false});
+    diffbio::test::expect_ad(retention_of_reads(ar, b), x, {.check_float = false});
 }
