@@ -132,6 +132,7 @@ struct ApplyOptions {
     int threads = 1;
     std::size_t chunk = 10000;
     bool no_mask = false;
+    int compression_level = 4; ///< gzip level of .gz outputs (fastp's default is 4 too)
     std::optional<std::size_t> min_length;
 };
 
@@ -505,9 +506,9 @@ int run_apply(const ApplyOptions& o) {
     else single.emplace(o.in);
     const io::PhredEncoding enc1 = paired ? pair->first().encoding() : single->encoding();
     const io::PhredEncoding enc2 = paired ? pair->second().encoding() : enc1;
-    io::FastqWriter w1(o.out);
+    io::FastqWriter w1(o.out, io::has_gz_suffix(o.out), o.compression_level);
     std::optional<io::FastqWriter> w2;
-    if (paired) w2.emplace(o.out2);
+    if (paired) w2.emplace(o.out2, io::has_gz_suffix(o.out2), o.compression_level);
 
     const std::size_t threads = static_cast<std::size_t>(std::max(1, o.threads));
     const std::size_t per_part = std::max<std::size_t>(1, (o.chunk + threads - 1) / threads);
@@ -694,6 +695,9 @@ int main(int argc, char** argv) {
     apply->add_option("--threads", ao.threads, "Worker threads")->capture_default_str()->check(CLI::PositiveNumber);
     apply->add_option("--chunk", ao.chunk, "Reads held in memory at a time")->capture_default_str()->check(CLI::PositiveNumber);
     apply->add_option("--min-length", ao.min_length, "Override the parameter file's min_length");
+    apply->add_option("--compression-level", ao.compression_level, "gzip level (0-9) of .gz outputs")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 9));
     apply->add_flag("--no-mask", ao.no_mask, "Keep low-quality bases inside the kept part instead of writing N");
 
     try {

@@ -63,7 +63,7 @@ public:
     /// Errors: diffbio::Error naming the path and strerror when it cannot be created.
     explicit FastqWriter(std::string path) : FastqWriter(path, has_gz_suffix(path)) {}
     /// Creates `path`, BGZF-compressed when `gzip` is true, plain otherwise.
-    FastqWriter(std::string path, bool gzip) : out_(std::move(path), gzip) {}
+    FastqWriter(std::string path, bool gzip, int level = -1) : out_(std::move(path), gzip, level) {}
 
     /// Writes "@name comment\nsequence\n+\nquality\n" ("@name\n" without a comment), with the
     /// record's raw quality characters. O(record length).

@@ -23,12 +23,17 @@ inline bool has_gz_suffix(std::string_view path) noexcept { return path.ends_wit
 class TextWriter {
 public:
     /// Creates (or truncates) `path` ("-" is standard output), BGZF-compressed when `compress`
-    /// is true, plain otherwise.
-    /// Errors: diffbio::Error naming the path and the system's reason when it cannot be created.
-    TextWriter(std::string path, bool compress) : path_(std::move(path)) {
+    /// is true, plain otherwise. `level` is the zlib compression level 0–9 (−1: zlib's default, 6).
+    /// Errors: diffbio::Error naming the path and the system's reason when it cannot be created;
+    /// InvalidArgument for a level outside −1..9.
+    TextWriter(std::string path, bool compress, int level = -1) : path_(std::move(path)) {
+        if (level < -1 || level > 9) {
+            throw InvalidArgument("TextWriter: compression level must be in -1..9, got " + std::to_string(level));
+        }
         errno = 0;
         if (compress) {
-            bgzf_ = bgzf_open(path_.c_str(), "w");
+            const std::string mode = level < 0 ? std::string("w") : "w" + std::to_string(level);
+            bgzf_ = bgzf_open(path_.c_str(), mode.c_str());
         } else {
             plain_ = hopen(path_.c_str(), "w");
         }

@@ -229,20 +229,45 @@ public:
         const std::vector<double> B = adapter_times_scores();
         const std::size_t la = adapter_length();
         const double tau_m = threshold_.values()[0];
+        // best[k] = max(0, max_a B[k, a]): the most a base with non-negative entries summing to at
+        // most 1 (one-hot, N = 0.25 each, or soft-masked) can add at adapter offset k. With the
+        // suffix sums of best, a start is abandoned as soon as it can no longer reach θ(ov).
+        std::vector<double> best_suffix(la + 1, 0.0);
+        for (std::size_t k = la; k-- > 0;) {
+            double m = 0.0;
+            for (std::size_t a = 0; a < 4; ++a) m = std::max(m, B[k * 4 + a]);
+            best_suffix[k] = best_suffix[k + 1] + m;
+        }
         std::vector<std::uint32_t> out(reads.n);
+        std::vector<double> row(reads.length * 4);
         for (std::size_t i = 0; i < reads.n; ++i) {
             const std::size_t len = reads.lengths[i];
             const auto* seq = reads.seq.data() + i * reads.length * 4;
+            bool bounded = true; // every row non-negative with mass ≤ 1: the early exit is exact
+            for (std::size_t j = 0; j < len * 4; j += 4) {
+                double mass = 0.0;
+                for (std::size_t a = 0; a < 4; ++a) {
+                    row[j + a] = primal(seq[j + a]);
+                    bounded = bounded && row[j + a] >= 0.0;
+                    mass += row[j + a];
+                }
+                bounded = bounded && mass <= 1.0 + 1e-12;
+            }
             out[i] = static_cast<std::uint32_t>(len);
             for (std::size_t p = 0; p < len; ++p) {
                 const std::size_t ov = std::min(len - p, la);
                 if (ov < cfg_.min_overlap) break;
+                const double theta = detail::adapter_threshold<double>(tau_m, cfg_.match_score * static_cast<double>(ov),
+                                                                       cfg_.min_score);
+                const double tail = best_suffix[ov]; // what offsets ≥ ov could have added
                 double s = 0.0;
-                for (std::size_t k = 0; k < ov; ++k) {
-                    for (std::size_t a = 0; a < 4; ++a) s += primal(seq[(p + k) * 4 + a]) * B[k * 4 + a];
+                std::size_t k = 0;
+                for (; k < ov; ++k) {
+                    const double* r = row.data() + (p + k) * 4;
+                    s += r[0] * B[k * 4] + r[1] * B[k * 4 + 1] + r[2] * B[k * 4 + 2] + r[3] * B[k * 4 + 3];
+                    if (bounded && s + (best_suffix[k + 1] - tail) <= theta) break; // cannot exceed θ any more
                 }
-                if (s > detail::adapter_threshold<double>(tau_m, cfg_.match_score * static_cast<double>(ov),
-                                                          cfg_.min_score)) {
+                if (k == ov && s > theta) {
                     out[i] = static_cast<std::uint32_t>(p);
                     break;
                 }
