@@ -8,20 +8,14 @@
 #include <diffbio/ops/preprocessing/adapter_removal.hpp>
 
 #include "expect_ad.hpp"
+#include "read_fixtures.hpp"
 #include "expect_params.hpp"
 
 using namespace diffbio;
 using Catch::Matchers::Contains;
 
 namespace {
-ReadBatch batch_of(const std::vector<std::string>& reads) {
-    ReadBatch b;
-    for (std::size_t i = 0; i < reads.size(); ++i) {
-        const std::vector<float> q(reads[i].size(), 30.0f);
-        b.add("r" + std::to_string(i), reads[i], q);
-    }
-    return b;
-}
+using diffbio::test::batch_of;
 double sig(double x) { return diffbio::sigmoid(x); }
 
 /// Retention and trim positions as a function of the reads' one-hot values (for expect_ad).

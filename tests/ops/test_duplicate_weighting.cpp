@@ -9,19 +9,13 @@
 #include <diffbio/ops/preprocessing/duplicate_weighting.hpp>
 
 #include "expect_ad.hpp"
+#include "read_fixtures.hpp"
 #include "expect_params.hpp"
 
 using namespace diffbio;
 
 namespace {
-ReadBatch batch_of(const std::vector<std::string>& reads) {
-    ReadBatch b;
-    for (std::size_t i = 0; i < reads.size(); ++i) {
-        const std::vector<float> q(reads[i].size(), 30.0f);
-        b.add("r" + std::to_string(i), reads[i], q);
-    }
-    return b;
-}
+using diffbio::test::batch_of;
 const std::string a = "TTGCATCCGTAACTGGTCATTGCAGC";
 const std::string c = "GACCTAGGATTTACGCACGTAACGTA";
 } // namespace
