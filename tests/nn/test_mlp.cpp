@@ -7,6 +7,7 @@
 #include <diffbio/nn/mlp.hpp>
 
 #include "expect_ad.hpp"
+#include "expect_params.hpp"
 
 using diffbio::ad::Binder;
 using diffbio::ad::Dual;
@@ -17,14 +18,7 @@ using diffbio::test::expect_ad;
 namespace nn = diffbio::nn;
 
 namespace {
-template <class U>
-Binder<U> make_binder() {
-    if constexpr (std::is_same_v<U, Var>) {
-        return Binder<Var>(Tape::active());
-    } else {
-        return Binder<U>{};
-    }
-}
+using diffbio::test::make_binder;
 
 std::vector<double> inputs(std::size_t n) {
     std::vector<double> x(n);

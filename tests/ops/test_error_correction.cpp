@@ -10,6 +10,7 @@
 #include <diffbio/ops/preprocessing/error_correction.hpp>
 
 #include "expect_ad.hpp"
+#include "expect_params.hpp"
 
 using diffbio::ad::Binder;
 using diffbio::ad::Dual;
@@ -24,14 +25,7 @@ namespace exec = diffbio::exec;
 
 namespace {
 
-template <class U>
-Binder<U> make_binder() {
-    if constexpr (std::is_same_v<U, Var>) {
-        return Binder<Var>(Tape::active());
-    } else {
-        return Binder<U>{};
-    }
-}
+using diffbio::test::make_binder;
 
 /// A tiny padded batch: reads of the given lengths padded to L, one-hot bases (one soft-masked
 /// row with mass 0.4 in read 0), Phred qualities; padding holds garbage that must be ignored.
