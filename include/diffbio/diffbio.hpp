@@ -40,6 +40,7 @@
 #include <diffbio/nn/sgd.hpp>
 
 #include <diffbio/ops/preprocessing/adapter_removal.hpp>
+#include <diffbio/ops/preprocessing/mate_overlap.hpp>
 #include <diffbio/ops/preprocessing/duplicate_weighting.hpp>
 #include <diffbio/ops/preprocessing/error_correction.hpp>
 #include <diffbio/ops/preprocessing/quality_filter.hpp>

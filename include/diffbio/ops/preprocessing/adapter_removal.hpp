@@ -72,6 +72,17 @@
 
 namespace diffbio::ops {
 
+/// An adapter must be non-empty and spelled with A, C, G, T or N (either case).
+inline void check_adapter_sequence(const std::string& seq, const char* where, const char* field) {
+    if (seq.empty()) throw InvalidArgument(std::string(where) + ": '" + field + "' is empty");
+    for (char c : seq) {
+        if (base_index(c) < 0 && c != 'N' && c != 'n') {
+            throw InvalidArgument(std::string(where) + ": '" + field + "' has a character that is not A, C, G, T or N: '" +
+                                  c + "'");
+        }
+    }
+}
+
 struct AdapterRemovalConfig {
     std::string adapter_sequence = "AGATCGGAAGAG";
     double temperature = 1.0;
@@ -86,13 +97,7 @@ struct AdapterRemovalConfig {
     double min_score = -std::numeric_limits<double>::infinity();
 
     void validate() const {
-        if (adapter_sequence.empty()) throw InvalidArgument("AdapterRemovalConfig: 'adapter_sequence' is empty");
-        for (char c : adapter_sequence) {
-            if (base_index(c) < 0 && c != 'N' && c != 'n') {
-                throw InvalidArgument(std::string("AdapterRemovalConfig: 'adapter_sequence' has a character that is not "
-                                                  "A, C, G, T or N: '") + c + "'");
-            }
-        }
+        check_adapter_sequence(adapter_sequence, "AdapterRemovalConfig", "adapter_sequence");
         check_temperature(temperature, "AdapterRemovalConfig", "temperature");
         check_finite(match_threshold, "AdapterRemovalConfig", "match_threshold");
         if (min_overlap == 0) throw InvalidArgument("AdapterRemovalConfig: 'min_overlap' must be >= 1");
@@ -113,6 +118,50 @@ struct AdapterRemovalResult {
 };
 
 namespace detail {
+
+/// One-hot rows [La × 4] of an adapter sequence (N: 0.25 each).
+inline std::vector<double> adapter_one_hot(const std::string& a) {
+    std::vector<double> v(a.size() * 4, 0.0);
+    for (std::size_t k = 0; k < a.size(); ++k) {
+        const int b = base_index(a[k]);
+        for (int c = 0; c < 4; ++c) v[k * 4 + static_cast<std::size_t>(c)] = b < 0 ? 0.25 : (c == b ? 1.0 : 0.0);
+    }
+    return v;
+}
+
+/// A 4×4 substitution matrix with `match` on the diagonal and `mismatch` elsewhere.
+inline std::vector<double> match_mismatch_scores(double match, double mismatch) {
+    std::vector<double> v(16);
+    for (std::size_t a = 0; a < 4; ++a) {
+        for (std::size_t b = 0; b < 4; ++b) v[a * 4 + b] = a == b ? match : mismatch;
+    }
+    return v;
+}
+
+/// B_k = S A_k for any scalar: B[k, a] = Σ_b S[a, b] A[k, b].
+template <class U>
+std::vector<U> times_scores(std::span<const U> A, std::span<const U> S, std::size_t la) {
+    std::vector<U> B(la * 4, passive<U>(0.0));
+    for (std::size_t k = 0; k < la; ++k) {
+        for (std::size_t a = 0; a < 4; ++a) {
+            for (std::size_t b = 0; b < 4; ++b) B[k * 4 + a] = B[k * 4 + a] + S[a * 4 + b] * A[k * 4 + b];
+        }
+    }
+    return B;
+}
+
+/// The adjoint of times_scores: Ā[k, b] += Σ_a B̄[k, a] S[a, b], S̄[a, b] += Σ_k B̄[k, a] A[k, b].
+inline void times_scores_backward(std::span<const double> A, std::span<const double> S, std::span<const double> Bbar,
+                                  std::size_t la, std::span<double> Abar, std::span<double> Sbar) {
+    for (std::size_t k = 0; k < la; ++k) {
+        for (std::size_t a = 0; a < 4; ++a) {
+            for (std::size_t b = 0; b < 4; ++b) {
+                if (!Sbar.empty()) Sbar[a * 4 + b] += Bbar[k * 4 + a] * A[k * 4 + b];
+                if (!Abar.empty()) Abar[k * 4 + b] += Bbar[k * 4 + a] * S[a * 4 + b];
+            }
+        }
+    }
+}
 
 /// Threshold score of a start with overlap ov: θ = max(τ_m·w, min_score), w = m·ov (raw score units).
 /// Ties (τ_m·w == min_score) take the fraction branch, in the forward and the backward alike.
@@ -186,8 +235,8 @@ inline void adapter_read_backward(const double* seq, std::size_t len, const doub
 class AdapterRemoval {
 public:
     explicit AdapterRemoval(AdapterRemovalConfig cfg = {})
-        : cfg_((cfg.validate(), std::move(cfg))), adapter_("adapter_one_hot", initial_adapter(cfg_.adapter_sequence)),
-          scores_("adapter_scores", initial_scores(cfg_.match_score, cfg_.mismatch_score)),
+        : cfg_((cfg.validate(), std::move(cfg))), adapter_("adapter_one_hot", detail::adapter_one_hot(cfg_.adapter_sequence)),
+          scores_("adapter_scores", detail::match_mismatch_scores(cfg_.match_score, cfg_.mismatch_score)),
           threshold_("adapter_match_threshold", cfg_.match_threshold),
           log_temperature_("adapter_log_temperature", std::log(cfg_.temperature)) {}
 
@@ -277,35 +326,8 @@ public:
     }
 
 private:
-    static std::vector<double> initial_adapter(const std::string& a) {
-        std::vector<double> v(a.size() * 4, 0.0);
-        for (std::size_t k = 0; k < a.size(); ++k) {
-            const int b = base_index(a[k]);
-            for (int c = 0; c < 4; ++c) v[k * 4 + static_cast<std::size_t>(c)] = b < 0 ? 0.25 : (c == b ? 1.0 : 0.0);
-        }
-        return v;
-    }
-    static std::vector<double> initial_scores(double match, double mismatch) {
-        std::vector<double> v(16);
-        for (std::size_t a = 0; a < 4; ++a) {
-            for (std::size_t b = 0; b < 4; ++b) v[a * 4 + b] = a == b ? match : mismatch;
-        }
-        return v;
-    }
-
-    /// B_k = S A_k for any scalar: B[k, a] = Σ_b S[a, b] A[k, b].
-    template <class U>
-    static std::vector<U> times_scores(std::span<const U> A, std::span<const U> S, std::size_t la) {
-        std::vector<U> B(la * 4, passive<U>(0.0));
-        for (std::size_t k = 0; k < la; ++k) {
-            for (std::size_t a = 0; a < 4; ++a) {
-                for (std::size_t b = 0; b < 4; ++b) B[k * 4 + a] = B[k * 4 + a] + S[a * 4 + b] * A[k * 4 + b];
-            }
-        }
-        return B;
-    }
     std::vector<double> adapter_times_scores() const {
-        return times_scores<double>(adapter_.values(), scores_.values(), adapter_length());
+        return detail::times_scores<double>(adapter_.values(), scores_.values(), adapter_length());
     }
 
     /// double / float / Dual: the forward formula in the scalar itself.
@@ -316,7 +338,7 @@ private:
         const auto A = bind(adapter_);
         const auto Sm = bind(scores_);
         const std::vector<R> Ar(A.begin(), A.end()), Sr(Sm.begin(), Sm.end());
-        const std::vector<R> B = times_scores<R>(Ar, Sr, la);
+        const std::vector<R> B = detail::times_scores<R>(Ar, Sr, la);
         const R tau_m = bind(threshold_)[0];
         const R temp = cfg_.learnable_temperature ? R(exp(bind(log_temperature_)[0])) : passive<R>(temperature());
         std::vector<R> r(reads.n * reads.length, passive<R>(0.0));
@@ -352,7 +374,7 @@ private:
                 const auto Av = g.in_value(1), Sv = g.in_value(2);
                 const double tau_m = g.in_value(3)[0];
                 const double temp = learn_t ? std::exp(g.in_value(4)[0]) : fixed_temp;
-                const std::vector<double> B = times_scores<double>(Av, Sv, la);
+                const std::vector<double> B = detail::times_scores<double>(Av, Sv, la);
                 const auto r = g.out_value();
                 const auto ybar = g.out_adjoint();
                 const auto seq_grad = g.in_adjoint(0);
@@ -382,16 +404,7 @@ private:
                         temp_bar += temp_t;
                     }
                 }
-                // B[k, a] = Σ_b S[a, b] A[k, b]
-                const auto Abar = g.in_adjoint(1), Sbar = g.in_adjoint(2);
-                for (std::size_t k = 0; k < la; ++k) {
-                    for (std::size_t a = 0; a < 4; ++a) {
-                        for (std::size_t b = 0; b < 4; ++b) {
-                            Sbar[a * 4 + b] += Bbar[k * 4 + a] * Av[k * 4 + b];
-                            Abar[k * 4 + b] += Bbar[k * 4 + a] * Sv[a * 4 + b];
-                        }
-                    }
-                }
+                detail::times_scores_backward(Av, Sv, Bbar, la, g.in_adjoint(1), g.in_adjoint(2));
                 g.in_adjoint(3)[0] += tau_bar;
                 if (learn_t) g.in_adjoint(4)[0] += temp_bar * temp; // d T / d log T = T
             });
@@ -400,7 +413,7 @@ private:
         std::vector<double> Av(la * 4), Sv(16);
         for (std::size_t k = 0; k < Av.size(); ++k) Av[k] = tape.value(A[k]);
         for (std::size_t k = 0; k < 16; ++k) Sv[k] = tape.value(Sm[k]);
-        const std::vector<double> B = times_scores<double>(Av, Sv, la);
+        const std::vector<double> B = detail::times_scores<double>(Av, Sv, la);
         const double tau_m = tape.value(tau[0]);
         const double temp = learn_t ? std::exp(tape.value(logt[0])) : fixed_temp;
         auto yv = tape.values_of(y);
