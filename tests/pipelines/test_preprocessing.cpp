@@ -125,3 +125,29 @@ TEST_CASE("harden: adapter cut, 3' quality trim, masking, drop and duplicate fla
     CHECK(h.masked[0 * b.length + 4] == 0);
     CHECK(h.masked[2 * b.length + 26] == 0); // trimmed away, not masked
 }
+
+TEST_CASE("harden_pair: both mates cut at the insert found from the mate overlap", "[pipelines][preprocessing][harden]") {
+    // Insert of 27 bp in 30 bp reads: 3 adapter bases, too few for the single-end rule.
+    const std::string insert = "TTGCATCCGTAACTGGTCATTGCAGCA";
+    std::string rc(insert.rbegin(), insert.rend());
+    for (char& c : rc) c = c == 'A' ? 'T' : c == 'C' ? 'G' : c == 'G' ? 'C' : 'A';
+    const std::string other = "GGCATTACGTTAGCCATGACTGATCGATCA"; // 30 bp, no read-through
+    std::string other_rc(other.rbegin(), other.rend());
+    for (char& c : other_rc) c = c == 'A' ? 'T' : c == 'C' ? 'G' : c == 'G' ? 'C' : 'A';
+    ReadBatch m1, m2;
+    const std::vector<float> q(30, 35.0f);
+    m1.add("p0", insert + "AGA", q);
+    m2.add("p0", rc + "AGA", q);
+    m1.add("p1", other, q);
+    m2.add("p1", other_rc.substr(0, 24) + "TTTTTT", std::vector<float>(30, 35.0f));
+    m2.quality[1 * m2.length + 29] = 5; // a low-quality 3' base of mate 2 of pair 1
+    PreprocessingPipeline p({.enable_duplicate_weighting = false, .enable_error_correction = false, .min_length = 10});
+    const auto [h1, h2] = p.harden_pair(m1, m2);
+    CHECK(h1.adapter_cut == std::vector<std::uint32_t>{27, 30});
+    CHECK(h2.adapter_cut == std::vector<std::uint32_t>{27, 30});
+    CHECK(h2.kept_length == std::vector<std::uint32_t>{27, 29});
+    CHECK(p.harden(m1).adapter_cut[0] == 30); // single end: the 3-base tail is left
+    ReadBatch one;
+    one.add("x", insert, std::vector<float>(insert.size(), 30.0f));
+    CHECK_THROWS_WITH(p.harden_pair(m1, one), Contains("mate 2 has 1"));
+}

@@ -12,12 +12,17 @@
 //
 // harden() turns the current parameters into hard decisions per read (adapter cut, 3' quality
 // trim, low-quality base masking, drop below min_length, duplicate flag): what a classic trimmer
-// does, learned. Writing the result as FASTQ is left to the io layer (see examples/).
+// does, learned. harden_pair() does the same for read pairs, with the adapter cut of both mates
+// taken from the mate overlap (ops::MateOverlap: the insert length, found from the overlap of the
+// mates and both adapters), which also finds inserts that leave only 1–3 adapter bases. Writing the
+// result as FASTQ is left to the io layer (see examples/).
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -31,6 +36,7 @@
 #include <diffbio/ops/preprocessing/adapter_removal.hpp>
 #include <diffbio/ops/preprocessing/duplicate_weighting.hpp>
 #include <diffbio/ops/preprocessing/error_correction.hpp>
+#include <diffbio/ops/preprocessing/mate_overlap.hpp>
 #include <diffbio/ops/preprocessing/quality_filter.hpp>
 #include <diffbio/ops/preprocessing/reads.hpp>
 
@@ -40,7 +46,11 @@ struct PreprocessingPipelineConfig {
     std::size_t read_length = 150; ///< expected read length (informative; reads of any length work)
     double quality_threshold = 20.0;
     std::string adapter_sequence = "AGATCGGAAGAG";
+    std::string adapter_sequence2 = {}; ///< mate 2's adapter for harden_pair() ("": adapter_sequence)
     double adapter_match_threshold = 0.8;
+    double adapter_match_score = 2.0;  ///< the adapter scores' initial match and mismatch values
+    double adapter_mismatch_score = -1.0;
+    double adapter_min_score = -std::numeric_limits<double>::infinity(); ///< AdapterRemovalConfig::min_score
     double adapter_temperature = 1.0;
     double duplicate_similarity_threshold = 0.95;
     std::size_t error_correction_window = 11;
@@ -59,6 +69,7 @@ struct PreprocessingPipelineConfig {
         check_finite(quality_threshold, "PreprocessingPipelineConfig", "quality_threshold");
         check_temperature(adapter_temperature, "PreprocessingPipelineConfig", "adapter_temperature");
         check_finite(adapter_match_threshold, "PreprocessingPipelineConfig", "adapter_match_threshold");
+        if (!adapter_sequence2.empty()) ops::check_adapter_sequence(adapter_sequence2, "PreprocessingPipelineConfig", "adapter_sequence2");
         check_finite(duplicate_similarity_threshold, "PreprocessingPipelineConfig", "duplicate_similarity_threshold");
         check_temperature(quality_softness, "PreprocessingPipelineConfig", "quality_softness");
     }
@@ -92,7 +103,12 @@ public:
           adapter_removal_({.adapter_sequence = cfg_.adapter_sequence,
                             .temperature = cfg_.adapter_temperature,
                             .match_threshold = cfg_.adapter_match_threshold,
-                            .min_overlap = cfg_.adapter_min_overlap}),
+                            .min_overlap = cfg_.adapter_min_overlap,
+                            .match_score = cfg_.adapter_match_score,
+                            .mismatch_score = cfg_.adapter_mismatch_score,
+                            .min_score = cfg_.adapter_min_score}),
+          mate_overlap_({.adapter1 = cfg_.adapter_sequence,
+                         .adapter2 = cfg_.adapter_sequence2.empty() ? cfg_.adapter_sequence : cfg_.adapter_sequence2}),
           duplicate_weighting_({.similarity_threshold = cfg_.duplicate_similarity_threshold, .seed = cfg_.seed}),
           error_correction_({.window_size = cfg_.error_correction_window,
                              .hidden_dim = cfg_.error_correction_hidden_dim,
@@ -102,6 +118,9 @@ public:
     ops::QualityFilter& quality_filter() noexcept { return quality_filter_; }
     ops::AdapterRemoval& adapter_removal() noexcept { return adapter_removal_; }
     ops::DuplicateWeighting& duplicate_weighting() noexcept { return duplicate_weighting_; }
+    /// The pair trimmer of harden_pair() (its rule: MateOverlapConfig's defaults; not trained by
+    /// parameters(), which holds the single-read stages).
+    ops::MateOverlap& mate_overlap() noexcept { return mate_overlap_; }
     ops::ErrorCorrection& error_correction() noexcept { return error_correction_; }
 
     /// The learnable parameters of the enabled stages, for an optimizer.
@@ -171,12 +190,39 @@ public:
     HardenedReads harden(const ReadBatch& batch) const {
         const auto view = ops::view_of(batch);
         view.validate("PreprocessingPipeline::harden");
+        return finish_hardening(batch, cfg_.enable_adapter_removal
+                                           ? adapter_removal_.trimmed_lengths(view)
+                                           : std::vector<std::uint32_t>(batch.lengths.begin(), batch.lengths.end()));
+    }
+
+    /// harden() for read pairs (pair i = read i of both batches): the adapter cut of both mates is
+    /// the insert length from the mate overlap (ops::MateOverlap::insert_lengths) when adapter
+    /// removal is enabled; the quality trim, masking, min_length and duplicate flags are per mate.
+    /// A caller writing pairs drops a pair when either mate is dropped. O(N·L²) in the worst case,
+    /// a few bases per candidate insert length on real pairs.
+    std::pair<HardenedReads, HardenedReads> harden_pair(const ReadBatch& mate1, const ReadBatch& mate2) const {
+        if (mate1.num_reads != mate2.num_reads) {
+            throw ShapeError("PreprocessingPipeline::harden_pair: mate 1 has " + std::to_string(mate1.num_reads) +
+                             " reads but mate 2 has " + std::to_string(mate2.num_reads));
+        }
+        if (!cfg_.enable_adapter_removal) return {harden(mate1), harden(mate2)};
+        const auto insert = mate_overlap_.insert_lengths(ops::view_of(mate1), ops::view_of(mate2));
+        std::vector<std::uint32_t> cut1(insert.size()), cut2(insert.size());
+        for (std::size_t i = 0; i < insert.size(); ++i) {
+            cut1[i] = std::min(insert[i], mate1.lengths[i]);
+            cut2[i] = std::min(insert[i], mate2.lengths[i]);
+        }
+        return {finish_hardening(mate1, std::move(cut1)), finish_hardening(mate2, std::move(cut2))};
+    }
+
+private:
+    /// Everything after the adapter cut: 3' quality trim, masking, min_length, duplicate flags.
+    HardenedReads finish_hardening(const ReadBatch& batch, std::vector<std::uint32_t> adapter_cut) const {
         const std::size_t n = batch.num_reads, L = batch.length;
         const double theta = quality_filter_.threshold().values()[0];
         HardenedReads h;
         h.length = L;
-        h.adapter_cut = cfg_.enable_adapter_removal ? adapter_removal_.trimmed_lengths(view)
-                                                    : std::vector<std::uint32_t>(batch.lengths.begin(), batch.lengths.end());
+        h.adapter_cut = std::move(adapter_cut);
         h.kept_length.resize(n);
         h.dropped.assign(n, 0);
         h.masked.assign(n * L, 0);
@@ -191,16 +237,16 @@ public:
         }
         h.duplicate.assign(n, 0);
         if (cfg_.enable_duplicate_weighting) {
-            const auto flags = duplicate_weighting_.duplicate_flags(view);
+            const auto flags = duplicate_weighting_.duplicate_flags(ops::view_of(batch));
             for (std::size_t i = 0; i < n; ++i) h.duplicate[i] = flags[i] ? 1 : 0;
         }
         return h;
     }
 
-private:
     PreprocessingPipelineConfig cfg_;
     ops::QualityFilter quality_filter_;
     ops::AdapterRemoval adapter_removal_;
+    ops::MateOverlap mate_overlap_;
     ops::DuplicateWeighting duplicate_weighting_;
     ops::ErrorCorrection error_correction_;
 };
