@@ -29,8 +29,9 @@
 #   diffbio: adapter_truth --fastq R1 --adapter A --threads T (recommended rule:
 #       match 1, mismatch -3, tau_m 0.3, min_score 3.5, min_overlap 1), and once with the
 #       library defaults (--threshold 0.5 --min-score -inf --min-overlap 6 --match 2 --mismatch -1)
-# Reference rows (paired end, R1 scored; they use the mate overlap, which single-end trimming
-# cannot; DATA.md's anchors AdapterRemoval 1.0000 / fastp 0.9993 are these):
+# Paired-end rows (R1 scored; they use the mate overlap, which single-end trimming cannot;
+# DATA.md's anchors AdapterRemoval 1.0000 / fastp 0.9993 are these):
+#   diffbio: adapter_truth --fastq R1 --fastq2 R2 --adapter A --adapter2 A2 (ops::MateOverlap)
 #   AdapterRemoval --file1 R1 --file2 R2 --adapter1 A --adapter2 A2 --basename ar_pe --minlength 0
 #   fastp -i R1 -I R2 -o fastp_pe_1.fq -O fastp_pe_2.fq -a A --adapter_sequence_r2 A2 -Q -L -G
 set -euo pipefail
@@ -143,8 +144,9 @@ diffbio_row() { # label args...
 diffbio_row "diffbio (min_score rule)"
 diffbio_row "diffbio (library defaults)" --threshold 0.5 --min-score -inf --min-overlap 6 --match 2 --mismatch -1
 
-# Paired-end references (R1 scored).
+# Paired end (R1 scored): diffbio's mate overlap and the peers' paired modes.
 if [[ -r $FASTQ2 ]]; then
+    diffbio_row "diffbio PE (mate overlap)" --fastq2 "$FASTQ2" --adapter2 "$ADAPTER2"
     if have AdapterRemoval; then
         timed "AdapterRemoval PE (ref)" ar_pe.pair1.truncated \
             AdapterRemoval --file1 "$FASTQ" --file2 "$FASTQ2" --adapter1 "$ADAPTER" --adapter2 "$ADAPTER2" \
