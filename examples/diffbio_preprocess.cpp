@@ -115,6 +115,7 @@ struct LearnOptions {
     double adapter_lr = 0.01;
     int threads = 1;
     std::string adapter = "AGATCGGAAGAG";
+    std::string adapter2; ///< mate 2's adapter ("" = the same as --adapter)
     double quality_threshold = 20.0;
     double q_high = 30.0;
     double q_low = 15.0;
@@ -132,6 +133,7 @@ struct ApplyOptions {
     int threads = 1;
     std::size_t chunk = 10000;
     bool no_mask = false;
+    bool drop_duplicates = false;
     int compression_level = 4; ///< gzip level of .gz outputs (fastp's default is 4 too)
     std::optional<std::size_t> min_length;
 };
@@ -205,6 +207,11 @@ json config_to_json(const PreprocessingPipelineConfig& c) {
     return json{{"read_length", c.read_length},
                 {"quality_threshold", c.quality_threshold},
                 {"adapter_sequence", c.adapter_sequence},
+                {"adapter_sequence2", c.adapter_sequence2},
+                {"adapter_match_score", c.adapter_match_score},
+                {"adapter_mismatch_score", c.adapter_mismatch_score},
+                // JSON has no infinity: the default "no floor" (−∞) is written as null
+                {"adapter_min_score", std::isfinite(c.adapter_min_score) ? json(c.adapter_min_score) : json(nullptr)},
                 {"adapter_match_threshold", c.adapter_match_threshold},
                 {"adapter_temperature", c.adapter_temperature},
                 {"duplicate_similarity_threshold", c.duplicate_similarity_threshold},
@@ -225,6 +232,7 @@ PreprocessingPipelineConfig learn_config(const LearnOptions& o, std::size_t read
     cfg.read_length = std::max<std::size_t>(read_length, 1);
     cfg.quality_threshold = o.quality_threshold;
     cfg.adapter_sequence = o.adapter;
+    cfg.adapter_sequence2 = o.adapter2;
     cfg.enable_adapter_removal = !o.no_adapter;
     cfg.enable_duplicate_weighting = o.duplicates;
     cfg.enable_error_correction = o.error_correction;
@@ -348,6 +356,13 @@ T get_key(const json& obj, const std::string& key, const std::string& where, con
     }
 }
 
+/// doc[key] as T when present, else `fallback` (keys added after format_version 1 was fixed).
+template <class T>
+T get_key_or(const json& obj, const std::string& key, const std::string& where, const std::string& file, T fallback) {
+    if (!obj.contains(key)) return fallback;
+    return get_key<T>(obj, key, where, file);
+}
+
 /// Builds the pipeline from a parameter file written by `learn`.
 PreprocessingPipeline load_pipeline(const std::string& file, json& doc) {
     std::ifstream f(file);
@@ -373,6 +388,12 @@ PreprocessingPipeline load_pipeline(const std::string& file, json& doc) {
     cfg.read_length = get_key<std::size_t>(c, "read_length", "config.", file);
     cfg.quality_threshold = get_key<double>(c, "quality_threshold", "config.", file);
     cfg.adapter_sequence = get_key<std::string>(c, "adapter_sequence", "config.", file);
+    cfg.adapter_sequence2 = get_key_or<std::string>(c, "adapter_sequence2", "config.", file, "");
+    cfg.adapter_match_score = get_key_or<double>(c, "adapter_match_score", "config.", file, cfg.adapter_match_score);
+    cfg.adapter_mismatch_score = get_key_or<double>(c, "adapter_mismatch_score", "config.", file, cfg.adapter_mismatch_score);
+    if (c.contains("adapter_min_score") && !c["adapter_min_score"].is_null()) {
+        cfg.adapter_min_score = get_key<double>(c, "adapter_min_score", "config.", file);
+    }
     cfg.adapter_match_threshold = get_key<double>(c, "adapter_match_threshold", "config.", file);
     cfg.adapter_temperature = get_key<double>(c, "adapter_temperature", "config.", file);
     cfg.duplicate_similarity_threshold = get_key<double>(c, "duplicate_similarity_threshold", "config.", file);
@@ -427,20 +448,19 @@ struct ApplyStats {
                   masked_bases = 0, duplicates = 0;
 };
 
-/// Hardens the parts of a chunk, one thread per part.
-std::vector<HardenedReads> harden_parts(const PreprocessingPipeline& pipeline, const std::vector<ReadBatch>& parts,
-                                        std::size_t used) {
-    std::vector<HardenedReads> out(used);
+/// Runs job(t) for t < used, one thread per part; rethrows the first error.
+template <class Job>
+void for_parts(std::size_t used, Job&& job) {
     if (used == 1) {
-        out[0] = pipeline.harden(parts[0]);
-        return out;
+        job(0);
+        return;
     }
     std::vector<std::exception_ptr> errors(used);
     std::vector<std::thread> workers;
     for (std::size_t t = 0; t < used; ++t) {
         workers.emplace_back([&, t] {
             try {
-                out[t] = pipeline.harden(parts[t]);
+                job(t);
             } catch (...) {
                 errors[t] = std::current_exception();
             }
@@ -450,7 +470,6 @@ std::vector<HardenedReads> harden_parts(const PreprocessingPipeline& pipeline, c
     for (const auto& e : errors) {
         if (e) std::rethrow_exception(e);
     }
-    return out;
 }
 
 /// The kept part of read i (masked bases as 'N' unless mask is false).
@@ -496,6 +515,10 @@ int run_apply(const ApplyOptions& o) {
         for (std::size_t k = 0; k < src.size(); ++k) std::copy(src[k]->values().begin(), src[k]->values().end(), dst[k]->values().begin());
         return q;
     }();
+    if (o.drop_duplicates && !pipeline.config().enable_duplicate_weighting) {
+        throw UsageError("--drop-duplicates: " + o.params +
+                         " was learned without duplicate weighting (run 'learn' with --duplicates)");
+    }
     const bool mask = pipeline.config().mask_low_quality;
     const bool paired = !o.in2.empty();
     const auto t0 = std::chrono::steady_clock::now();
@@ -534,16 +557,18 @@ int run_apply(const ApplyOptions& o) {
             if (got < per_part) break;
         }
         if (used == 0) break;
-        const auto h1 = harden_parts(pipeline, parts1, used);
-        std::vector<HardenedReads> h2;
-        if (paired) h2 = harden_parts(pipeline, parts2, used);
+        std::vector<HardenedReads> h1(used), h2(paired ? used : 0);
+        for_parts(used, [&](std::size_t t) {
+            if (paired) std::tie(h1[t], h2[t]) = pipeline.harden_pair(parts1[t], parts2[t]);
+            else h1[t] = pipeline.harden(parts1[t]);
+        });
         for (std::size_t t = 0; t < used; ++t) {
             const ReadBatch& b1 = parts1[t];
             count_in(b1, h1[t], stats);
             if (paired) count_in(parts2[t], h2[t], stats);
             for (std::size_t i = 0; i < b1.num_reads; ++i) {
                 if (!paired) {
-                    if (h1[t].dropped[i]) {
+                    if (h1[t].dropped[i] || (o.drop_duplicates && h1[t].duplicate[i])) {
                         ++stats.dropped;
                         continue;
                     }
@@ -555,7 +580,8 @@ int run_apply(const ApplyOptions& o) {
                 }
                 ++pairs_in;
                 const ReadBatch& b2 = parts2[t];
-                if (h1[t].dropped[i] || h2[t].dropped[i]) {
+                if (h1[t].dropped[i] || h2[t].dropped[i] ||
+                    (o.drop_duplicates && h1[t].duplicate[i] && h2[t].duplicate[i])) {
                     stats.dropped += 2;
                     continue;
                 }
@@ -601,6 +627,8 @@ int run_apply(const ApplyOptions& o) {
                 {"quality_threshold", pipeline.quality_filter().threshold()[0]},
                 {"min_length", pipeline.config().min_length},
                 {"mask_low_quality", mask},
+                {"adapter_trimming", !pipeline.config().enable_adapter_removal ? "off" : paired ? "mate overlap" : "single end"},
+                {"drop_duplicates", o.drop_duplicates},
                 {"threads", threads},
                 {"chunk", o.chunk},
                 {"seconds", seconds},
@@ -659,6 +687,8 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     learn->add_option("--adapter", lo.adapter, "3' adapter sequence")->capture_default_str();
+    learn->add_option("--adapter2", lo.adapter2,
+                      "Mate 2's 3' adapter, used by 'apply' on pairs (default: the same as --adapter)");
     learn->add_option("--quality-threshold", lo.quality_threshold, "Initial quality threshold (Phred)")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 93.0));
@@ -699,6 +729,9 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->check(CLI::Range(0, 9));
     apply->add_flag("--no-mask", ao.no_mask, "Keep low-quality bases inside the kept part instead of writing N");
+    apply->add_flag("--drop-duplicates", ao.drop_duplicates,
+                    "Drop reads flagged as duplicates (pairs: both mates flagged); needs a parameter file learned "
+                    "with --duplicates. Duplicates are found within each chunk part (--chunk / --threads reads)");
 
     try {
         app.parse(argc, argv);
