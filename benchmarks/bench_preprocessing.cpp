@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <diffbio/core/simd.hpp>
 #include <diffbio/diffbio.hpp>
 
 namespace ad = diffbio::ad;
@@ -66,12 +67,12 @@ void with_policy(int threads, F&& f) {
     }
 }
 
-/// Forward (double) of one stage.
-template <class Stage>
+/// Forward (double, or Scalar) of one stage.
+template <class Stage, class Scalar = double>
 void forward_bench(benchmark::State& state, Stage& stage) {
     const ReadBatch& b = reads(static_cast<std::size_t>(state.range(0)));
     with_policy(static_cast<int>(state.range(1)), [&](auto policy) {
-        ad::Binder<double> bind;
+        ad::Binder<Scalar> bind;
         for (auto _ : state) {
             auto r = stage.apply(bind, ops::view_of(b), policy);
             benchmark::DoNotOptimize(r);
@@ -113,6 +114,28 @@ ops::ErrorCorrection error_correction;
 diffbio::pipelines::PreprocessingPipeline pipeline;
 
 void BM_quality_filter_forward(benchmark::State& s) { forward_bench(s, quality_filter); }
+void BM_quality_filter_forward_float(benchmark::State& s) { forward_bench<ops::QualityFilter, float>(s, quality_filter); }
+
+/// The σ part of the quality filter alone: weights σ(q − 20) of every base, float, one thread,
+/// into a preallocated buffer (no allocation, no masking): the kernel's ceiling.
+void BM_quality_weights_kernel_float(benchmark::State& state) {
+    const ReadBatch& b = reads(static_cast<std::size_t>(state.range(0)));
+    std::vector<float> w(b.quality.size());
+    for (auto _ : state) {
+        std::size_t l = 0;
+        const diffbio::simd::vf t = diffbio::simd::broadcast(20.0f);
+        for (; l + diffbio::simd::lanes <= w.size(); l += diffbio::simd::lanes) {
+            diffbio::simd::store(w.data() + l, diffbio::simd::sigmoid(diffbio::simd::load(b.quality.data() + l) - t));
+        }
+        for (; l < w.size(); ++l) w[l] = static_cast<float>(diffbio::sigmoid(b.quality[l] - 20.0f));
+        benchmark::DoNotOptimize(w.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["reads_per_second"] =
+        benchmark::Counter(static_cast<double>(b.num_reads), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["bases_per_second"] =
+        benchmark::Counter(static_cast<double>(w.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
 void BM_quality_filter_gradient(benchmark::State& s) {
     gradient_bench(s, quality_filter, [](auto& r) -> const auto& { return r.seq; });
 }
@@ -175,6 +198,8 @@ void sizes(benchmark::internal::Benchmark* b) {
 } // namespace
 
 BENCHMARK(BM_quality_filter_forward)->Apply(sizes);
+BENCHMARK(BM_quality_filter_forward_float)->Apply(sizes);
+BENCHMARK(BM_quality_weights_kernel_float)->Arg(100)->Arg(1000)->Arg(100000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_quality_filter_gradient)->Apply(sizes);
 BENCHMARK(BM_adapter_removal_forward)->Apply(sizes);
 BENCHMARK(BM_adapter_removal_gradient)->Apply(sizes);

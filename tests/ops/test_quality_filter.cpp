@@ -1,11 +1,15 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <string>
 #include <vector>
+
+#include <diffbio/exec/policy.hpp>
 
 #include <diffbio/ops/preprocessing/quality_filter.hpp>
 
 #include "expect_ad.hpp"
+#include "read_fixtures.hpp"
 
 using namespace diffbio;
 using Catch::Matchers::Contains;
@@ -106,4 +110,35 @@ TEST_CASE("QualityFilter validates its config and inputs", "[ops][quality-filter
     ops::QualityFilter qf;
     ad::Binder<double> bind;
     CHECK_THROWS_AS(qf.apply(bind, v), ShapeError);
+}
+
+TEST_CASE("QualityFilter: the float SIMD pass agrees with the double pass, padding and tails included",
+          "[ops][quality-filter][simd]") {
+    // Lengths 0..21 cover reads shorter than a SIMD register and scalar tails of every size.
+    std::vector<std::string> seqs;
+    for (std::size_t n = 0; n < 22; ++n) seqs.push_back(std::string(n, "ACGTN"[n % 5]));
+    ReadBatch b = diffbio::test::batch_of(seqs);
+    for (std::size_t k = 0; k < b.quality.size(); ++k) b.quality[k] = static_cast<float>((k * 7) % 45);
+    ops::QualityFilter qf({.initial_threshold = 17.5, .softness = 0.7});
+    ad::Binder<float> fb;
+    ad::Binder<double> db;
+    const auto f = qf.apply(fb, ops::view_of(b));
+    const auto d = qf.apply(db, ops::view_of(b));
+    const auto fp = qf.apply(fb, ops::view_of(b), exec::CpuParallel{2});
+    REQUIRE(f.weights.size() == d.weights.size());
+    for (std::size_t k = 0; k < d.weights.size(); ++k) {
+        const double ref = diffbio::sigmoid((static_cast<double>(b.quality[k]) - 17.5) / 0.7);
+        const bool pad = k % b.length >= b.lengths[k / b.length];
+        CHECK(d.weights[k] == (pad ? 0.0 : ref));
+        // float: the kernel's σ is within 4e-7 of the exact σ of the float-rounded z; z itself
+        // carries float rounding (|z| ≤ 26 here), so against double the agreement is ~1e-5.
+        const float zf = (b.quality[k] - 17.5f) / static_cast<float>(0.7);
+        CHECK(f.weights[k] == Approx(pad ? 0.0 : diffbio::sigmoid(static_cast<double>(zf))).epsilon(4e-7).margin(1e-30));
+        CHECK(f.weights[k] == Approx(d.weights[k]).epsilon(1e-5).margin(1e-30));
+        CHECK(fp.weights[k] == f.weights[k]);
+    }
+    for (std::size_t k = 0; k < d.seq.size(); ++k) {
+        CHECK(d.seq[k] == static_cast<double>(b.one_hot[k]) * d.weights[k / 4]);
+        CHECK(f.seq[k] == b.one_hot[k] * f.weights[k / 4]);
+    }
 }

@@ -8,17 +8,21 @@
 // constant, default 1 (DiffBio's value). As s → 0, w becomes the hard mask [q > θ].
 // Gradients: ∂w/∂θ = −σ'(z)/s, ∂w/∂q = σ'(z)/s with z = (q − θ)/s; ∂seq'/∂seq = w.
 // O(N·L). For Var the weights are one fused node (soft::soft_threshold) and the masking one
-// more (a row scaling node), whatever N·L is. Bad config values throw InvalidArgument.
+// more (a row scaling node), whatever N·L is; float and double run one fused pass per read, float
+// with σ in SIMD registers (core/simd.hpp). Bad config values throw InvalidArgument.
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <diffbio/ad/binder.hpp>
 #include <diffbio/ad/parameter.hpp>
+#include <diffbio/core/math.hpp>
 #include <diffbio/core/scalar_traits.hpp>
+#include <diffbio/core/simd.hpp>
 #include <diffbio/core/validate.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/preprocessing/reads.hpp>
@@ -58,15 +62,57 @@ public:
         reads.validate("QualityFilter");
         const T theta = bind(theta_)[0];
         const double s = cfg_.softness;
-        QualityFilterResult<R> out;
-        // Weights for every position (padding included), then zero the padding.
-        const auto w = soft::soft_threshold(policy, reads.quality, theta, s);
-        out.weights = mask_padding<R>(w, reads);
-        out.seq = scale_rows(policy, reads.seq, std::span<const R>(out.weights), 4);
-        return out;
+        if constexpr (std::is_floating_point_v<R> && std::is_arithmetic_v<Q>) {
+            return apply_plain<R>(static_cast<R>(theta), reads, policy);
+        } else {
+            QualityFilterResult<R> out;
+            // Weights for every position (padding included), then zero the padding.
+            const auto w = soft::soft_threshold(policy, reads.quality, theta, s);
+            out.weights = mask_padding<R>(w, reads);
+            out.seq = scale_rows(policy, reads.seq, std::span<const R>(out.weights), 4);
+            return out;
+        }
     }
 
 private:
+    /// float/double without AD: weights and masking in one pass per read (no temporaries); float
+    /// evaluates σ in SIMD registers (simd::sigmoid, ≤ 1.2e-7 absolute from the exact value).
+    template <class R, class S, class Q, class P>
+    QualityFilterResult<R> apply_plain(R theta, const ReadsView<S, Q>& reads, const P& policy) const {
+        const std::size_t n = reads.n, L = reads.length;
+        QualityFilterResult<R> out;
+        out.weights.assign(n * L, R(0));
+        out.seq.assign(n * L * 4, R(0));
+        const R soft = static_cast<R>(cfg_.softness);
+        auto one_read = [&](std::size_t i) {
+            const std::size_t len = reads.lengths[i];
+            const Q* q = reads.quality.data() + i * L;
+            R* w = out.weights.data() + i * L;
+            std::size_t l = 0;
+#if DIFFBIO_HAVE_VECTOR_EXT
+            if constexpr (std::is_same_v<R, float> && std::is_same_v<Q, float>) {
+                const simd::vf t = simd::broadcast(theta), k = simd::broadcast(soft);
+                for (; l + simd::lanes <= len; l += simd::lanes) simd::store(w + l, simd::sigmoid((simd::load(q + l) - t) / k));
+            }
+#endif
+            for (; l < len; ++l) w[l] = diffbio::sigmoid((static_cast<R>(q[l]) - theta) / soft);
+            const S* x = reads.seq.data() + i * L * 4;
+            R* y = out.seq.data() + i * L * 4;
+            for (std::size_t j = 0; j < len; ++j) {
+                for (std::size_t a = 0; a < 4; ++a) y[j * 4 + a] = static_cast<R>(x[j * 4 + a]) * w[j];
+            }
+        };
+        if constexpr (std::is_same_v<P, exec::CpuParallel>) {
+            [[maybe_unused]] const int threads = exec::thread_count(policy);
+            const auto nn = static_cast<std::ptrdiff_t>(n);
+            DIFFBIO_OMP(parallel for schedule(static) num_threads(threads))
+            for (std::ptrdiff_t i = 0; i < nn; ++i) one_read(static_cast<std::size_t>(i));
+        } else {
+            for (std::size_t i = 0; i < n; ++i) one_read(i);
+        }
+        return out;
+    }
+
     template <class R, class W, class S, class Q>
     static std::vector<R> mask_padding(const std::vector<W>& w, const ReadsView<S, Q>& reads) {
         std::vector<R> out;
