@@ -45,7 +45,11 @@ DIFFBIO_HD constexpr auto value_of(const T& x) {
     return ScalarTraits<T>::value(x);
 }
 
-/// A constant of type T (no derivative information attached).
+/// A constant of type T (no derivative information attached). Host-and-device for the plain
+/// and Dual scalars; for host-only types (Var) nvcc must not check the device side.
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable
+#endif
 template <class T>
 DIFFBIO_HD T passive(double v) {
     return T(static_cast<typename ScalarTraits<T>::value_type>(v));

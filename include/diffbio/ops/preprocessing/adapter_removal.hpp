@@ -246,6 +246,10 @@ public:
     ad::Parameter& scores() noexcept { return scores_; }
     ad::Parameter& match_threshold() noexcept { return threshold_; }
     ad::Parameter& log_temperature() noexcept { return log_temperature_; }
+    const ad::Parameter& adapter() const noexcept { return adapter_; }
+    const ad::Parameter& scores() const noexcept { return scores_; }
+    const ad::Parameter& match_threshold() const noexcept { return threshold_; }
+    const ad::Parameter& log_temperature() const noexcept { return log_temperature_; }
     double temperature() const { return std::exp(log_temperature_.values()[0]); }
 
     std::vector<ad::Parameter*> parameters() {
