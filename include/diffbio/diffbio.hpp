@@ -46,4 +46,7 @@
 #include <diffbio/ops/preprocessing/quality_filter.hpp>
 #include <diffbio/ops/preprocessing/reads.hpp>
 
+#include <diffbio/ops/alignment/scoring.hpp>
+#include <diffbio/ops/alignment/smith_waterman.hpp>
+
 #include <diffbio/pipelines/preprocessing.hpp>

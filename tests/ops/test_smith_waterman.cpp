@@ -1,0 +1,856 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <diffbio/ops/alignment/smith_waterman.hpp>
+
+#include "expect_ad.hpp"
+#include "expect_params.hpp"
+
+using namespace diffbio;
+using Catch::Matchers::Contains;
+using ops::AlignmentMode;
+using ops::GapExtend;
+using ops::GapModel;
+using ops::GapOpen;
+using ops::SmithWaterman;
+using ops::SmithWatermanConfig;
+
+namespace {
+
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+/// Encoded sequences that outlive the CodePairs viewing them.
+struct Batch {
+    std::vector<std::vector<std::uint8_t>> seqs;
+    std::vector<ops::CodePair> pairs;
+};
+
+Batch batch_of(const SmithWaterman& sw, const std::vector<std::pair<std::string, std::string>>& strs) {
+    Batch b;
+    b.seqs.reserve(2 * strs.size());
+    for (const auto& [q, t] : strs) {
+        b.seqs.push_back(sw.encode(q));
+        b.seqs.push_back(sw.encode(t));
+    }
+    for (std::size_t k = 0; k < strs.size(); ++k) b.pairs.push_back({b.seqs[2 * k], b.seqs[2 * k + 1]});
+    return b;
+}
+
+std::string random_dna(std::mt19937& rng, std::size_t len) {
+    static const char letters[] = "ACGT";
+    std::uniform_int_distribution<int> d(0, 3);
+    std::string s(len, 'A');
+    for (char& c : s) c = letters[d(rng)];
+    return s;
+}
+
+/// The textbook Gotoh DP (H, E, F with H ≥ 0 in local mode), written independently of the
+/// operator: a gap of length k costs open + (k − 1)·extend; linear gaps are open = extend.
+double classic_dp(const std::vector<std::uint8_t>& q, const std::vector<std::uint8_t>& t, std::span<const double> S,
+                  std::size_t A, double open, double extend, bool local) {
+    const std::size_t m = q.size(), n = t.size();
+    std::vector<std::vector<double>> H(m + 1, std::vector<double>(n + 1, 0.0)), E = H, F = H;
+    for (std::size_t i = 0; i <= m; ++i) {
+        for (std::size_t j = 0; j <= n; ++j) {
+            E[i][j] = F[i][j] = -inf;
+            if (i == 0 && j == 0) continue;
+            if (!local && i == 0) H[i][j] = -(open + static_cast<double>(j - 1) * extend);
+            if (!local && j == 0) H[i][j] = -(open + static_cast<double>(i - 1) * extend);
+        }
+    }
+    double best = 0.0;
+    for (std::size_t i = 1; i <= m; ++i) {
+        for (std::size_t j = 1; j <= n; ++j) {
+            E[i][j] = std::max(E[i][j - 1] - extend, H[i][j - 1] - open);
+            F[i][j] = std::max(F[i - 1][j] - extend, H[i - 1][j] - open);
+            H[i][j] = std::max({H[i - 1][j - 1] + S[q[i - 1] * A + t[j - 1]], E[i][j], F[i][j]});
+            if (local) H[i][j] = std::max(H[i][j], 0.0);
+            best = std::max(best, H[i][j]);
+        }
+    }
+    if (local) return best;
+    if (m == 0 && n == 0) return 0.0;
+    return H[m][n];
+}
+
+/// Score of an alignment given as CIGAR over its ranges (rescoring a traceback): each I or D run is
+/// one gap, −(open + (len − 1)·extend), or −len·extend with linear gaps.
+double rescore(const SmithWaterman& sw, const std::vector<std::uint8_t>& q, const std::vector<std::uint8_t>& t,
+               const ops::Alignment& a) {
+    const auto S = sw.substitution().values();
+    const std::size_t A = sw.alphabet_size();
+    const double o = sw.gap_open().scalar(), e = sw.gap_extend().scalar();
+    const bool linear = sw.config().gaps == GapModel::Linear;
+    std::size_t i = a.query_begin, j = a.target_begin, pos = 0;
+    double score = 0.0;
+    while (pos < a.cigar.size()) {
+        std::size_t len = 0;
+        while (std::isdigit(static_cast<unsigned char>(a.cigar[pos])) != 0) {
+            len = len * 10 + static_cast<std::size_t>(a.cigar[pos++] - '0');
+        }
+        const char op = a.cigar[pos++];
+        if (op == 'M') {
+            for (std::size_t k = 0; k < len; ++k) score += S[q[i++] * A + t[j++]];
+        } else {
+            score -= linear ? static_cast<double>(len) * e : o + static_cast<double>(len - 1) * e;
+            (op == 'I' ? i : j) += len;
+        }
+    }
+    CHECK(i == a.query_end);
+    CHECK(j == a.target_end);
+    return score;
+}
+
+std::vector<double> random_profile(std::mt19937& rng, std::size_t len, std::size_t A) {
+    std::uniform_real_distribution<double> u(0.05, 1.0);
+    std::vector<double> v(len * A);
+    for (std::size_t i = 0; i < len; ++i) {
+        double sum = 0.0;
+        for (std::size_t a = 0; a < A; ++a) sum += v[i * A + a] = u(rng);
+        for (std::size_t a = 0; a < A; ++a) v[i * A + a] /= sum;
+    }
+    return v;
+}
+
+/// Σ_k (1 + k/2)·score_k over a batch of coded pairs, generic in the Binder (for gradient checks).
+auto weighted_scores(const SmithWaterman& sw, const std::vector<ops::CodePair>& pairs) {
+    return [&sw, &pairs](auto& bind) {
+        const auto r = sw.apply(bind, pairs);
+        using R = std::decay_t<decltype(r.score[0])>;
+        R s = R(0.0);
+        for (std::size_t k = 0; k < r.score.size(); ++k) s = s + r.score[k] * (1.0 + 0.5 * static_cast<double>(k));
+        return s;
+    };
+}
+
+/// Scores of two profile pairs as a function of all their values (for expect_ad): v = [x0 y0 x1 y1].
+auto profile_scores(const SmithWaterman& sw, const std::vector<std::size_t>& lens) {
+    return [&sw, &lens](auto v) {
+        using T = std::decay_t<decltype(v[0])>;
+        const std::size_t A = sw.alphabet_size();
+        std::vector<ops::ProfilePair<T>> pairs;
+        std::size_t off = 0;
+        for (std::size_t k = 0; k + 1 < lens.size(); k += 2) {
+            const std::span<const T> x = v.subspan(off, lens[k] * A);
+            off += lens[k] * A;
+            const std::span<const T> y = v.subspan(off, lens[k + 1] * A);
+            off += lens[k + 1] * A;
+            pairs.push_back({x, y});
+        }
+        auto bind = diffbio::test::make_binder<T>();
+        return sw.apply(bind, pairs).score;
+    };
+}
+
+SmithWatermanConfig compat_config(double tau, double open = 10.0, double extend = 1.0) {
+    return {.gaps = GapModel::Linear, .gap_open = GapOpen{open}, .gap_extend = GapExtend{extend}, .temperature = tau,
+            .diffbio_compat = true};
+}
+
+/// The four proper models at a temperature, with open 3 and extend 1.
+std::vector<SmithWatermanConfig> proper_configs(double tau, bool hard = false) {
+    std::vector<SmithWatermanConfig> out;
+    for (const AlignmentMode mode : {AlignmentMode::Local, AlignmentMode::Global}) {
+        for (const GapModel gaps : {GapModel::Linear, GapModel::Affine}) {
+            out.push_back({.mode = mode, .gaps = gaps, .gap_open = GapOpen{3.0}, .gap_extend = GapExtend{1.0},
+                           .temperature = tau, .hard = hard});
+        }
+    }
+    return out;
+}
+
+std::string describe(const SmithWatermanConfig& c) {
+    return std::string(c.diffbio_compat ? "compat" : (c.mode == AlignmentMode::Local ? "local" : "global")) + " " +
+           (c.gaps == GapModel::Linear ? "linear" : "affine") + (c.hard ? " hard" : "") +
+           " tau=" + std::to_string(c.temperature);
+}
+
+} // namespace
+
+// ---- DiffBio parity ---------------------------------------------------------------------------------
+
+TEST_CASE("SmithWaterman diffbio_compat hits the spec's golden table", "[ops][sw][golden]") {
+    // Spec §3.2: DNA 2/−1, g_o = −10, g_e = −1 (GapOpen{10}, GapExtend{1}); columns hard, T = 0.1, 0.5, 1, 2, 5.
+    struct Row {
+        const char* q;
+        const char* t;
+        double v[6];
+    };
+    const Row rows[] = {
+        {"ACGT", "ACGT", {8, 8.0000, 8.0092, 8.1457, 8.9345, 14.5248}},
+        {"ACGTACGT", "ACGTACGT", {16, 16.0000, 16.0092, 16.1454, 16.9255, 23.7966}},
+        {"ACGTACGT", "ACGAACGT", {13, 13.0000, 13.0093, 13.1518, 14.0525, 22.0546}},
+        {"ACGTACGT", "ACGTTACGT", {10, 10.0000, 10.0806, 10.5458, 12.2823, 22.6932}},
+        {"ACGTACGT", "ACGACGT", {8, 8.0000, 8.0806, 8.5414, 10.2020, 19.9103}},
+        {"AAAA", "TTTT", {0, 0.0693, 0.3842, 0.9444, 2.4284, 9.4026}},
+        {"TTACGTTT", "AAACGTAA", {8, 8.0000, 8.0795, 8.5069, 9.9100, 17.7865}},
+    };
+    const double taus[] = {0.1, 0.5, 1.0, 2.0, 5.0};
+    int hit = 0;
+    for (const Row& r : rows) {
+        SmithWatermanConfig hc = compat_config(1.0);
+        hc.hard = true;
+        CHECK(SmithWaterman(hc).score(r.q, r.t) == r.v[0]);
+        hit += SmithWaterman(hc).score(r.q, r.t) == r.v[0];
+        double prev = 0.0;
+        for (std::size_t k = 0; k < 5; ++k) {
+            const SmithWaterman sw(compat_config(taus[k]));
+            const double s = sw.score(r.q, r.t);
+            INFO(r.q << " / " << r.t << " at T = " << taus[k] << ": " << s);
+            CHECK(s == Approx(r.v[k + 1]).margin(1e-4));
+            hit += std::fabs(s - r.v[k + 1]) <= 1e-4;
+            CHECK(s >= prev); // non-decreasing in T
+            prev = s;
+            // score − hard ≤ T·(ln 2 + (L1 + L2 − 1)·ln 4), and score ≥ max(hard, T ln 2)
+            const double l = static_cast<double>(std::string(r.q).size() + std::string(r.t).size());
+            CHECK(s - r.v[0] <= taus[k] * (std::log(2.0) + (l - 1.0) * std::log(4.0)));
+            CHECK(s >= std::max(r.v[0], taus[k] * std::log(2.0)) - 1e-12);
+        }
+    }
+    CHECK(hit == 42);
+    // The second table: g_o = −2, g_e = −0.5.
+    const Row rows2[] = {{"ACGTACGT", "ACGAACGT", {13, 13.0000, 13.2466}},
+                         {"ACGTACGT", "ACGTTACGT", {13.5, 13.5693, 14.4495}},
+                         {"ACGTACGT", "ACGACGT", {11.5, 11.5000, 11.8249}}};
+    for (const Row& r : rows2) {
+        SmithWatermanConfig hc = compat_config(1.0, 2.0, 0.5);
+        hc.hard = true;
+        CHECK(SmithWaterman(hc).score(r.q, r.t) == r.v[0]);
+        CHECK(SmithWaterman(compat_config(0.1, 2.0, 0.5)).score(r.q, r.t) == Approx(r.v[1]).margin(1e-4));
+        CHECK(SmithWaterman(compat_config(1.0, 2.0, 0.5)).score(r.q, r.t) == Approx(r.v[2]).margin(1e-4));
+    }
+}
+
+TEST_CASE("SmithWaterman diffbio_compat: H diagonal and the spec's §7.3 properties", "[ops][sw][golden]") {
+    const SmithWaterman sw(compat_config(1.0));
+    const Batch b = batch_of(sw, {{"ACGT", "ACGT"}});
+    ad::Binder<double> bind;
+    const auto t = sw.reference(bind, b.pairs[0]);
+    REQUIRE(t.rows == 5);
+    REQUIRE(t.cols == 5);
+    const double diag[] = {2.1269, 4.1429, 6.1451, 8.1454};
+    for (std::size_t k = 1; k <= 4; ++k) CHECK(t.at(t.H, k, k) == Approx(diag[k - 1]).margin(1e-4));
+    for (std::size_t i = 1; i <= 4; ++i) {
+        for (std::size_t j = 1; j <= 4; ++j) {
+            CHECK(t.at(t.H, i, j) > 0.0);
+            if (i != j) CHECK((t.at(t.H, i, j) > 0.30 && t.at(t.H, i, j) < 0.46));
+        }
+    }
+    CHECK(sw.score("ACGT", "ACGT") > 4.0);
+    CHECK(sw.score("AAAA", "AAAA") > sw.score("AAAA", "TTTT"));
+    CHECK(SmithWaterman(compat_config(1.0, 1.0, 0.5)).score("ACGT", "AGT") >
+          SmithWaterman(compat_config(1.0, 20.0, 5.0)).score("ACGT", "AGT"));
+    CHECK(SmithWaterman(compat_config(0.5)).score("TTACGTTT", "AAACGTAA") > 0.0);
+    CHECK(SmithWaterman({.gaps = GapModel::Linear, .diffbio_compat = true}).score("ACGT", "ACGT") ==
+          Approx(8.1457).margin(1e-4));
+}
+
+// ---- hand-computed tables -------------------------------------------------------------------------
+
+TEST_CASE("SmithWaterman hard DP pins whole tables of a hand-computed case", "[ops][sw][fixture]") {
+    // Query ACG (rows), target AG (columns); DNA 2/−1; cell scores s = [[2, −1], [−1, −1], [−1, 2]].
+    // Linear: every gap position costs e = 1. Affine: open 3, extend 1. Compat: g = 1.5 + 0.5 = 2.
+    const double N = -inf;
+    struct Case {
+        SmithWatermanConfig cfg;
+        std::vector<double> H, M, X, Y; // (4 × 3) tables, empty where the model has none
+        double score;
+        const char* cigar;
+        std::size_t qb, qe, tb, te;
+    };
+    const std::vector<Case> cases = {
+        {{.mode = AlignmentMode::Local, .gaps = GapModel::Linear, .gap_extend = GapExtend{1.0}, .hard = true},
+         {N, N, N, N, 2, 1, N, 1, 1, N, 0, 3},
+         {N, N, N, N, 2, -1, N, -1, 1, N, -1, 3},
+         {},
+         {},
+         3, "1M1I1M", 0, 3, 0, 2},
+        {{.mode = AlignmentMode::Global, .gaps = GapModel::Linear, .gap_extend = GapExtend{1.0}, .hard = true},
+         {0, -1, -2, -1, 2, 1, -2, 1, 1, -3, 0, 3},
+         {N, N, N, N, 2, -2, N, -2, 1, N, -3, 3},
+         {},
+         {},
+         3, "1M1I1M", 0, 3, 0, 2},
+        {{.mode = AlignmentMode::Local, .gaps = GapModel::Affine, .gap_open = GapOpen{3.0},
+          .gap_extend = GapExtend{1.0}, .hard = true},
+         {},
+         {N, N, N, N, 2, -1, N, -1, 1, N, -1, 2},
+         {N, N, N, N, N, N, N, -1, -4, N, -2, -2},
+         {N, N, N, N, N, -1, N, N, -4, N, N, -4},
+         2, "1M", 0, 1, 0, 1},
+        {{.mode = AlignmentMode::Global, .gaps = GapModel::Affine, .gap_open = GapOpen{3.0},
+          .gap_extend = GapExtend{1.0}, .hard = true},
+         {},
+         {0, N, N, N, 2, -4, N, -4, 1, N, -5, 1},
+         {N, N, N, -3, -6, -7, -4, -1, -4, -5, -2, -2},
+         {N, -3, -4, N, -6, -1, N, -7, -4, N, -8, -5},
+         1, "1M1I1M", 0, 3, 0, 2},
+        {{.gaps = GapModel::Linear, .gap_open = GapOpen{1.5}, .gap_extend = GapExtend{0.5}, .hard = true,
+          .diffbio_compat = true},
+         {0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 2},
+         {},
+         {},
+         {},
+         2, "1M", 0, 1, 0, 1},
+    };
+    for (const Case& c : cases) {
+        INFO(describe(c.cfg));
+        const SmithWaterman sw(c.cfg);
+        const Batch b = batch_of(sw, {{"ACG", "AG"}});
+        ad::Binder<double> bind;
+        const auto t = sw.reference(bind, b.pairs[0]);
+        CHECK(t.score == c.score);
+        CHECK(t.H == c.H);
+        CHECK(t.M == c.M);
+        CHECK(t.X == c.X);
+        CHECK(t.Y == c.Y);
+        // The kernel's full table holds the same values (linear/compat: H; affine: M, X, Y planes).
+        ops::detail::SwModel md{c.cfg.diffbio_compat ? ops::detail::SwKind::Compat
+                                                     : (c.cfg.gaps == GapModel::Linear ? ops::detail::SwKind::Linear
+                                                                                       : ops::detail::SwKind::Affine),
+                                c.cfg.mode == AlignmentMode::Local, true};
+        std::vector<double> table(md.states() * 12), scratch;
+        const auto S = sw.substitution().values();
+        const double F = ops::detail::sw_forward<double>(
+            md, {c.cfg.gap_open.value, c.cfg.gap_extend.value, 1.0}, 3, 2,
+            ops::detail::SwCodeCell<double>{S.data(), 4, b.seqs[0].data(), b.seqs[1].data()}, table.data(), scratch);
+        CHECK(F == c.score);
+        std::vector<double> expect = c.H;
+        if (md.kind == ops::detail::SwKind::Affine) {
+            expect = c.M;
+            expect.insert(expect.end(), c.X.begin(), c.X.end());
+            expect.insert(expect.end(), c.Y.begin(), c.Y.end());
+        }
+        CHECK(table == expect);
+        CHECK(sw.score("ACG", "AG") == c.score);
+        const ops::Alignment a = sw.traceback("ACG", "AG");
+        CHECK(a.score == c.score);
+        CHECK(a.cigar == c.cigar);
+        CHECK(a.query_begin == c.qb);
+        CHECK(a.query_end == c.qe);
+        CHECK(a.target_begin == c.tb);
+        CHECK(a.target_end == c.te);
+    }
+}
+
+TEST_CASE("SmithWaterman soft values of tiny cases, by hand", "[ops][sw][fixture]") {
+    // One aligned pair A/A (s = 2) at τ = 1.
+    // Local: F = log(1 + e²) (the empty alignment and the pair).
+    // Global affine, open 3: M = 2, X_11 = Y_01 − 3 = −6, Y_11 = X_10 − 3 = −6 (both gap orders count):
+    //   F = log(e² + 2e⁻⁶). Global linear, e = 3: P_11 = log(e² + 2e⁻⁶) as well (affine with open = extend).
+    for (const auto& cfg : proper_configs(1.0)) {
+        SmithWatermanConfig c = cfg;
+        c.gap_open = GapOpen{3.0};
+        c.gap_extend = GapExtend{3.0};
+        const SmithWaterman sw(c);
+        const double expect = c.mode == AlignmentMode::Local ? std::log1p(std::exp(2.0))
+                                                              : 2.0 + std::log1p(2.0 * std::exp(-8.0));
+        INFO(describe(c));
+        CHECK(sw.score("A", "A") == Approx(expect).epsilon(1e-14));
+    }
+    // Local linear, AC vs A, e = 1: M_11 = 2, M_21 = −1 + smax(0, −∞) = −1: F = log(1 + e² + e⁻¹).
+    const SmithWaterman lin({.gaps = GapModel::Linear, .gap_extend = GapExtend{1.0}});
+    CHECK(lin.score("AC", "A") == Approx(std::log(1.0 + std::exp(2.0) + std::exp(-1.0))).epsilon(1e-14));
+}
+
+// ---- the classic DP and τ → 0 ---------------------------------------------------------------------
+
+TEST_CASE("SmithWaterman hard mode is the classic DP and soft scores approach it as tau -> 0", "[ops][sw][limit]") {
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<std::size_t> len(0, 40);
+    std::vector<std::pair<std::string, std::string>> strs;
+    for (int k = 0; k < 40; ++k) strs.emplace_back(random_dna(rng, len(rng)), random_dna(rng, len(rng)));
+    strs.emplace_back("ACGTACGTAC", "ACGTTTTACGTAC"); // a long gap
+    strs.emplace_back("GGGGACGTGGG", "TTACGTTT");
+    for (const double tau : {1e-2, 1e-3}) {
+        for (const auto& cfg : proper_configs(tau)) {
+            INFO(describe(cfg));
+            SmithWatermanConfig hc = cfg;
+            hc.hard = true;
+            const SmithWaterman soft(cfg), hard(hc);
+            const Batch b = batch_of(soft, strs);
+            ad::Binder<double> bind;
+            const auto s = soft.apply(bind, b.pairs).score;
+            const auto h = hard.apply(bind, b.pairs).score;
+            const bool local = cfg.mode == AlignmentMode::Local, linear = cfg.gaps == GapModel::Linear;
+            const double o = linear ? 1.0 : 3.0;
+            for (std::size_t k = 0; k < strs.size(); ++k) {
+                const double m = static_cast<double>(strs[k].first.size()), n = static_cast<double>(strs[k].second.size());
+                const double classic =
+                    classic_dp(b.seqs[2 * k], b.seqs[2 * k + 1], soft.substitution().values(), 4, o, 1.0, local);
+                INFO("pair " << k << ": " << strs[k].first << " / " << strs[k].second);
+                CHECK(h[k] == classic);
+                CHECK(s[k] >= h[k] - 1e-9);
+                CHECK(s[k] - h[k] <= tau * (2.0 * (m + n + 2.0) * std::log(4.0) + std::log(m * n + 1.0)));
+                // The traceback's path scores the hard score.
+                const ops::Alignment a = hard.traceback(b.pairs[k]);
+                CHECK(a.score == h[k]);
+                CHECK(rescore(hard, b.seqs[2 * k], b.seqs[2 * k + 1], a) == h[k]);
+            }
+        }
+    }
+    // diffbio_compat hard = classic local SW with a linear gap open + extend per position.
+    SmithWatermanConfig cc = compat_config(1.0, 1.5, 0.5);
+    cc.hard = true;
+    const SmithWaterman compat(cc);
+    const Batch b = batch_of(compat, strs);
+    ad::Binder<double> bind;
+    const auto h = compat.apply(bind, b.pairs).score;
+    for (std::size_t k = 0; k < strs.size(); ++k) {
+        CHECK(h[k] == classic_dp(b.seqs[2 * k], b.seqs[2 * k + 1], compat.substitution().values(), 4, 2.0, 2.0, true));
+    }
+}
+
+TEST_CASE("SmithWaterman: CIGARs of obvious cases", "[ops][sw][traceback]") {
+    const SmithWaterman local({.gap_open = GapOpen{3.0}, .gap_extend = GapExtend{1.0}});
+    CHECK(local.traceback("ACGTACGT", "ACGTACGT").cigar == "8M");
+    CHECK(local.traceback("ACGTACGTAC", "ACGTACGTAC").score == 20.0);
+    // One extra letter in the query: an insertion (query letter against a gap).
+    CHECK(local.traceback("ACGTAACGTA", "ACGTACGTA").cigar == "4M1I5M");
+    CHECK(local.traceback("ACGTACGTA", "ACGTAACGTA").cigar == "4M1D5M");
+    const ops::Alignment a = local.traceback("TTTACGTGTT", "GGACGTGGG");
+    CHECK(a.cigar == "5M");
+    CHECK(a.query_begin == 3);
+    CHECK(a.query_end == 8);
+    CHECK(a.target_begin == 2);
+    CHECK(a.target_end == 7);
+    CHECK(local.traceback("AAAA", "TTTT").cigar.empty()); // the empty alignment
+    const SmithWaterman global({.mode = AlignmentMode::Global, .gap_open = GapOpen{3.0}, .gap_extend = GapExtend{1.0}});
+    CHECK(global.traceback("ACGT", "ACGTAA").cigar == "4M2D");
+    CHECK(global.traceback("CCACGT", "ACGT").cigar == "2I4M");
+    CHECK(global.traceback("ACGT", "ACGTAA").score == 8.0 - 4.0);
+    CHECK(global.traceback("", "ACG").cigar == "3D");
+}
+
+// ---- gradients -----------------------------------------------------------------------------------
+
+TEST_CASE("SmithWaterman parameter gradients: fused Var node = Dual reference = finite differences", "[ops][sw][ad]") {
+    std::vector<SmithWatermanConfig> configs = proper_configs(1.3);
+    configs[0].temperature = 0.8; // local linear
+    configs[3].temperature = 2.0; // global affine
+    configs.push_back(compat_config(1.0, 2.0, 0.5));
+    for (auto& c : configs) {
+        c.learnable_temperature = true;
+        if (!c.diffbio_compat) c.gap_open = GapOpen{2.5}, c.gap_extend = GapExtend{0.75};
+    }
+    for (const SmithWatermanConfig& cfg : configs) {
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        const Batch b = batch_of(sw, {{"ACGTTAG", "ACTTAGG"}, {"G", "GACT"}, {"TTACG", "CGA"}, {"CATG", ""}});
+        diffbio::test::expect_parameter_gradients(sw.parameters(), weighted_scores(sw, b.pairs),
+                                                  {.mode_rel = 1e-9, .mode_abs = 1e-11, .fd_rel = 1e-6, .fd_abs = 1e-8,
+                                                   .samples = 16});
+    }
+}
+
+TEST_CASE("SmithWaterman hard-mode gradients are those of the best path", "[ops][sw][ad]") {
+    // A matrix without ties (random reals), so the best path is unique and the score is locally linear.
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    std::vector<double> S(16);
+    for (std::size_t a = 0; a < 4; ++a) {
+        for (std::size_t c = 0; c < 4; ++c) S[a * 4 + c] = (a == c ? 2.0 : -1.0) + 0.3 * u(rng);
+    }
+    for (SmithWatermanConfig cfg : proper_configs(1.0, true)) {
+        cfg.gap_open = GapOpen{2.3};
+        cfg.gap_extend = GapExtend{0.7};
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg, ops::SubstitutionMatrix("ACGT", S));
+        const Batch b = batch_of(sw, {{"ACGTTAGCA", "ACTTAGGCA"}, {"TTACGAT", "CGAAT"}});
+        diffbio::test::expect_parameter_gradients(sw.parameters(), weighted_scores(sw, b.pairs),
+                                                  {.mode_rel = 1e-12, .mode_abs = 1e-12, .fd_rel = 1e-6, .fd_abs = 1e-8,
+                                                   .samples = 16});
+        // The hard posterior is the 0/1 indicator of the traceback's aligned pairs.
+        ad::Binder<double> bind;
+        const auto post = sw.apply(bind, b.pairs, {.posterior = true}).posterior;
+        for (std::size_t k = 0; k < b.pairs.size(); ++k) {
+            const ops::Alignment a = sw.traceback(b.pairs[k]);
+            const std::size_t n = b.pairs[k].target.size();
+            std::vector<double> expect(b.pairs[k].query.size() * n, 0.0);
+            std::size_t i = a.query_begin, j = a.target_begin, pos = 0;
+            while (pos < a.cigar.size()) {
+                std::size_t len = 0;
+                while (std::isdigit(static_cast<unsigned char>(a.cigar[pos])) != 0) {
+                    len = len * 10 + static_cast<std::size_t>(a.cigar[pos++] - '0');
+                }
+                const char op = a.cigar[pos++];
+                for (std::size_t r = 0; r < len; ++r) {
+                    if (op == 'M') expect[i * n + j] = 1.0;
+                    i += op != 'D';
+                    j += op != 'I';
+                }
+            }
+            CHECK(post[k] == expect);
+        }
+    }
+}
+
+TEST_CASE("SmithWaterman gradients w.r.t. soft profiles in every AD mode", "[ops][sw][ad]") {
+    std::mt19937 rng(11);
+    const std::vector<std::size_t> lens{5, 4, 3, 6};
+    std::vector<double> x;
+    for (const std::size_t l : lens) {
+        const auto p = random_profile(rng, l, 4);
+        x.insert(x.end(), p.begin(), p.end());
+    }
+    std::vector<SmithWatermanConfig> configs = proper_configs(0.9);
+    configs.push_back(compat_config(1.0, 2.0, 0.5));
+    for (auto& c : configs) {
+        if (!c.diffbio_compat) c.gap_open = GapOpen{2.0}, c.gap_extend = GapExtend{0.5};
+    }
+    for (const SmithWatermanConfig& cfg : configs) {
+        INFO(describe(cfg));
+        const SmithWaterman sw(cfg);
+        diffbio::test::expect_ad(profile_scores(sw, lens), x, {.fd_rel = 1e-6, .fd_abs = 1e-8});
+    }
+}
+
+TEST_CASE("SmithWaterman fused node equals the reference recursion on the tape", "[ops][sw][ad]") {
+    std::vector<SmithWatermanConfig> configs = proper_configs(0.7);
+    configs.push_back(compat_config(0.7, 2.0, 0.5));
+    for (SmithWatermanConfig cfg : configs) {
+        cfg.learnable_temperature = true;
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        const Batch b = batch_of(sw, {{"ACGTTAGCA", "ACTTAGGA"}});
+        std::vector<std::vector<double>> grads[2];
+        double values[2] = {0.0, 0.0};
+        for (int path = 0; path < 2; ++path) {
+            for (ad::Parameter* p : sw.parameters()) p->zero_grad();
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<ad::Var> bind(tape);
+            const std::size_t nodes = tape.num_nodes();
+            const ad::Var y = path == 0 ? sw.apply(bind, b.pairs).score[0] : sw.reference(bind, b.pairs[0]).score;
+            if (path == 0) CHECK(tape.num_nodes() == nodes + 1); // one fused node
+            values[path] = tape.value(y);
+            tape.backward(y);
+            bind.accumulate_grad();
+            for (ad::Parameter* p : sw.parameters()) grads[path].emplace_back(p->grad().begin(), p->grad().end());
+        }
+        CHECK(values[0] == Approx(values[1]).epsilon(1e-13));
+        for (std::size_t k = 0; k < grads[0].size(); ++k) {
+            for (std::size_t e = 0; e < grads[0][k].size(); ++e) {
+                CHECK(grads[0][k][e] == Approx(grads[1][k][e]).epsilon(1e-11).margin(1e-13));
+            }
+        }
+    }
+}
+
+TEST_CASE("SmithWaterman one-hot profiles = codes, mixed plain and Var parameters and profiles", "[ops][sw][ad]") {
+    for (SmithWatermanConfig cfg : proper_configs(0.9)) {
+        cfg.learnable_temperature = true;
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        const std::vector<std::pair<std::string, std::string>> strs{{"ACGTTAGC", "ACTTAGGC"}, {"GAT", "TTACA"}};
+        const Batch b = batch_of(sw, strs);
+        std::vector<std::vector<double>> oh;
+        for (const auto& [q, t] : strs) {
+            oh.push_back(sw.matrix().one_hot(q));
+            oh.push_back(sw.matrix().one_hot(t));
+        }
+        const std::vector<ops::ProfilePair<double>> prof{{oh[0], oh[1]}, {oh[2], oh[3]}};
+        // Parameter gradients (Var parameters, constant profiles) of codes and of one-hot profiles.
+        auto param_grads = [&](auto run) {
+            for (ad::Parameter* p : sw.parameters()) p->zero_grad();
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<ad::Var> vb(tape);
+            const auto s = run(vb);
+            tape.backward(s[0] + 2.0 * s[1]);
+            vb.accumulate_grad();
+            std::vector<double> g{tape.value(s[0]), tape.value(s[1])};
+            for (ad::Parameter* p : sw.parameters()) g.insert(g.end(), p->grad().begin(), p->grad().end());
+            return g;
+        };
+        const auto g_codes = param_grads([&](ad::Binder<ad::Var>& vb) { return sw.apply(vb, b.pairs).score; });
+        const auto g_prof = param_grads([&](ad::Binder<ad::Var>& vb) { return sw.apply(vb, prof).score; });
+        for (std::size_t e = 0; e < g_codes.size(); ++e) CHECK(g_prof[e] == Approx(g_codes[e]).epsilon(1e-12).margin(1e-13));
+        // Profile gradients with constant parameters (Binder<double>, Var profiles) = with Var parameters.
+        auto prof_grads = [&](auto& bind, ad::Tape& tape) {
+            std::vector<std::span<const ad::Var>> vars;
+            for (const auto& v : oh) vars.push_back(tape.variables(v));
+            const std::vector<ops::ProfilePair<ad::Var>> pv{{vars[0], vars[1]}, {vars[2], vars[3]}};
+            const auto s = sw.apply(bind, pv).score;
+            tape.backward(s[0] + 2.0 * s[1]);
+            std::vector<double> g;
+            for (const auto& v : vars) {
+                std::vector<double> a(v.size());
+                tape.adjoints(v, a);
+                g.insert(g.end(), a.begin(), a.end());
+            }
+            return g;
+        };
+        std::vector<double> g_plain, g_var;
+        {
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<double> bind;
+            g_plain = prof_grads(bind, tape);
+        }
+        {
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<ad::Var> bind(tape);
+            g_var = prof_grads(bind, tape);
+        }
+        REQUIRE(g_plain.size() == g_var.size());
+        for (std::size_t e = 0; e < g_plain.size(); ++e) CHECK(g_plain[e] == Approx(g_var[e]).epsilon(1e-13).margin(1e-14));
+        // Posteriors of codes and one-hot profiles agree too.
+        ad::Binder<double> plain;
+        const auto pc = sw.apply(plain, b.pairs, {.posterior = true}).posterior;
+        const auto pp = sw.apply(plain, prof, {.posterior = true}).posterior;
+        for (std::size_t k = 0; k < 2; ++k) {
+            REQUIRE(pc[k].size() == pp[k].size());
+            for (std::size_t e = 0; e < pc[k].size(); ++e) CHECK(pp[k][e] == Approx(pc[k][e]).epsilon(1e-12).margin(1e-14));
+        }
+    }
+}
+
+// ---- posterior -----------------------------------------------------------------------------------
+
+TEST_CASE("SmithWaterman posterior: probabilities, row and column sums, dF/dS", "[ops][sw][posterior]") {
+    std::vector<SmithWatermanConfig> configs = proper_configs(1.0);
+    configs.push_back(compat_config(1.0, 2.0, 0.5));
+    for (const SmithWatermanConfig& cfg : configs) {
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        const Batch b = batch_of(sw, {{"ACGTTAGCATG", "ACTTAGGCAG"}, {"GATTACA", "TTAC"}});
+        ad::Tape tape;
+        ad::ScopedTape scope(tape);
+        ad::Binder<ad::Var> bind(tape);
+        const auto r = sw.apply(bind, b.pairs, {.posterior = true});
+        REQUIRE(r.posterior.size() == 2);
+        tape.backward(r.score[0]);
+        std::vector<double> dS(16, 0.0);
+        tape.adjoints(bind(sw.substitution()), dS);
+        const auto& q = b.pairs[0].query;
+        const auto& t = b.pairs[0].target;
+        std::vector<double> from_post(16, 0.0);
+        for (std::size_t k = 0; k < 2; ++k) {
+            const std::size_t m = b.pairs[k].query.size(), n = b.pairs[k].target.size();
+            const auto& P = r.posterior[k];
+            REQUIRE(P.size() == m * n);
+            for (const double v : P) CHECK((v >= 0.0 && v <= 1.0 + 1e-12));
+            for (std::size_t i = 0; i < m; ++i) { // each query letter is aligned at most once
+                double row = 0.0;
+                for (std::size_t j = 0; j < n; ++j) row += P[i * n + j];
+                CHECK(row <= 1.0 + 1e-12);
+            }
+            for (std::size_t j = 0; j < n; ++j) {
+                double col = 0.0;
+                for (std::size_t i = 0; i < m; ++i) col += P[i * n + j];
+                CHECK(col <= 1.0 + 1e-12);
+            }
+        }
+        for (std::size_t i = 0; i < q.size(); ++i) {
+            for (std::size_t j = 0; j < t.size(); ++j) from_post[q[i] * 4 + t[j]] += r.posterior[0][i * t.size() + j];
+        }
+        for (std::size_t e = 0; e < 16; ++e) CHECK(dS[e] == Approx(from_post[e]).epsilon(1e-12).margin(1e-14));
+        // A well-aligned pair: the posterior concentrates on the diagonal of the shared part at low τ.
+        SmithWatermanConfig cold = cfg;
+        cold.temperature = 0.05;
+        const SmithWaterman sc(cold);
+        const Batch same = batch_of(sc, {{"ACGTTAGC", "ACGTTAGC"}});
+        ad::Binder<double> plain;
+        const auto pc = sc.apply(plain, same.pairs, {.posterior = true}).posterior[0];
+        for (std::size_t i = 0; i < 8; ++i) CHECK(pc[i * 8 + i] == Approx(1.0).margin(1e-6));
+    }
+}
+
+// ---- batching, symmetry, policies --------------------------------------------------------------------
+
+TEST_CASE("SmithWaterman batches: no padding artefacts, Cpu = CpuParallel, symmetric models", "[ops][sw][batch]") {
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<std::size_t> len(0, 30);
+    std::vector<std::pair<std::string, std::string>> strs;
+    for (int k = 0; k < 24; ++k) strs.emplace_back(random_dna(rng, len(rng)), random_dna(rng, len(rng)));
+    std::vector<SmithWatermanConfig> configs = proper_configs(0.8);
+    configs.push_back(compat_config(0.8, 2.0, 0.5));
+    for (SmithWatermanConfig cfg : configs) {
+        cfg.learnable_temperature = true;
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        const Batch b = batch_of(sw, strs);
+        ad::Binder<double> bind;
+        const auto all = sw.apply(bind, b.pairs).score;
+        const auto par = sw.apply(bind, b.pairs, {}, exec::CpuParallel{2}).score;
+        ad::Binder<float> fbind;
+        const auto fl = sw.apply(fbind, b.pairs).score;
+        for (std::size_t k = 0; k < strs.size(); ++k) {
+            CHECK(all[k] == sw.apply(bind, std::vector<ops::CodePair>{b.pairs[k]}).score[0]);
+            CHECK(par[k] == all[k]);
+            CHECK(static_cast<double>(fl[k]) == Approx(all[k]).epsilon(1e-5).margin(1e-4));
+            // Swapping query and target keeps the score (DNA matrix symmetric).
+            const ops::CodePair swapped{b.pairs[k].target, b.pairs[k].query};
+            CHECK(sw.apply(bind, std::vector<ops::CodePair>{swapped}).score[0] == Approx(all[k]).epsilon(1e-13).margin(1e-12));
+        }
+        // Gradients of a batch (Cpu and CpuParallel) = the sum of single-pair gradients.
+        auto grads = [&](auto policy, const std::vector<ops::CodePair>& pairs) {
+            for (ad::Parameter* p : sw.parameters()) p->zero_grad();
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<ad::Var> vb(tape);
+            const auto s = sw.apply(vb, pairs, {}, policy).score;
+            ad::Var sum = 0.0;
+            for (const ad::Var& v : s) sum = sum + v;
+            tape.backward(sum);
+            vb.accumulate_grad();
+            std::vector<double> g;
+            for (ad::Parameter* p : sw.parameters()) g.insert(g.end(), p->grad().begin(), p->grad().end());
+            return g;
+        };
+        const auto g_all = grads(exec::Cpu{}, b.pairs);
+        const auto g_par = grads(exec::CpuParallel{2}, b.pairs);
+        std::vector<double> g_sum(g_all.size(), 0.0);
+        for (const auto& pr : b.pairs) {
+            const auto g = grads(exec::Cpu{}, std::vector<ops::CodePair>{pr});
+            for (std::size_t e = 0; e < g.size(); ++e) g_sum[e] += g[e];
+        }
+        for (std::size_t e = 0; e < g_all.size(); ++e) {
+            CHECK(g_par[e] == Approx(g_all[e]).epsilon(1e-12).margin(1e-12));
+            CHECK(g_sum[e] == Approx(g_all[e]).epsilon(1e-12).margin(1e-12));
+        }
+    }
+    // Affine with open = extend is the linear model, soft values included.
+    for (const AlignmentMode mode : {AlignmentMode::Local, AlignmentMode::Global}) {
+        const SmithWaterman lin({.mode = mode, .gaps = GapModel::Linear, .gap_extend = GapExtend{1.5}, .temperature = 0.7});
+        const SmithWaterman aff({.mode = mode, .gaps = GapModel::Affine, .gap_open = GapOpen{1.5},
+                                 .gap_extend = GapExtend{1.5}, .temperature = 0.7});
+        for (const auto& [q, t] : strs) CHECK(aff.score(q, t) == Approx(lin.score(q, t)).epsilon(1e-12).margin(1e-12));
+    }
+    // Empty sequences: local 0; global one gap; compat τ ln 2.
+    CHECK(SmithWaterman().score("", "ACG") == 0.0);
+    CHECK(SmithWaterman({.mode = AlignmentMode::Global, .gap_open = GapOpen{3.0}, .gap_extend = GapExtend{1.0}})
+              .score("", "ACG") == Approx(-5.0).epsilon(1e-14));
+    CHECK(SmithWaterman({.mode = AlignmentMode::Global}).score("", "") == 0.0);
+    CHECK(SmithWaterman(compat_config(1.0)).score("ACG", "") == Approx(std::log(2.0)).epsilon(1e-14));
+}
+
+TEST_CASE("SmithWaterman with BLOSUM62 on proteins", "[ops][sw][blosum]") {
+    const ops::SubstitutionMatrix b62 = ops::SubstitutionMatrix::blosum62();
+    REQUIRE(b62.size() == 20);
+    for (std::size_t a = 0; a < 20; ++a) {
+        for (std::size_t c = 0; c < 20; ++c) CHECK(b62(a, c) == b62(c, a));
+    }
+    CHECK(b62(b62.code('W'), b62.code('W')) == 11.0);
+    CHECK(b62(b62.code('C'), b62.code('C')) == 9.0);
+    CHECK(b62(b62.code('A'), b62.code('R')) == -1.0);
+    CHECK(b62(b62.code('w'), b62.code('F')) == 1.0);
+    SmithWatermanConfig cfg{.gap_open = GapOpen{11.0}, .gap_extend = GapExtend{1.0}, .hard = true};
+    const SmithWaterman sw(cfg, b62);
+    const std::string p = "MKTAYIAKQRQISFVKSHFSRQ";
+    double self = 0.0;
+    for (const char c : p) self += b62(b62.code(c), b62.code(c));
+    CHECK(sw.score(p, p) == self);
+    const auto a = sw.traceback("HEAGAWGHEE", "PAWHEAE");
+    CHECK(a.score == sw.score("HEAGAWGHEE", "PAWHEAE"));
+    const std::vector<std::uint8_t> q = sw.encode("HEAGAWGHEE"), t = sw.encode("PAWHEAE");
+    CHECK(a.score == classic_dp(q, t, sw.substitution().values(), 20, 11.0, 1.0, true));
+}
+
+// ---- numerics ------------------------------------------------------------------------------------
+
+TEST_CASE("SmithWaterman stays finite for extreme temperatures, lengths and scores", "[ops][sw][numerics]") {
+    std::mt19937 rng(13);
+    const std::string long_q = random_dna(rng, 10000), short_t = random_dna(rng, 20);
+    const std::string mid_q = random_dna(rng, 300), mid_t = random_dna(rng, 40);
+    for (const double tau : {1e-4, 1.0, 1e4}) {
+        for (const double scale : {1.0, 1e4}) {
+            std::vector<SmithWatermanConfig> configs = proper_configs(tau);
+            configs.push_back(compat_config(tau));
+            for (SmithWatermanConfig cfg : configs) {
+                cfg.learnable_temperature = true;
+                cfg.gap_open = GapOpen{cfg.gap_open.value * scale};
+                cfg.gap_extend = GapExtend{cfg.gap_extend.value * scale};
+                INFO(describe(cfg) << " scale " << scale);
+                SmithWaterman sw(cfg, ops::SubstitutionMatrix::dna(2.0 * scale / 2.0, -scale));
+                const Batch b = batch_of(sw, {{long_q, short_t}, {"A", "C"}, {"A", mid_q}, {mid_q, mid_t}});
+                ad::Binder<double> bind;
+                ad::Binder<float> fbind;
+                const auto d = sw.apply(bind, b.pairs).score;
+                const auto f = sw.apply(fbind, b.pairs).score;
+                for (std::size_t k = 0; k < d.size(); ++k) {
+                    CHECK(std::isfinite(d[k]));
+                    CHECK(std::isfinite(f[k]));
+                    CHECK(static_cast<double>(f[k]) == Approx(d[k]).epsilon(1e-3).margin(1e-3 * scale));
+                }
+                // Gradients and posteriors of the shorter pairs.
+                const std::vector<ops::CodePair> small(b.pairs.begin() + 1, b.pairs.end());
+                for (ad::Parameter* p : sw.parameters()) p->zero_grad();
+                ad::Tape tape;
+                ad::ScopedTape scope(tape);
+                ad::Binder<ad::Var> vb(tape);
+                const auto r = sw.apply(vb, small, {.posterior = true});
+                ad::Var sum = 0.0;
+                for (const ad::Var& v : r.score) sum = sum + v;
+                tape.backward(sum);
+                vb.accumulate_grad();
+                for (ad::Parameter* p : sw.parameters()) {
+                    for (const double g : p->grad()) CHECK(std::isfinite(g));
+                }
+                for (const auto& P : r.posterior) {
+                    for (const double v : P) CHECK((std::isfinite(v) && v >= 0.0 && v <= 1.0 + 1e-9));
+                }
+            }
+        }
+    }
+    // At τ = 1e-4 the soft local score equals the classic DP to within τ·(path length)·ln 4.
+    const SmithWaterman soft({.gap_open = GapOpen{3.0}, .gap_extend = GapExtend{1.0}, .temperature = 1e-4});
+    const std::vector<std::uint8_t> q = soft.encode(mid_q), t = soft.encode(mid_t);
+    const double classic = classic_dp(q, t, soft.substitution().values(), 4, 3.0, 1.0, true);
+    CHECK(std::fabs(soft.score(mid_q, mid_t) - classic) <= 1e-4 * 700.0);
+}
+
+// ---- errors --------------------------------------------------------------------------------------
+
+TEST_CASE("SmithWaterman rejects bad configurations and inputs", "[ops][sw][errors]") {
+    CHECK_THROWS_WITH(SmithWaterman({.temperature = 0.0}), Contains("'temperature'"));
+    CHECK_THROWS_AS(SmithWaterman({.temperature = -1.0}), InvalidArgument);
+    CHECK_THROWS_AS(SmithWaterman({.temperature = std::nan("")}), InvalidArgument);
+    CHECK_THROWS_WITH(SmithWaterman({.gap_open = GapOpen{inf}}), Contains("'gap_open'"));
+    CHECK_THROWS_WITH(SmithWaterman({.gap_extend = GapExtend{std::nan("")}}), Contains("'gap_extend'"));
+    CHECK_THROWS_WITH(SmithWaterman({.diffbio_compat = true}), Contains("diffbio_compat"));
+    CHECK_THROWS_AS(SmithWaterman({.mode = AlignmentMode::Global, .gaps = GapModel::Linear, .diffbio_compat = true}),
+                    InvalidArgument);
+    // Matrices.
+    CHECK_THROWS_AS(ops::SubstitutionMatrix("ACGT", std::vector<double>(15, 1.0)), ShapeError);
+    CHECK_THROWS_WITH(ops::SubstitutionMatrix("ACGT", std::vector<double>(15, 1.0)), Contains("expected 16"));
+    std::vector<double> nan_m(16, 1.0);
+    nan_m[5] = std::nan("");
+    CHECK_THROWS_WITH(ops::SubstitutionMatrix("ACGT", nan_m), Contains("(1, 1)"));
+    CHECK_THROWS_WITH(ops::SubstitutionMatrix("ACGA", std::vector<double>(16, 1.0)), Contains("twice"));
+    // Parameters that an optimiser made invalid are caught at apply time.
+    SmithWaterman sw;
+    sw.substitution().values()[3] = std::nan("");
+    CHECK_THROWS_WITH(sw.score("ACGT", "ACGT"), Contains("substitution matrix entry (0, 3)"));
+    SmithWaterman sw2({.learnable_temperature = true});
+    sw2.temperature().values()[0] = -0.5;
+    CHECK_THROWS_WITH(sw2.score("ACGT", "ACGT"), Contains("temperature"));
+    // Alphabet mismatches: codes beyond A, letters outside the alphabet, profiles of the wrong width.
+    const SmithWaterman dna;
+    const std::vector<std::uint8_t> ok{0, 1, 2}, bad{0, 7, 2};
+    ad::Binder<double> bind;
+    CHECK_THROWS_WITH(dna.apply(bind, std::vector<ops::CodePair>{{ok, bad}}),
+                      Contains("target code 7 at position 1 is not < the alphabet size 4"));
+    CHECK_THROWS_WITH(dna.encode("ACXT"), Contains("'X' at position 2"));
+    CHECK_THROWS_AS(SmithWaterman(ops::SubstitutionMatrix::blosum62()).encode("ACGTJ"), InvalidArgument);
+    const std::vector<double> x(10, 0.25), y(20, 0.05);
+    CHECK_THROWS_AS(dna.apply(bind, std::vector<ops::ProfilePair<double>>{{x, x}}), ShapeError);
+    CHECK_THROWS_WITH(dna.apply(bind, std::vector<ops::ProfilePair<double>>{{x, x}}), Contains("multiple of the alphabet size 4"));
+    const SmithWaterman protein(ops::SubstitutionMatrix::blosum62());
+    CHECK_NOTHROW(protein.apply(bind, std::vector<ops::ProfilePair<double>>{{y, y}}));
+    CHECK_THROWS_AS(protein.apply(bind, std::vector<ops::ProfilePair<double>>{{x, y}}), ShapeError);
+    std::vector<double> nan_p(8, 0.25);
+    nan_p[6] = inf;
+    CHECK_THROWS_WITH(dna.apply(bind, std::vector<ops::ProfilePair<double>>{{nan_p, nan_p}}), Contains("not finite"));
+}
