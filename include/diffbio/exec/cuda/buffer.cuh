@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <diffbio/exec/cuda/error.cuh>
+#include <diffbio/exec/policy.hpp>
 
 namespace diffbio::exec::cuda {
 
@@ -63,5 +64,34 @@ private:
     T* data_ = nullptr;
     std::size_t size_ = 0;
 };
+
+/// Stream-ordered copies on a policy's stream (pageable host memory): upload a host span into a
+/// new buffer, a new zero-filled buffer, download a buffer (synchronises the stream).
+template <class T>
+DeviceBuffer<T> upload(const exec::Cuda& p, std::span<const T> host) {
+    DeviceBuffer<T> d(host.size());
+    if (!host.empty()) {
+        check(cudaMemcpyAsync(d.data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, p.stream),
+                          "cudaMemcpyAsync H2D");
+    }
+    return d;
+}
+template <class T>
+DeviceBuffer<T> zeros(const exec::Cuda& p, std::size_t n) {
+    DeviceBuffer<T> d(n);
+    if (n > 0) check(cudaMemsetAsync(d.data(), 0, n * sizeof(T), p.stream), "cudaMemsetAsync");
+    return d;
+}
+/// Synchronises p.stream.
+template <class T>
+std::vector<T> download(const exec::Cuda& p, const DeviceBuffer<T>& d) {
+    std::vector<T> out(d.size());
+    if (!out.empty()) {
+        check(cudaMemcpyAsync(out.data(), d.data(), out.size() * sizeof(T), cudaMemcpyDeviceToHost, p.stream),
+                          "cudaMemcpyAsync D2H");
+    }
+    check(cudaStreamSynchronize(p.stream), "cudaStreamSynchronize");
+    return out;
+}
 
 } // namespace diffbio::exec::cuda

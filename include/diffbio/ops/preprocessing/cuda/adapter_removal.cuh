@@ -339,33 +339,9 @@ inline unsigned capped_blocks(std::size_t n, std::size_t per_block, std::size_t 
     return static_cast<unsigned>(std::min<std::size_t>(std::max<std::size_t>(blocks, 1), cap));
 }
 
-/// Stream-ordered host <-> device copies for the host convenience forms (pageable host memory).
-template <class T>
-exec::cuda::DeviceBuffer<T> upload(const exec::Cuda& p, std::span<const T> host) {
-    exec::cuda::DeviceBuffer<T> d(host.size());
-    if (!host.empty()) {
-        exec::cuda::check(cudaMemcpyAsync(d.data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, p.stream),
-                          "cudaMemcpyAsync H2D");
-    }
-    return d;
-}
-template <class T>
-exec::cuda::DeviceBuffer<T> zeros(const exec::Cuda& p, std::size_t n) {
-    exec::cuda::DeviceBuffer<T> d(n);
-    if (n > 0) exec::cuda::check(cudaMemsetAsync(d.data(), 0, n * sizeof(T), p.stream), "cudaMemsetAsync");
-    return d;
-}
-/// Synchronises p.stream.
-template <class T>
-std::vector<T> download(const exec::Cuda& p, const exec::cuda::DeviceBuffer<T>& d) {
-    std::vector<T> out(d.size());
-    if (!out.empty()) {
-        exec::cuda::check(cudaMemcpyAsync(out.data(), d.data(), out.size() * sizeof(T), cudaMemcpyDeviceToHost, p.stream),
-                          "cudaMemcpyAsync D2H");
-    }
-    exec::cuda::check(cudaStreamSynchronize(p.stream), "cudaStreamSynchronize");
-    return out;
-}
+using exec::cuda::download;
+using exec::cuda::upload;
+using exec::cuda::zeros;
 
 /// An operator's parameter values.
 struct AdapterValues {
