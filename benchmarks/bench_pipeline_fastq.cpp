@@ -1,0 +1,143 @@
+// bench_pipeline_fastq: forward and forward+backward time of the whole PreprocessingPipeline on
+// the reads of a FASTQ file (Phred+33, one line per sequence and quality, equal lengths), the C++
+// side of benchmarks/peers/jax_preprocessing.sh (the JAX side is jax_preprocessing.py).
+//
+//   bench_pipeline_fastq --data FILE [--reps N] [--threads T]
+//
+// Config: the pipeline defaults (read_length 150, quality threshold 20, adapter AGATCGGAAGAG,
+// match threshold 0.8, temperature 1, duplicate similarity 0.95, window 11, hidden 64, all stages
+// on). Loss (same as the JAX side):
+//   loss = 1/(N·L) · Σ_i read_weights[i] · Σ_{l,k} (k+1) · preprocessed_reads[i,l,k]
+// gradient: reverse mode, ∂loss/∂ every pipeline parameter. T = 1 runs exec::Cpu, otherwise
+// exec::CpuParallel{T}. Each variant is run once to warm up, then N times (default 20); one line
+// per variant:  <variant> threads=<T> median_ms=<..> min_ms=<..> loss=<..>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <diffbio/diffbio.hpp>
+
+namespace ad = diffbio::ad;
+namespace exec = diffbio::exec;
+using diffbio::ReadBatch;
+
+namespace {
+
+ReadBatch read_fastq(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot open " + path);
+    ReadBatch b;
+    std::string name, seq, plus, qual;
+    std::vector<float> q;
+    while (std::getline(in, name) && std::getline(in, seq) && std::getline(in, plus) && std::getline(in, qual)) {
+        if (name.empty() || name[0] != '@' || qual.size() != seq.size()) throw std::runtime_error("bad FASTQ record in " + path);
+        q.resize(qual.size());
+        for (std::size_t i = 0; i < qual.size(); ++i) q[i] = static_cast<float>(qual[i] - 33);
+        b.add(name.substr(1), seq, q);
+    }
+    if (b.num_reads == 0) throw std::runtime_error("no reads in " + path);
+    return b;
+}
+
+/// Σ_i w_i · Σ_{l,k} (k+1)·R[i,l,k] / (N·L), for double or Var.
+template <class R>
+R loss_of(const diffbio::pipelines::PreprocessingResult<R>& r, std::size_t n, std::size_t len) {
+    const std::size_t per_read = len * 4;
+    std::vector<double> coef(per_read);
+    for (std::size_t j = 0; j < per_read; ++j) coef[j] = static_cast<double>(j % 4 + 1) / static_cast<double>(n * len);
+    R loss = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto* row = r.preprocessed_reads.data() + i * per_read;
+        if constexpr (std::is_same_v<R, ad::Var>) {
+            ad::Tape& tape = ad::Tape::active();
+            double s = 0.0;
+            for (std::size_t j = 0; j < per_read; ++j) s += coef[j] * row[j].value();
+            loss += r.read_weights[i] * tape.push_nary(s, std::span<const ad::Var>(row, per_read), coef);
+        } else {
+            R s = 0.0;
+            for (std::size_t j = 0; j < per_read; ++j) s += coef[j] * row[j];
+            loss += r.read_weights[i] * s;
+        }
+    }
+    return loss;
+}
+
+struct Timing {
+    double median_ms, min_ms, loss;
+};
+
+template <class F>
+Timing time_it(int reps, F&& f) {
+    double loss = f(); // warm-up (allocations, tape growth)
+    std::vector<double> ms;
+    for (int i = 0; i < reps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        loss = f();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    const std::size_t m = ms.size() / 2;
+    const double median = ms.size() % 2 ? ms[m] : 0.5 * (ms[m - 1] + ms[m]);
+    return {median, ms.front(), loss};
+}
+
+template <class P>
+void run(const ReadBatch& b, const P& policy, int threads, int reps) {
+    diffbio::pipelines::PreprocessingPipeline pipeline;
+    const Timing fwd = time_it(reps, [&] {
+        ad::Binder<double> bind;
+        return loss_of(pipeline.apply(bind, b, policy), b.num_reads, b.length);
+    });
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    const auto start = tape.mark();
+    const Timing grad = time_it(reps, [&] {
+        tape.rewind(start);
+        for (ad::Parameter* p : pipeline.parameters()) p->zero_grad();
+        ad::Binder<ad::Var> bind(tape);
+        const ad::Var loss = loss_of(pipeline.apply(bind, b, policy), b.num_reads, b.length);
+        tape.backward(loss);
+        bind.accumulate_grad();
+        return loss.value();
+    });
+    for (const auto& [name, t] : {std::pair{"forward", fwd}, std::pair{"forward+backward", grad}}) {
+        std::printf("%s threads=%d median_ms=%.4f min_ms=%.4f loss=%.9g\n", name, threads, t.median_ms, t.min_ms, t.loss);
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string data;
+    int reps = 20, threads = 1;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--data") data = argv[i + 1];
+        else if (a == "--reps") reps = std::atoi(argv[i + 1]);
+        else if (a == "--threads") threads = std::atoi(argv[i + 1]);
+        else { std::fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
+    }
+    if (data.empty() || reps < 1 || threads < 1) {
+        std::fprintf(stderr, "usage: bench_pipeline_fastq --data FILE [--reps N] [--threads T]\n");
+        return 2;
+    }
+    try {
+        const ReadBatch b = read_fastq(data);
+        std::printf("reads=%zu length=%zu\n", b.num_reads, b.length);
+        if (threads == 1) run(b, exec::Cpu{}, 1, reps);
+        else run(b, exec::CpuParallel{threads}, threads, reps);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_pipeline_fastq: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# diffbio's PreprocessingPipeline against the JAX library DiffBio (PyPI `diffbio`, on `jax` and
+# `flax`): the same pipeline config, the same batch, the same loss; forward and forward+backward
+# (gradient of every parameter) median times and the ratio JAX/diffbio (> 1: diffbio is faster).
+# Optional: not part of the test command (scripts/test.sh); needs network access the first time.
+#
+#   benchmarks/peers/jax_preprocessing.sh
+#
+# Environment (all optional):
+#   BUILD_DIR  build directory for bench_pipeline_fastq (default <repo>/build-bench; configured as
+#              Release when it has no CMakeCache.txt)
+#   VENV       Python virtual environment for DiffBio (default
+#              ${XDG_CACHE_HOME:-$HOME/.cache}/diffbio-peers/jax-venv, outside the repository);
+#              created with `python3 -m venv` + `pip install diffbio jax flax` (CPU jax) when it
+#              cannot import them, reused otherwise
+#   READS      batch sizes, reads of 150 bp (default "100 1000")
+#   REPS       timed repetitions per variant, after warm-up (default 10)
+#   THREADS    threads of the parallel row (default 2)
+#   JOBS       build parallelism (default 2)
+#   X64=1      run JAX in float64 (diffbio computes in double; JAX's default is float32)
+# Requirements: python3 with venv and pip, cmake and the diffbio build dependencies, taskset
+# (util-linux).
+#
+# What runs: benchmarks/peers/jax_preprocessing.py make-data writes each batch as FASTQ (seeded
+# random bases, 30% adapter read-through, quality 35 − 15·pos/L + noise, integer Phred in [2, 41]);
+# both sides read that file. Config on both sides: read_length 150, quality_threshold 20, adapter
+# AGATCGGAAGAG, adapter_match_threshold 0.8, adapter_temperature 1,
+# duplicate_similarity_threshold 0.95, error_correction_window 11, hidden 64, adapter removal,
+# duplicate weighting and error correction enabled. Loss on both sides:
+#   loss = 1/(N·L) · Σ_i read_weights[i] · Σ_{l,k} (k+1) · preprocessed_reads[i,l,k]
+# JAX: nnx.jit(loss) and nnx.jit(nnx.value_and_grad(loss)); compile time is excluded from the
+# medians and printed separately. diffbio: bench_pipeline_fastq (Binder<double> forward;
+# Binder<Var> on a rewound tape + backward + accumulate_grad).
+# Thread counts match: row "1": JAX pinned to one CPU (taskset -c 0, Eigen multithreading off)
+# vs exec::Cpu (also pinned to CPU 0); row "$THREADS": JAX on CPUs 0..THREADS-1 (its default
+# thread pool) vs exec::CpuParallel{THREADS}.
+# The two pipelines do not compute the same numbers (diffbio fixes documented DiffBio quirks:
+# adapter trim position, error-correction renormalisation, ...), so the losses differ; both are
+# printed so that a reader sees they are of the same order. The comparison is of cost only.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="${BUILD_DIR:-$repo/build-bench}"
+venv="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/diffbio-peers/jax-venv}"
+sizes="${READS:-100 1000}"
+reps="${REPS:-10}"
+threads="${THREADS:-2}"
+jobs="${JOBS:-2}"
+script="$repo/benchmarks/peers/jax_preprocessing.py"
+
+# ---- DiffBio (JAX) environment ------------------------------------------------------------
+if ! "$venv/bin/python" -c "import jax, flax, diffbio.pipelines.preprocessing" >/dev/null 2>&1; then
+  echo "jax_preprocessing: setting up $venv (pip install diffbio jax flax)" >&2
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --upgrade pip
+  "$venv/bin/pip" install --quiet diffbio jax flax
+fi
+py="$venv/bin/python"
+versions=$("$py" -c "import importlib.metadata as m; print(' '.join(p + ' ' + m.version(p) for p in ('diffbio', 'jax', 'jaxlib', 'flax')))")
+
+# ---- diffbio (C++) ------------------------------------------------------------------------
+if [[ ! -f "$build/CMakeCache.txt" ]]; then
+  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$build" --target bench_pipeline_fastq -j "$jobs" >/dev/null
+bench="$build/benchmarks/bench_pipeline_fastq"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+x64=()
+[[ "${X64:-0}" == 1 ]] && x64=(--x64)
+last_cpu=$((threads - 1))
+
+# field <file> <variant> <key>: value of key= on the line of that variant
+field() { awk -v v="$2" -v k="$3" '$1 == v { for (i = 2; i <= NF; ++i) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' "$1"; }
+run_jax() { # <out> <cpus> <data> [env...]
+  local out=$1 cpus=$2 data=$3; shift 3
+  if ! env "$@" taskset -c "$cpus" "$py" "$script" bench --data "$data" --reps "$reps" "${x64[@]}" >"$out" 2>"$out.err"; then
+    cat "$out.err" >&2; exit 1
+  fi
+}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+rows=()
+for n in $sizes; do
+  data="$work/reads_$n.fq"
+  "$py" "$script" make-data --out "$data" --reads "$n" --length 150 --seed 7
+  echo "jax_preprocessing: $n reads: JAX 1 thread" >&2
+  run_jax "$work/jax_1_$n" 0 "$data" XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+  echo "jax_preprocessing: $n reads: diffbio exec::Cpu" >&2
+  taskset -c 0 "$bench" --data "$data" --reps "$reps" --threads 1 >"$work/ours_1_$n"
+  echo "jax_preprocessing: $n reads: JAX $threads threads" >&2
+  run_jax "$work/jax_${threads}_$n" "0-$last_cpu" "$data"
+  echo "jax_preprocessing: $n reads: diffbio exec::CpuParallel{$threads}" >&2
+  taskset -c "0-$last_cpu" "$bench" --data "$data" --reps "$reps" --threads "$threads" >"$work/ours_${threads}_$n"
+  for t in 1 "$threads"; do
+    for v in forward forward+backward; do
+      j=$(field "$work/jax_${t}_$n" "$v" median_ms)
+      o=$(field "$work/ours_${t}_$n" "$v" median_ms)
+      jm=$(field "$work/jax_${t}_$n" "$v" min_ms)
+      om=$(field "$work/ours_${t}_$n" "$v" min_ms)
+      c=$(field "$work/jax_${t}_$n" "compile_$v" seconds)
+      rows+=("$(printf '%-6s %-17s %-3s %10.2f %11.2f %9.2f %9.2f %10.2f %12.6g %12.6g' "$n" "$v" "$t" "$j" "$o" \
+        "$(echo "$j / $o" | bc -l)" "$(echo "$jm / $om" | bc -l)" "$c" \
+        "$(field "$work/jax_${t}_$n" "$v" loss)" "$(field "$work/ours_${t}_$n" "$v" loss)")")
+    done
+  done
+done
+
+dtype=float32
+[[ "${X64:-0}" == 1 ]] && dtype=float64
+echo "DiffBio (JAX, $dtype): $versions; diffbio C++ (double); $reps timed runs each, medians in ms; 150 bp reads"
+echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?") (other work on the machine skews the times)"
+echo "ratio = JAX/diffbio of the medians (> 1: diffbio faster); ratio_min = the same of the fastest runs"
+printf '%-6s %-17s %-3s %10s %11s %9s %9s %10s %12s %12s\n' reads variant thr JAX_ms diffbio_ms ratio ratio_min jax_jit_s JAX_loss diffbio_loss
+printf '%s\n' "${rows[@]}"
