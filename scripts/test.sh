@@ -12,7 +12,7 @@ export BUILD_DIR="$build_dir"
 
 # htslib-test and seqprep-data hold the FASTQ/FASTA files that the io tests compare against
 # htslib and check by hand; without them those test cases only warn.
-bash "$repo/scripts/setup.sh" htslib-test seqprep-data libparasail-dev
+bash "$repo/scripts/setup.sh" htslib-test seqprep-data libparasail-dev hmmer-examples
 bash "$repo/scripts/build.sh"
 
 # How many tests are registered?

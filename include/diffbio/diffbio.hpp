@@ -46,6 +46,9 @@
 #include <diffbio/ops/preprocessing/quality_filter.hpp>
 #include <diffbio/ops/preprocessing/reads.hpp>
 
+#include <diffbio/ops/alignment/alphabet.hpp>
+#include <diffbio/ops/alignment/msa.hpp>
+#include <diffbio/ops/alignment/profile_hmm.hpp>
 #include <diffbio/ops/alignment/scoring.hpp>
 #include <diffbio/ops/alignment/smith_waterman.hpp>
 
