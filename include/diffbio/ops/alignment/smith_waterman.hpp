@@ -507,56 +507,53 @@ private:
     }
 
     // ---- double / float: the forward-only kernel -------------------------------------------------
-    template <class R, class T, class P>
-    std::vector<R> scores_fast_codes(ad::Binder<T>& bind, std::span<const CodePair> pairs, const P& policy) const {
+    /// Scores of `count` pairs in parallel (CpuParallel) with the bound parameters in R;
+    /// score_pair(k, S, A, model, scalars, scratch, B) scores pair k with the forward-only kernel.
+    template <class R, class T, class P, class ScorePair>
+    std::vector<R> scores_fast(ad::Binder<T>& bind, std::size_t count, const P& policy, ScorePair&& score_pair) const {
         const auto Sb = bind(substitution_);
         const std::vector<R> S(Sb.begin(), Sb.end());
         const detail::SwScalars<R> p{static_cast<R>(bind(gap_open_)[0]), static_cast<R>(bind(gap_extend_)[0]),
                                      static_cast<R>(tau_of(bind))};
         const detail::SwModel md = model();
         const std::size_t A = alphabet_size();
-        std::vector<R> out(pairs.size());
-        const auto np = static_cast<std::ptrdiff_t>(pairs.size());
-        [[maybe_unused]] const int threads = exec::thread_count(policy);
-        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-        {
-            std::vector<R> scratch;
-            DIFFBIO_OMP(for schedule(dynamic, 1))
-            for (std::ptrdiff_t k = 0; k < np; ++k) {
-                const CodePair& pr = pairs[static_cast<std::size_t>(k)];
-                const detail::SwCodeCell<R> cell{S.data(), A, pr.query.data(), pr.target.data()};
-                out[static_cast<std::size_t>(k)] =
-                    detail::sw_score<R>(md, p, pr.query.size(), pr.target.size(), cell, scratch);
-            }
-        }
-        return out;
-    }
-
-    template <class R, class T, class X, class P>
-    std::vector<R> scores_fast_profiles(ad::Binder<T>& bind, std::span<const ProfilePair<X>> pairs,
-                                        const P& policy) const {
-        const auto Sb = bind(substitution_);
-        const std::vector<R> S(Sb.begin(), Sb.end());
-        const detail::SwScalars<R> p{static_cast<R>(bind(gap_open_)[0]), static_cast<R>(bind(gap_extend_)[0]),
-                                     static_cast<R>(tau_of(bind))};
-        const detail::SwModel md = model();
-        const std::size_t A = alphabet_size();
-        std::vector<R> out(pairs.size());
-        const auto np = static_cast<std::ptrdiff_t>(pairs.size());
+        std::vector<R> out(count);
+        const auto np = static_cast<std::ptrdiff_t>(count);
         [[maybe_unused]] const int threads = exec::thread_count(policy);
         DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
         {
             std::vector<R> scratch, B;
             DIFFBIO_OMP(for schedule(dynamic, 1))
             for (std::ptrdiff_t k = 0; k < np; ++k) {
-                const ProfilePair<X>& pr = pairs[static_cast<std::size_t>(k)];
-                const std::size_t m = pr.query.size() / A, n = pr.target.size() / A;
-                detail::sw_times_matrix<R, X>(S.data(), A, pr.target.data(), n, B);
-                const detail::SwProfileCell<R, X> cell{pr.query.data(), B.data(), A};
-                out[static_cast<std::size_t>(k)] = detail::sw_score<R>(md, p, m, n, cell, scratch);
+                out[static_cast<std::size_t>(k)] = score_pair(static_cast<std::size_t>(k), S, A, md, p, scratch, B);
             }
         }
         return out;
+    }
+
+    template <class R, class T, class P>
+    std::vector<R> scores_fast_codes(ad::Binder<T>& bind, std::span<const CodePair> pairs, const P& policy) const {
+        return scores_fast<R>(bind, pairs.size(), policy,
+                              [pairs](std::size_t k, const std::vector<R>& S, std::size_t A, const detail::SwModel& md,
+                                      const detail::SwScalars<R>& p, std::vector<R>& scratch, std::vector<R>&) {
+                                  const CodePair& pr = pairs[k];
+                                  const detail::SwCodeCell<R> cell{S.data(), A, pr.query.data(), pr.target.data()};
+                                  return detail::sw_score<R>(md, p, pr.query.size(), pr.target.size(), cell, scratch);
+                              });
+    }
+
+    template <class R, class T, class X, class P>
+    std::vector<R> scores_fast_profiles(ad::Binder<T>& bind, std::span<const ProfilePair<X>> pairs,
+                                        const P& policy) const {
+        return scores_fast<R>(bind, pairs.size(), policy,
+                              [pairs](std::size_t k, const std::vector<R>& S, std::size_t A, const detail::SwModel& md,
+                                      const detail::SwScalars<R>& p, std::vector<R>& scratch, std::vector<R>& B) {
+                                  const ProfilePair<X>& pr = pairs[k];
+                                  const std::size_t m = pr.query.size() / A, n = pr.target.size() / A;
+                                  detail::sw_times_matrix<R, X>(S.data(), A, pr.target.data(), n, B);
+                                  const detail::SwProfileCell<R, X> cell{pr.query.data(), B.data(), A};
+                                  return detail::sw_score<R>(md, p, m, n, cell, scratch);
+                              });
     }
 
     // ---- posterior: ∂score/∂s_ij with the current parameter values --------------------------------
