@@ -1222,31 +1222,21 @@ private:
             double sb = 0.0;
             for (std::size_t a = 0; a < K; ++a) sb += x[a] * bg[a];
             double core = 0.0; // Σ of the adjoints of every emission that subtracts log Σ x bg
-            for (std::size_t k = 0; k < M; ++k) {
-                const double gk = gem[i * M + k];
-                if (gk == 0.0) continue;
+            // Adjoint gk of the emission log Σ_a x_a p_a of state k (probabilities p, their logs' adjoints glp).
+            auto emission = [&](double gk, const double* p, double* glp) {
+                if (gk == 0.0) return;
                 core += gk;
-                const double* p = pM.data() + k * K;
                 double s = 0.0;
                 for (std::size_t a = 0; a < K; ++a) s += x[a] * p[a];
                 const double c = gk / s;
                 for (std::size_t a = 0; a < K; ++a) {
-                    glpM[k * K + a] += c * x[a] * p[a];
+                    glp[a] += c * x[a] * p[a];
                     if (xbar != nullptr) xbar[i * K + a] += c * p[a];
                 }
-            }
+            };
+            for (std::size_t k = 0; k < M; ++k) emission(gem[i * M + k], pM.data() + k * K, glpM + k * K);
             for (std::size_t k = 0; k + 1 < M && !pI.empty(); ++k) {
-                const double gk = gei[i * M + k];
-                if (gk == 0.0) continue;
-                core += gk;
-                const double* p = pI.data() + k * K;
-                double s = 0.0;
-                for (std::size_t a = 0; a < K; ++a) s += x[a] * p[a];
-                const double c = gk / s;
-                for (std::size_t a = 0; a < K; ++a) {
-                    glpI[k * K + a] += c * x[a] * p[a];
-                    if (xbar != nullptr) xbar[i * K + a] += c * p[a];
-                }
+                emission(gei[i * M + k], pI.data() + k * K, glpI + k * K);
             }
             if (xbar != nullptr) {
                 const double c = (nbar - core) / sb;
