@@ -375,14 +375,7 @@ AdapterRemovalArgs<T> args_of(const AdapterRemoval& op, double tau_m, std::size_
 inline std::vector<double> adapter_score_matrix(std::span<const double> A, std::span<const double> S) {
     check_size(S.size(), 16, "adapter_score_matrix", "scores (4 x 4)");
     if (A.size() % 4 != 0) throw ShapeError("adapter_score_matrix: adapter (La x 4) has a size that is not a multiple of 4");
-    const std::size_t la = A.size() / 4;
-    std::vector<double> B(la * 4, 0.0);
-    for (std::size_t k = 0; k < la; ++k) {
-        for (std::size_t a = 0; a < 4; ++a) {
-            for (std::size_t b = 0; b < 4; ++b) B[k * 4 + a] += S[a * 4 + b] * A[k * 4 + b];
-        }
-    }
-    return B;
+    return detail::times_scores<double>(A, S, A.size() / 4);
 }
 
 /// Chain rule through B = S·A: A_grad[k, b] += Σ_a B̄[k, a] S[a, b], S_grad[a, b] += Σ_k B̄[k, a] A[k, b].
@@ -393,15 +386,7 @@ inline void adapter_parameter_gradients(std::span<const double> A, std::span<con
     check_size(B_grad.size(), A.size(), "adapter_parameter_gradients", "B_grad (La x 4)");
     check_size(A_grad.size(), A.size(), "adapter_parameter_gradients", "A_grad (La x 4)");
     check_size(S_grad.size(), 16, "adapter_parameter_gradients", "S_grad (4 x 4)");
-    const std::size_t la = A.size() / 4;
-    for (std::size_t k = 0; k < la; ++k) {
-        for (std::size_t a = 0; a < 4; ++a) {
-            for (std::size_t b = 0; b < 4; ++b) {
-                S_grad[a * 4 + b] += B_grad[k * 4 + a] * A[k * 4 + b];
-                A_grad[k * 4 + b] += B_grad[k * 4 + a] * S[a * 4 + b];
-            }
-        }
-    }
+    detail::times_scores_backward(A, S, B_grad, A.size() / 4, A_grad, S_grad);
 }
 
 /// Forward on device data: seq [N×L×4], lengths [N] (each ≤ L; not checked on the device), B [La×4]
