@@ -10,9 +10,13 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${BUILD_DIR:-$repo/build}"
 export BUILD_DIR="$build_dir"
 
-# htslib-test and seqprep-data hold the FASTQ/FASTA files that the io tests compare against
-# htslib and check by hand; without them those test cases only warn.
-bash "$repo/scripts/setup.sh" htslib-test seqprep-data libparasail-dev hmmer-examples
+# Data and peer packages of the optional comparison tests (each such test skips with a message
+# when its package is absent): htslib-test and seqprep-data (FASTQ/FASTA files the io tests compare
+# against htslib and check by hand), libparasail-dev (Smith-Waterman parity), bowtie2-examples
+# (lambda phage reads and reference), hmmer-examples (profile HMM), samtools, samtools-test and bwa
+# (pileup parity with samtools mpileup).
+bash "$repo/scripts/setup.sh" htslib-test seqprep-data libparasail-dev bowtie2-examples hmmer-examples \
+  samtools samtools-test bwa
 bash "$repo/scripts/build.sh"
 
 # How many tests are registered?
