@@ -12,8 +12,9 @@
 #   soft         : config core ad exec soft
 #   nn           : config core ad exec soft nn
 #   io           : config core io
-#   ops          : config core ad exec soft nn ops            (all but io and pipelines)
-#   pipelines    : config core ad exec soft nn ops pipelines  (all but io)
+#   metrics      : config core ad exec soft metrics
+#   ops          : config core ad exec soft nn metrics ops            (all but io and pipelines)
+#   pipelines    : config core ad exec soft nn metrics ops pipelines  (all but io)
 #   diffbio.hpp  : every layer
 #
 # No header includes the umbrella diffbio.hpp. A header that is not a .cuh file must not
@@ -33,7 +34,7 @@ if(NOT IS_DIRECTORY "${_lib}")
   message(FATAL_ERROR "check_layering: ${_lib} is not a directory")
 endif()
 
-set(_layers core ad exec soft nn io ops pipelines)
+set(_layers core ad exec soft nn io metrics ops pipelines)
 set(_allowed_config "")
 set(_allowed_core config core)
 set(_allowed_ad config core ad)
@@ -41,8 +42,9 @@ set(_allowed_exec config core exec)
 set(_allowed_soft config core ad exec soft)
 set(_allowed_nn config core ad exec soft nn)
 set(_allowed_io config core io)
-set(_allowed_ops config core ad exec soft nn ops)
-set(_allowed_pipelines config core ad exec soft nn ops pipelines)
+set(_allowed_metrics config core ad exec soft metrics)
+set(_allowed_ops config core ad exec soft nn metrics ops)
+set(_allowed_pipelines config core ad exec soft nn metrics ops pipelines)
 set(_allowed_umbrella config ${_layers})
 list(JOIN _layers " " _layers_text)
 
