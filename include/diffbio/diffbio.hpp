@@ -10,7 +10,10 @@
 #include <diffbio/core/scalar_traits.hpp>
 #include <diffbio/core/validate.hpp>
 
+#include <diffbio/core/aligned_batch.hpp>
+#include <diffbio/core/count_matrix.hpp>
 #include <diffbio/core/read_batch.hpp>
+#include <diffbio/core/simulate_counts.hpp>
 
 #include <diffbio/ad/arena.hpp>
 #include <diffbio/ad/binder.hpp>
@@ -51,5 +54,13 @@
 #include <diffbio/ops/alignment/profile_hmm.hpp>
 #include <diffbio/ops/alignment/scoring.hpp>
 #include <diffbio/ops/alignment/smith_waterman.hpp>
+
+#include <diffbio/ops/variant/pileup.hpp>
+
+#include <diffbio/metrics/ari.hpp>
+#include <diffbio/metrics/contingency.hpp>
+#include <diffbio/metrics/lisi.hpp>
+#include <diffbio/metrics/nmi.hpp>
+#include <diffbio/metrics/silhouette.hpp>
 
 #include <diffbio/pipelines/preprocessing.hpp>
