@@ -2,15 +2,20 @@
 // the reads of a FASTQ file (Phred+33, one line per sequence and quality, equal lengths), the C++
 // side of benchmarks/peers/jax_preprocessing.sh (the JAX side is jax_preprocessing.py).
 //
-//   bench_pipeline_fastq --data FILE [--reps N] [--threads T]
+//   bench_pipeline_fastq --data FILE [--reps N] [--threads T] [--stages LIST] [--float 0|1]
 //
 // Config: the pipeline defaults (read_length 150, quality threshold 20, adapter AGATCGGAAGAG,
-// match threshold 0.8, temperature 1, duplicate similarity 0.95, window 11, hidden 64, all stages
-// on). Loss (same as the JAX side):
+// match threshold 0.8, temperature 1, duplicate similarity 0.95, window 11, hidden 64). LIST
+// names the optional stages that run, comma-separated, from adapter, duplicates,
+// error_correction (default: all three; "none": the quality filter alone, which always runs).
+// Loss (same as the JAX side):
 //   loss = 1/(N·L) · Σ_i read_weights[i] · Σ_{l,k} (k+1) · preprocessed_reads[i,l,k]
-// gradient: reverse mode, ∂loss/∂ every pipeline parameter. T = 1 runs exec::Cpu, otherwise
-// exec::CpuParallel{T}. Each variant is run once to warm up, then N times (default 20); one line
-// per variant:  <variant> threads=<T> median_ms=<..> min_ms=<..> loss=<..>
+// gradient: reverse mode, ∂loss/∂ every pipeline parameter. --float 1: the forward runs with
+// Binder<float> (float kernels end to end) and the gradient with
+// PreprocessingPipelineConfig::float_gradient (float GEMMs inside the reverse-mode nodes); the
+// default (0) computes in double. T = 1 runs exec::Cpu, otherwise exec::CpuParallel{T}. Each
+// variant is run once to warm up, then N times (default 20); one line per variant:
+//   <variant> threads=<T> median_ms=<..> min_ms=<..> loss=<..>
 
 #include <algorithm>
 #include <chrono>
@@ -48,27 +53,33 @@ ReadBatch read_fastq(const std::string& path) {
     return b;
 }
 
-/// Σ_i w_i · Σ_{l,k} (k+1)·R[i,l,k] / (N·L), for double or Var.
+/// Σ_i w_i · Σ_{l,k} (k+1)·R[i,l,k] / (N·L), for float, double (summed in double) or Var.
 template <class R>
-R loss_of(const diffbio::pipelines::PreprocessingResult<R>& r, std::size_t n, std::size_t len) {
+std::conditional_t<std::is_same_v<R, ad::Var>, ad::Var, double>
+loss_of(const diffbio::pipelines::PreprocessingResult<R>& r, std::size_t n, std::size_t len) {
     const std::size_t per_read = len * 4;
     std::vector<double> coef(per_read);
     for (std::size_t j = 0; j < per_read; ++j) coef[j] = static_cast<double>(j % 4 + 1) / static_cast<double>(n * len);
-    R loss = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto* row = r.preprocessed_reads.data() + i * per_read;
-        if constexpr (std::is_same_v<R, ad::Var>) {
-            ad::Tape& tape = ad::Tape::active();
+    if constexpr (std::is_same_v<R, ad::Var>) {
+        ad::Var loss = 0.0;
+        ad::Tape& tape = ad::Tape::active();
+        for (std::size_t i = 0; i < n; ++i) {
+            const ad::Var* row = r.preprocessed_reads.data() + i * per_read;
             double s = 0.0;
             for (std::size_t j = 0; j < per_read; ++j) s += coef[j] * row[j].value();
             loss += r.read_weights[i] * tape.push_nary(s, std::span<const ad::Var>(row, per_read), coef);
-        } else {
-            R s = 0.0;
-            for (std::size_t j = 0; j < per_read; ++j) s += coef[j] * row[j];
-            loss += r.read_weights[i] * s;
         }
+        return loss;
+    } else {
+        double loss = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const R* row = r.preprocessed_reads.data() + i * per_read;
+            double s = 0.0;
+            for (std::size_t j = 0; j < per_read; ++j) s += coef[j] * static_cast<double>(row[j]);
+            loss += static_cast<double>(r.read_weights[i]) * s;
+        }
+        return loss;
     }
-    return loss;
 }
 
 struct Timing {
@@ -90,11 +101,12 @@ Timing time_it(int reps, F&& f) {
     return {median, ms.front(), loss};
 }
 
-template <class P>
-void run(const ReadBatch& b, const P& policy, int threads, int reps) {
-    diffbio::pipelines::PreprocessingPipeline pipeline;
+template <class Scalar, class P>
+void run(const ReadBatch& b, const diffbio::pipelines::PreprocessingPipelineConfig& cfg, const P& policy, int threads,
+         int reps) {
+    diffbio::pipelines::PreprocessingPipeline pipeline(cfg);
     const Timing fwd = time_it(reps, [&] {
-        ad::Binder<double> bind;
+        ad::Binder<Scalar> bind;
         return loss_of(pipeline.apply(bind, b, policy), b.num_reads, b.length);
     });
     ad::Tape tape;
@@ -117,24 +129,48 @@ void run(const ReadBatch& b, const P& policy, int threads, int reps) {
 } // namespace
 
 int main(int argc, char** argv) {
-    std::string data;
+    std::string data, stages = "adapter,duplicates,error_correction";
     int reps = 20, threads = 1;
+    bool use_float = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--data") data = argv[i + 1];
         else if (a == "--reps") reps = std::atoi(argv[i + 1]);
         else if (a == "--threads") threads = std::atoi(argv[i + 1]);
+        else if (a == "--stages") stages = argv[i + 1];
+        else if (a == "--float") use_float = std::atoi(argv[i + 1]) != 0;
         else { std::fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
     }
     if (data.empty() || reps < 1 || threads < 1) {
-        std::fprintf(stderr, "usage: bench_pipeline_fastq --data FILE [--reps N] [--threads T]\n");
+        std::fprintf(stderr, "usage: bench_pipeline_fastq --data FILE [--reps N] [--threads T] [--stages LIST] [--float 0|1]\n");
         return 2;
     }
+    diffbio::pipelines::PreprocessingPipelineConfig cfg;
+    cfg.enable_adapter_removal = cfg.enable_duplicate_weighting = cfg.enable_error_correction = false;
+    for (std::size_t pos = 0; pos <= stages.size();) {
+        const std::size_t end = std::min(stages.find(',', pos), stages.size());
+        const std::string name = stages.substr(pos, end - pos);
+        if (name == "adapter") cfg.enable_adapter_removal = true;
+        else if (name == "duplicates") cfg.enable_duplicate_weighting = true;
+        else if (name == "error_correction") cfg.enable_error_correction = true;
+        else if (name != "none" && !name.empty()) {
+            std::fprintf(stderr, "unknown stage '%s' (adapter, duplicates, error_correction, none)\n", name.c_str());
+            return 2;
+        }
+        pos = end + 1;
+    }
+    cfg.float_gradient = use_float;
     try {
         const ReadBatch b = read_fastq(data);
-        std::printf("reads=%zu length=%zu\n", b.num_reads, b.length);
-        if (threads == 1) run(b, exec::Cpu{}, 1, reps);
-        else run(b, exec::CpuParallel{threads}, threads, reps);
+        std::printf("reads=%zu length=%zu stages=%s precision=%s\n", b.num_reads, b.length, stages.c_str(),
+                    use_float ? "float" : "double");
+        if (use_float) {
+            if (threads == 1) run<float>(b, cfg, exec::Cpu{}, 1, reps);
+            else run<float>(b, cfg, exec::CpuParallel{threads}, threads, reps);
+        } else {
+            if (threads == 1) run<double>(b, cfg, exec::Cpu{}, 1, reps);
+            else run<double>(b, cfg, exec::CpuParallel{threads}, threads, reps);
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_pipeline_fastq: %s\n", e.what());
         return 1;

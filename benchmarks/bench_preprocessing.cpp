@@ -2,7 +2,9 @@
 // operators and the whole pipeline, on simulated 150 bp reads, with exec::Cpu and CpuParallel.
 //
 //   BM_<stage>_forward/<reads>/<threads>     double, no tape
+//   BM_<stage>_forward_float/...             float (Binder<float>: float kernels end to end)
 //   BM_<stage>_gradient/<reads>/<threads>    Var: record on a rewound tape, sweep, collect gradients
+//   BM_<stage>_gradient_float/...            Var with float_gradient (float GEMMs in the fused nodes)
 //   BM_duplicate_weighting_100k/<threads>    the exact O(N²) duplicate weights on 100,000 reads
 //                                            (forward and forward+backward, one iteration each)
 // threads = 1 runs exec::Cpu, otherwise exec::CpuParallel{threads}. Counter: reads_per_second.
@@ -112,6 +114,9 @@ ops::AdapterRemoval adapter_removal({.adapter_sequence = "AGATCGGAAGAG", .match_
 ops::DuplicateWeighting duplicate_weighting({.similarity_threshold = 0.95});
 ops::ErrorCorrection error_correction;
 diffbio::pipelines::PreprocessingPipeline pipeline;
+ops::DuplicateWeighting duplicate_weighting_f({.similarity_threshold = 0.95, .float_gradient = true});
+ops::ErrorCorrection error_correction_f({.float_gradient = true});
+diffbio::pipelines::PreprocessingPipeline pipeline_f({.float_gradient = true});
 
 void BM_quality_filter_forward(benchmark::State& s) { forward_bench(s, quality_filter); }
 void BM_quality_filter_forward_float(benchmark::State& s) { forward_bench<ops::QualityFilter, float>(s, quality_filter); }
@@ -148,22 +153,44 @@ void BM_duplicate_weighting_gradient(benchmark::State& s) {
     gradient_bench(s, duplicate_weighting, [](auto& r) -> const auto& { return r.weights; });
 }
 
+void BM_duplicate_weighting_forward_float(benchmark::State& s) {
+    forward_bench<ops::DuplicateWeighting, float>(s, duplicate_weighting);
+}
+void BM_duplicate_weighting_gradient_float(benchmark::State& s) {
+    gradient_bench(s, duplicate_weighting_f, [](auto& r) -> const auto& { return r.weights; });
+}
+
 struct ErrorCorrectionStage {
+    const ops::ErrorCorrection* ec;
     template <class T, class P>
     auto apply(ad::Binder<T>& bind, const ops::ReadsView<float, float>& v, const P& policy) const {
         struct Out {
             std::vector<T> seq;
         };
-        return Out{error_correction.apply(bind, v.seq, v.quality, v.lengths, v.n, v.length, policy)};
+        return Out{ec->apply(bind, v.seq, v.quality, v.lengths, v.n, v.length, policy)};
     }
-} error_correction_stage;
+};
+ErrorCorrectionStage error_correction_stage{&error_correction};
+ErrorCorrectionStage error_correction_stage_f{&error_correction_f};
 void BM_error_correction_forward(benchmark::State& s) { forward_bench(s, error_correction_stage); }
+void BM_error_correction_forward_float(benchmark::State& s) {
+    forward_bench<ErrorCorrectionStage, float>(s, error_correction_stage);
+}
 void BM_error_correction_gradient(benchmark::State& s) {
     gradient_bench(s, error_correction_stage, [](auto& r) -> const auto& { return r.seq; });
 }
+void BM_error_correction_gradient_float(benchmark::State& s) {
+    gradient_bench(s, error_correction_stage_f, [](auto& r) -> const auto& { return r.seq; });
+}
 void BM_pipeline_forward(benchmark::State& s) { forward_bench(s, pipeline); }
+void BM_pipeline_forward_float(benchmark::State& s) {
+    forward_bench<diffbio::pipelines::PreprocessingPipeline, float>(s, pipeline);
+}
 void BM_pipeline_gradient(benchmark::State& s) {
     gradient_bench(s, pipeline, [](auto& r) -> const auto& { return r.preprocessed_reads; });
+}
+void BM_pipeline_gradient_float(benchmark::State& s) {
+    gradient_bench(s, pipeline_f, [](auto& r) -> const auto& { return r.preprocessed_reads; });
 }
 
 void BM_duplicate_weighting_100k(benchmark::State& state) {
@@ -204,11 +231,17 @@ BENCHMARK(BM_quality_filter_gradient)->Apply(sizes);
 BENCHMARK(BM_adapter_removal_forward)->Apply(sizes);
 BENCHMARK(BM_adapter_removal_gradient)->Apply(sizes);
 BENCHMARK(BM_duplicate_weighting_forward)->Apply(sizes);
+BENCHMARK(BM_duplicate_weighting_forward_float)->Apply(sizes);
 BENCHMARK(BM_duplicate_weighting_gradient)->Apply(sizes);
+BENCHMARK(BM_duplicate_weighting_gradient_float)->Apply(sizes);
 BENCHMARK(BM_error_correction_forward)->Apply(sizes);
+BENCHMARK(BM_error_correction_forward_float)->Apply(sizes);
 BENCHMARK(BM_error_correction_gradient)->Apply(sizes);
+BENCHMARK(BM_error_correction_gradient_float)->Apply(sizes);
 BENCHMARK(BM_pipeline_forward)->Apply(sizes);
+BENCHMARK(BM_pipeline_forward_float)->Apply(sizes);
 BENCHMARK(BM_pipeline_gradient)->Apply(sizes);
+BENCHMARK(BM_pipeline_gradient_float)->Apply(sizes);
 BENCHMARK(BM_duplicate_weighting_100k)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kSecond);
 
 BENCHMARK_MAIN();

@@ -130,14 +130,14 @@ template <class F, class SW, class P>
 void vag_row(const SW& sw, const Batch& b, const P& policy, int threads, int reps, const char* variant,
              const char* entry) {
     const std::vector<F> weights(b.pairs.size(), F(1));
-    if constexpr (requires { sw.template value_and_grad<F>(b.pairs, weights, {}, policy); }) {
+    if constexpr (requires { sw.template value_and_grad<F>(b.pairs, weights, diffbio::ops::SwGradOptions{}, policy); }) {
         const Timing t = time_it(reps, [&] {
-            return loss_of_result(sw.template value_and_grad<F>(b.pairs, weights, {}, policy));
+            return loss_of_result(sw.template value_and_grad<F>(b.pairs, weights, diffbio::ops::SwGradOptions{}, policy));
         });
         print(variant, entry, threads, t, b.cells);
-    } else if constexpr (requires { SW::template value_and_grad<F>(b.pairs, weights, {}, policy); }) {
+    } else if constexpr (requires { SW::template value_and_grad<F>(b.pairs, weights, diffbio::ops::SwGradOptions{}, policy); }) {
         const Timing t = time_it(reps, [&] {
-            return loss_of_result(SW::template value_and_grad<F>(b.pairs, weights, {}, policy));
+            return loss_of_result(SW::template value_and_grad<F>(b.pairs, weights, diffbio::ops::SwGradOptions{}, policy));
         });
         print(variant, entry, threads, t, b.cells);
     } else {

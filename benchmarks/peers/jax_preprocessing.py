@@ -2,7 +2,7 @@
 pipeline, forward and forward+backward, on the same reads as bench_pipeline_fastq.
 
   python jax_preprocessing.py make-data --out FILE.fq [--reads N] [--length L] [--seed S]
-  python jax_preprocessing.py bench --data FILE.fq [--reps N] [--x64]
+  python jax_preprocessing.py bench --data FILE.fq [--reps N] [--x64] [--stages LIST]
 
 make-data writes the batch as FASTQ (Phred+33): uniform random bases, 30% of the reads with an
 adapter read-through (AGATCGGAAGAG... from a random insert length in [60, L)), quality
@@ -12,7 +12,9 @@ exactly). bench reads that file back, so both sides see the same batch.
 Pipeline: PreprocessingPipelineConfig(read_length=150, quality_threshold=20,
 adapter_sequence="AGATCGGAAGAG", adapter_match_threshold=0.8, adapter_temperature=1,
 duplicate_similarity_threshold=0.95, error_correction_window=11, error_correction_hidden_dim=64,
-all stages enabled), nnx.Rngs(42). Loss (same as bench_pipeline_fastq.cpp):
+the stages of --stages enabled: a comma-separated subset of adapter, duplicates,
+error_correction, or "none" (default: all three; the quality filter always runs), as
+bench_pipeline_fastq --stages), nnx.Rngs(42). Loss (same as bench_pipeline_fastq.cpp):
   loss = 1/(N·L) · Σ_i read_weights[i] · Σ_{l,k} (k+1) · preprocessed_reads[i,l,k]
 forward = nnx.jit(loss); forward+backward = nnx.jit(nnx.value_and_grad(loss)) w.r.t. every
 nnx.Param of the pipeline. The first call (trace + XLA compile) is timed separately; then each is
@@ -77,6 +79,10 @@ def bench(args):
     from flax import nnx
     from diffbio.pipelines.preprocessing import PreprocessingPipeline, PreprocessingPipelineConfig
 
+    stages = {x for x in args.stages.split(",") if x and x != "none"}
+    unknown = stages - {"adapter", "duplicates", "error_correction"}
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {sorted(unknown)} (adapter, duplicates, error_correction, none)")
     reads_np, quality_np = read_fastq(args.data)
     dtype = jnp.float64 if args.x64 else jnp.float32
     data = {"reads": jnp.asarray(reads_np, dtype=dtype), "quality": jnp.asarray(quality_np, dtype=dtype)}
@@ -91,9 +97,9 @@ def bench(args):
         duplicate_similarity_threshold=0.95,
         error_correction_window=11,
         error_correction_hidden_dim=64,
-        enable_adapter_removal=True,
-        enable_duplicate_weighting=True,
-        enable_error_correction=True,
+        enable_adapter_removal="adapter" in stages,
+        enable_duplicate_weighting="duplicates" in stages,
+        enable_error_correction="error_correction" in stages,
     )
     pipeline = PreprocessingPipeline(config, rngs=nnx.Rngs(42))
     coef = jnp.arange(1, 5, dtype=dtype)
@@ -115,7 +121,7 @@ def bench(args):
         return value.block_until_ready()
 
     num_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(nnx.state(pipeline, nnx.Param)))
-    print(f"reads={n} length={length} dtype={jnp.dtype(dtype).name} params={num_params} "
+    print(f"reads={n} length={length} stages={args.stages} dtype={jnp.dtype(dtype).name} params={num_params} "
           f"devices={jax.devices()} jax={jax.__version__}", flush=True)
     for name, fn in (("forward", run_forward), ("forward+backward", run_gradient)):
         t0 = time.perf_counter()
@@ -143,6 +149,7 @@ def main():
     b.add_argument("--data", required=True)
     b.add_argument("--reps", type=int, default=20)
     b.add_argument("--x64", action="store_true")
+    b.add_argument("--stages", default="adapter,duplicates,error_correction")
     args = p.parse_args()
     make_data(args) if args.cmd == "make-data" else bench(args)
     return 0

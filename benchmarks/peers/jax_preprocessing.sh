@@ -7,8 +7,10 @@
 #   benchmarks/peers/jax_preprocessing.sh
 #
 # Environment (all optional):
-#   BUILD_DIR  build directory for bench_pipeline_fastq (default <repo>/build-bench; configured as
-#              Release when it has no CMakeCache.txt)
+#   NATIVE     1 (default): build bench_pipeline_fastq with -DDIFFBIO_NATIVE=ON (-march=native, as
+#              XLA JIT-compiles for the host CPU); 0: the default (baseline x86-64) flags
+#   BUILD_DIR  build directory for bench_pipeline_fastq (default <repo>/build-bench-native, or
+#              <repo>/build-bench with NATIVE=0; configured as Release when it has no CMakeCache.txt)
 #   VENV       Python virtual environment for DiffBio (default
 #              ${XDG_CACHE_HOME:-$HOME/.cache}/diffbio-peers/jax-venv, outside the repository);
 #              created with `python3 -m venv` + `pip install diffbio jax flax` (CPU jax) when it
@@ -17,7 +19,15 @@
 #   REPS       timed repetitions per variant, after warm-up (default 10)
 #   THREADS    threads of the parallel row (default 2)
 #   JOBS       build parallelism (default 2)
-#   X64=1      run JAX in float64 (diffbio computes in double; JAX's default is float32)
+#   X64=1      run JAX in float64 (JAX's default is float32)
+#   FLOAT      diffbio's precision: 1 = float (Binder<float> forward, float GEMMs in the reverse
+#              pass: PreprocessingPipelineConfig::float_gradient), 0 = double; default 1, or 0
+#              with X64=1, so that both sides compute in the same precision
+#   EC         1 (default): error correction on; 0: off (the seed walkthrough's config: adapter
+#              removal and duplicate weighting on, error correction off)
+#   STAGES     the optional stages on both sides, comma-separated from adapter, duplicates,
+#              error_correction, or "none" (overrides EC; the quality filter always runs). One
+#              stage at a time (e.g. STAGES=duplicates) times that stage plus the quality filter
 # Requirements: python3 with venv and pip, cmake and the diffbio build dependencies, taskset
 # (util-linux).
 #
@@ -25,12 +35,13 @@
 # random bases, 30% adapter read-through, quality 35 − 15·pos/L + noise, integer Phred in [2, 41]);
 # both sides read that file. Config on both sides: read_length 150, quality_threshold 20, adapter
 # AGATCGGAAGAG, adapter_match_threshold 0.8, adapter_temperature 1,
-# duplicate_similarity_threshold 0.95, error_correction_window 11, hidden 64, adapter removal,
-# duplicate weighting and error correction enabled. Loss on both sides:
+# duplicate_similarity_threshold 0.95, error_correction_window 11, hidden 64, the stages of
+# STAGES enabled (default: adapter removal, duplicate weighting and error correction). Loss on
+# both sides:
 #   loss = 1/(N·L) · Σ_i read_weights[i] · Σ_{l,k} (k+1) · preprocessed_reads[i,l,k]
 # JAX: nnx.jit(loss) and nnx.jit(nnx.value_and_grad(loss)); compile time is excluded from the
-# medians and printed separately. diffbio: bench_pipeline_fastq (Binder<double> forward;
-# Binder<Var> on a rewound tape + backward + accumulate_grad).
+# medians and printed separately. diffbio: bench_pipeline_fastq (Binder<float> forward, or
+# Binder<double> with FLOAT=0; Binder<Var> on a rewound tape + backward + accumulate_grad).
 # Thread counts match: row "1": JAX pinned to one CPU (taskset -c 0, Eigen multithreading off)
 # vs exec::Cpu (also pinned to CPU 0); row "$THREADS": JAX on CPUs 0..THREADS-1 (its default
 # thread pool) vs exec::CpuParallel{THREADS}.
@@ -40,7 +51,24 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${BUILD_DIR:-$repo/build-bench}"
+native="${NATIVE:-1}"
+if [[ "$native" == 1 ]]; then
+  build="${BUILD_DIR:-$repo/build-bench-native}"
+else
+  build="${BUILD_DIR:-$repo/build-bench}"
+fi
+if [[ "${X64:-0}" == 1 ]]; then
+  use_float="${FLOAT:-0}"
+else
+  use_float="${FLOAT:-1}"
+fi
+if [[ -n "${STAGES:-}" ]]; then
+  stages="$STAGES"
+elif [[ "${EC:-1}" == 0 ]]; then
+  stages="adapter,duplicates"
+else
+  stages="adapter,duplicates,error_correction"
+fi
 venv="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/diffbio-peers/jax-venv}"
 sizes="${READS:-100 1000}"
 reps="${REPS:-10}"
@@ -61,7 +89,14 @@ versions=$("$py" -c "import importlib.metadata as m; print(' '.join(p + ' ' + m.
 
 # ---- diffbio (C++) ------------------------------------------------------------------------
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
-  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  if [[ "$native" == 1 ]]; then
+    # GCC 12 reports -Wmaybe-uninitialized inside Eigen's AVX-512 packet code (a false positive in
+    # the compiler's own intrinsics headers), which -Werror would turn into a build failure.
+    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDIFFBIO_NATIVE=ON \
+      -DCMAKE_CXX_FLAGS="-Wno-maybe-uninitialized" >/dev/null
+  else
+    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  fi
 fi
 cmake --build "$build" --target bench_pipeline_fastq -j "$jobs" >/dev/null
 bench="$build/benchmarks/bench_pipeline_fastq"
@@ -76,7 +111,8 @@ last_cpu=$((threads - 1))
 field() { awk -v v="$2" -v k="$3" '$1 == v { for (i = 2; i <= NF; ++i) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' "$1"; }
 run_jax() { # <out> <cpus> <data> [env...]
   local out=$1 cpus=$2 data=$3; shift 3
-  if ! env "$@" taskset -c "$cpus" "$py" "$script" bench --data "$data" --reps "$reps" "${x64[@]}" >"$out" 2>"$out.err"; then
+  if ! env "$@" taskset -c "$cpus" "$py" "$script" bench --data "$data" --reps "$reps" --stages "$stages" "${x64[@]}" \
+    >"$out" 2>"$out.err"; then
     cat "$out.err" >&2; exit 1
   fi
 }
@@ -89,11 +125,12 @@ for n in $sizes; do
   echo "jax_preprocessing: $n reads: JAX 1 thread" >&2
   run_jax "$work/jax_1_$n" 0 "$data" XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
   echo "jax_preprocessing: $n reads: diffbio exec::Cpu" >&2
-  taskset -c 0 "$bench" --data "$data" --reps "$reps" --threads 1 >"$work/ours_1_$n"
+  taskset -c 0 "$bench" --data "$data" --reps "$reps" --threads 1 --stages "$stages" --float "$use_float" >"$work/ours_1_$n"
   echo "jax_preprocessing: $n reads: JAX $threads threads" >&2
   run_jax "$work/jax_${threads}_$n" "0-$last_cpu" "$data"
   echo "jax_preprocessing: $n reads: diffbio exec::CpuParallel{$threads}" >&2
-  taskset -c "0-$last_cpu" "$bench" --data "$data" --reps "$reps" --threads "$threads" >"$work/ours_${threads}_$n"
+  taskset -c "0-$last_cpu" "$bench" --data "$data" --reps "$reps" --threads "$threads" --stages "$stages" \
+    --float "$use_float" >"$work/ours_${threads}_$n"
   for t in 1 "$threads"; do
     for v in forward forward+backward; do
       j=$(field "$work/jax_${t}_$n" "$v" median_ms)
@@ -110,7 +147,12 @@ done
 
 dtype=float32
 [[ "${X64:-0}" == 1 ]] && dtype=float64
-echo "DiffBio (JAX, $dtype): $versions; diffbio C++ (double); $reps timed runs each, medians in ms; 150 bp reads"
+ours_dtype=double
+[[ "$use_float" == 1 ]] && ours_dtype=float
+flags="default flags"
+[[ "$native" == 1 ]] && flags="-march=native"
+echo "DiffBio (JAX, $dtype): $versions; diffbio C++ ($ours_dtype, $flags); stages: quality filter + $stages"
+echo "$reps timed runs each, medians in ms; 150 bp reads"
 echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?") (other work on the machine skews the times)"
 echo "ratio = JAX/diffbio of the medians (> 1: diffbio faster); ratio_min = the same of the fastest runs"
 printf '%-6s %-17s %-3s %10s %11s %9s %9s %10s %12s %12s\n' reads variant thr JAX_ms diffbio_ms ratio ratio_min jax_jit_s JAX_loss diffbio_loss

@@ -55,7 +55,13 @@
 #include <diffbio/ops/alignment/scoring.hpp>
 #include <diffbio/ops/alignment/smith_waterman.hpp>
 
+#include <diffbio/ops/variant/classifier.hpp>
+#include <diffbio/ops/variant/cnv.hpp>
 #include <diffbio/ops/variant/pileup.hpp>
+
+#include <diffbio/ops/singlecell/normalize.hpp>
+#include <diffbio/ops/singlecell/pca.hpp>
+#include <diffbio/ops/singlecell/soft_kmeans.hpp>
 
 #include <diffbio/metrics/ari.hpp>
 #include <diffbio/metrics/contingency.hpp>
@@ -64,3 +70,4 @@
 #include <diffbio/metrics/silhouette.hpp>
 
 #include <diffbio/pipelines/preprocessing.hpp>
+#include <diffbio/pipelines/variant_calling.hpp>

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -38,13 +39,15 @@ TEST_CASE("simd::exp matches std::exp to 2.5e-7 relative over its whole range", 
     CHECK(worst <= 2.5e-7);
 }
 
-TEST_CASE("simd::exp clamps instead of overflowing and keeps NaN", "[core][simd]") {
+TEST_CASE("simd::exp clamps above its range, flushes to 0 below it and keeps NaN", "[core][simd]") {
     const float inf = std::numeric_limits<float>::infinity();
     const std::vector<float> x = {1e30f, -1e30f, inf, -inf, 88.7f, -87.3f, 0.0f, std::nanf("")};
     const auto y = lanewise(x, [](simd::vf v) { return simd::exp(v); });
     for (std::size_t i = 0; i < 7; ++i) CHECK(std::isfinite(y[i]));
     CHECK(y[0] == Approx(std::exp(static_cast<double>(88.7f))).epsilon(3e-7));
-    CHECK(y[1] / std::exp(static_cast<double>(-87.3f)) == Approx(1.0).epsilon(3e-7));
+    CHECK(y[1] == 0.0f);
+    CHECK(y[3] == 0.0f);
+    CHECK(y[5] / std::exp(static_cast<double>(-87.3f)) == Approx(1.0).epsilon(3e-7));
     CHECK(y[6] == 1.0f);
     CHECK(std::isnan(y[7]));
 }
@@ -66,5 +69,120 @@ TEST_CASE("simd::sigmoid matches the scalar sigmoid to 1.2e-7 absolute, in [0, 1
     INFO("worst absolute error " << worst << ", worst relative error " << worst_rel);
     CHECK(worst <= 1.2e-7);
     CHECK(worst_rel <= 4e-7);
+}
+
+namespace {
+/// Worst errors of simd::exp / simd::log (packs of T, the native width and twice it) against long
+/// double references over wide ranges: exp relative; log absolute where |log x| < 1, else relative.
+template <class T, int N>
+void check_pack_accuracy(double exp_tol, double log_abs_tol, double log_rel_tol) {
+    using P = simd::pack<T, N>;
+    std::mt19937_64 rng(11);
+    const double lo = sizeof(T) == 4 ? -87.3 : -708.3, hi = sizeof(T) == 4 ? 88.7 : 709.7;
+    std::uniform_real_distribution<double> ux(lo, hi), small(-1.0, 1.0), expo(sizeof(T) == 4 ? -149.0 : -1074.0,
+                                                                             sizeof(T) == 4 ? 127.9 : 1023.9);
+    double wexp = 0.0, wlog_abs = 0.0, wlog_rel = 0.0;
+    for (int k = 0; k < 20000; ++k) {
+        T xs[N], ys[N];
+        for (int l = 0; l < N; ++l) xs[l] = static_cast<T>(l % 2 == 0 ? ux(rng) : small(rng));
+        P::load(xs).store(ys);
+        const P e = simd::exp(P::load(xs));
+        for (int l = 0; l < N; ++l) {
+            const long double ref = std::exp(static_cast<long double>(xs[l]));
+            wexp = std::max(wexp, static_cast<double>(std::fabs((e[l] - ref) / ref)));
+        }
+        for (int l = 0; l < N; ++l) {
+            // log-uniform over every binade (subnormals included) and a band around 1
+            xs[l] = l % 3 == 0 ? static_cast<T>(1.0 + small(rng) * 0.3) : static_cast<T>(std::exp2(expo(rng)));
+            if (xs[l] == T(0)) xs[l] = std::numeric_limits<T>::denorm_min();
+        }
+        const P g = simd::log(P::load(xs));
+        for (int l = 0; l < N; ++l) {
+            const long double ref = std::log(static_cast<long double>(xs[l]));
+            const double err = static_cast<double>(std::fabs(g[l] - ref));
+            if (std::fabs(ref) < 1.0L) {
+                wlog_abs = std::max(wlog_abs, err);
+            } else {
+                wlog_rel = std::max(wlog_rel, err / static_cast<double>(std::fabs(ref)));
+            }
+        }
+    }
+    INFO("exp relative " << wexp << ", log absolute " << wlog_abs << ", log relative " << wlog_rel);
+    CHECK(wexp <= exp_tol);
+    CHECK(wlog_abs <= log_abs_tol);
+    CHECK(wlog_rel <= log_rel_tol);
+}
+
+template <class T, int N>
+void check_pack_edges() {
+    using P = simd::pack<T, N>;
+    constexpr T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+    const T xs[] = {T(0), -T(0), T(-1), inf, -inf, nan, std::numeric_limits<T>::denorm_min(),
+                    std::numeric_limits<T>::min(), std::numeric_limits<T>::max(), T(1)};
+    for (const T x : xs) {
+        const T lg = simd::log(P::broadcast(x))[N - 1];
+        const T ex = simd::exp(P::broadcast(x))[0];
+        INFO("x = " << x << ": log " << lg << ", exp " << ex);
+        if (std::isnan(x) || x < T(0)) {
+            CHECK(std::isnan(lg));
+        } else if (x == T(0)) {
+            CHECK(lg == -inf);
+        } else if (x == inf) {
+            CHECK(lg == inf);
+        } else {
+            CHECK(static_cast<double>(lg) == Approx(std::log(static_cast<double>(x))).epsilon(3e-7).margin(1e-30));
+        }
+        if (std::isnan(x)) {
+            CHECK(std::isnan(ex));
+        } else {
+            CHECK(std::isfinite(ex));
+            CHECK(ex >= T(0));
+        }
+    }
+    CHECK(simd::exp(P::broadcast(-inf))[0] == T(0));
+    CHECK(simd::exp(P::broadcast(T(0)))[0] == T(1));
+    CHECK(simd::log(P::broadcast(T(1)))[0] == T(0));
+}
+} // namespace
+
+TEST_CASE("simd::exp and simd::log on float packs: accuracy over the whole range, edge values", "[core][simd]") {
+    check_pack_accuracy<float, simd::native_lanes<float>>(2.5e-7, 1.2e-7, 2e-7);
+    check_pack_accuracy<float, 2 * simd::native_lanes<float>>(2.5e-7, 1.2e-7, 2e-7);
+    check_pack_edges<float, simd::native_lanes<float>>();
+    check_pack_edges<float, 2 * simd::native_lanes<float>>();
+}
+
+TEST_CASE("simd::exp and simd::log on double packs: ~1e-16 accuracy, edge values", "[core][simd]") {
+    check_pack_accuracy<double, simd::native_lanes<double>>(4e-16, 4e-16, 4e-16);
+    check_pack_accuracy<double, 2 * simd::native_lanes<double>>(4e-16, 4e-16, 4e-16);
+    check_pack_edges<double, simd::native_lanes<double>>();
+    check_pack_edges<double, 2 * simd::native_lanes<double>>();
+}
+
+TEST_CASE("simd::exp_nonpos and simd::log_normal equal exp and log on their domains", "[core][simd]") {
+    using P = simd::pack<float, 2 * simd::native_lanes<float>>;
+    using D = simd::pack<double, 2 * simd::native_lanes<double>>;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<double> neg(-800.0, 0.0), pos(1.0, 4.0);
+    for (int k = 0; k < 2000; ++k) {
+        const double x = neg(rng), y = pos(rng);
+        CHECK(simd::exp_nonpos(P::broadcast(static_cast<float>(x)))[1] == simd::exp(P::broadcast(static_cast<float>(x)))[1]);
+        CHECK(simd::exp_nonpos(D::broadcast(x))[1] == simd::exp(D::broadcast(x))[1]);
+        CHECK(simd::log_normal(P::broadcast(static_cast<float>(y)))[0] == simd::log(P::broadcast(static_cast<float>(y)))[0]);
+        CHECK(simd::log_normal(D::broadcast(y))[0] == simd::log(D::broadcast(y))[0]);
+    }
+}
+
+TEST_CASE("simd::pack arithmetic, comparisons and select are lane-wise", "[core][simd]") {
+    using P = simd::pack<double, 4>;
+    const double a[] = {1.0, -2.0, 3.0, -4.0}, b[] = {0.5, 5.0, -1.0, -4.0};
+    const P x = P::load(a), y = P::load(b);
+    const P s = simd::select(x < y, x + y, x * y), mn = simd::min(x, y), mx = simd::max(x, y);
+    for (int l = 0; l < 4; ++l) {
+        CHECK(s[l] == (a[l] < b[l] ? a[l] + b[l] : a[l] * b[l]));
+        CHECK(mn[l] == std::min(a[l], b[l]));
+        CHECK(mx[l] == std::max(a[l], b[l]));
+        CHECK(simd::abs(x)[l] == std::fabs(a[l]));
+    }
 }
 #endif

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -99,4 +101,131 @@ TEST_CASE("DuplicateWeighting: CpuParallel equals Cpu", "[ops][duplicates][exec]
     const auto r1 = dw.apply(b1, ops::view_of(b), exec::Cpu{});
     const auto r2 = dw.apply(b2, ops::view_of(b), exec::CpuParallel{2});
     for (std::size_t i = 0; i < r1.weights.size(); ++i) CHECK(r2.weights[i].value() == Approx(r1.weights[i].value()).epsilon(1e-12));
+}
+
+namespace {
+/// 70 seeded random reads of lengths 5..150 (several chunks of the batched convolution, reads
+/// shorter than the kernel, padding) with a few exact copies.
+ReadBatch chunked_batch() {
+    std::vector<std::string> reads;
+    std::uint64_t state = 12345;
+    const auto next = [&state] {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        return static_cast<std::size_t>(state >> 33);
+    };
+    for (int i = 0; i < 70; ++i) {
+        if (i % 9 == 4) {
+            reads.push_back(reads.back()); // an exact copy
+            continue;
+        }
+        const std::size_t len = i == 3 ? 5 : 20 + next() % 131;
+        std::string r(len, 'A');
+        for (char& ch : r) ch = "ACGT"[next() % 4];
+        reads.push_back(r);
+    }
+    return batch_of(reads);
+}
+
+struct VarRun {
+    std::vector<double> weights, gseq, gparam;
+};
+
+/// L = Σ_i w_i·(1 + i/7) + Σ_k sin(k)·ê_k with Var, gradients w.r.t. the reads and parameters.
+template <class P>
+VarRun var_run(ops::DuplicateWeighting& dw, const ReadBatch& b, const P& policy) {
+    VarRun r;
+    for (ad::Parameter* p : dw.parameters()) p->zero_grad();
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    const std::vector<double> x(b.one_hot.begin(), b.one_hot.end());
+    const auto xs = tape.variables(x);
+    const std::vector<ad::Var> seq(xs.begin(), xs.end());
+    const ops::ReadsView<ad::Var, float> view{seq, b.quality, b.lengths, b.num_reads, b.length};
+    ad::Binder<ad::Var> bind(tape);
+    const auto out = dw.apply(bind, view, policy);
+    ad::Var loss = 0.0;
+    for (std::size_t i = 0; i < out.weights.size(); ++i) {
+        r.weights.push_back(out.weights[i].value());
+        loss += out.weights[i] * (1.0 + static_cast<double>(i) / 7.0);
+    }
+    for (std::size_t k = 0; k < out.embeddings.size(); ++k) loss += std::sin(static_cast<double>(k)) * out.embeddings[k];
+    tape.backward(loss);
+    bind.accumulate_grad();
+    r.gseq.resize(x.size());
+    tape.adjoints(xs, r.gseq);
+    for (ad::Parameter* p : dw.parameters()) r.gparam.insert(r.gparam.end(), p->grad().begin(), p->grad().end());
+    return r;
+}
+
+double max_abs(const std::vector<double>& v) {
+    double m = 0.0;
+    for (double x : v) m = std::max(m, std::fabs(x));
+    return m;
+}
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+    double m = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+    return m;
+}
+} // namespace
+
+TEST_CASE("DuplicateWeighting: the batched convolution over chunks of reads equals the direct formulas",
+          "[ops][duplicates]") {
+    const ReadBatch b = chunked_batch();
+    REQUIRE(b.length == 150); // 27 reads per chunk: 3 chunks
+    ops::DuplicateWeighting dw({.similarity_threshold = 0.6, .temperature = 0.2});
+    ad::Binder<double> bd;
+    const auto r = dw.apply(bd, ops::view_of(b));
+    ad::Binder<ad::Dual<double>> bdual; // the generic path: per read, per window, no GEMM
+    const auto g = dw.apply(bdual, ops::view_of(b));
+    REQUIRE(r.embeddings.size() == g.embeddings.size());
+    for (std::size_t k = 0; k < r.embeddings.size(); ++k) CHECK(r.embeddings[k] == Approx(g.embeddings[k].value).margin(1e-13));
+    for (std::size_t i = 0; i < r.weights.size(); ++i) CHECK(r.weights[i] == Approx(g.weights[i].value).epsilon(1e-12));
+    for (int e = 0; e < 32; ++e) CHECK(r.embeddings[static_cast<std::size_t>(3 * 32 + e)] == 0.0); // read 3: 5 bp < W
+    // the copies weigh less than 1 (they cluster), and share their weight
+    CHECK(r.weights[4] == Approx(r.weights[3]).epsilon(1e-12));
+    CHECK(r.weights[13] == Approx(r.weights[12]).epsilon(1e-12));
+    CHECK(r.weights[13] < 1.0);
+    ad::Binder<float> bf;
+    const auto f = dw.apply(bf, ops::view_of(b));
+    for (std::size_t k = 0; k < r.embeddings.size(); ++k) CHECK(f.embeddings[k] == Approx(r.embeddings[k]).margin(1e-5));
+    for (std::size_t i = 0; i < r.weights.size(); ++i) CHECK(f.weights[i] == Approx(r.weights[i]).epsilon(1e-4));
+}
+
+TEST_CASE("DuplicateWeighting: chunked reverse mode = Dual; CpuParallel and float_gradient agree", "[ops][duplicates][ad]") {
+    const ReadBatch b = chunked_batch();
+    ops::DuplicateWeighting dw({.similarity_threshold = 0.6, .temperature = 0.2});
+    const VarRun ref = var_run(dw, b, exec::Cpu{});
+    // read gradients in every chunk against forward mode
+    for (const std::size_t read : {std::size_t{1}, std::size_t{30}, std::size_t{61}}) {
+        for (const std::size_t pos : {std::size_t{0}, std::size_t{9}}) {
+            const std::size_t j = (read * b.length + pos) * 4 + 2;
+            std::vector<ad::Dual<double>> seq(b.one_hot.begin(), b.one_hot.end());
+            seq[j].tangent = 1.0;
+            const ops::ReadsView<ad::Dual<double>, float> view{seq, b.quality, b.lengths, b.num_reads, b.length};
+            ad::Binder<ad::Dual<double>> bind;
+            const auto out = dw.apply(bind, view);
+            double d = 0.0;
+            for (std::size_t i = 0; i < out.weights.size(); ++i) d += out.weights[i].tangent * (1.0 + static_cast<double>(i) / 7.0);
+            for (std::size_t k = 0; k < out.embeddings.size(); ++k) d += std::sin(static_cast<double>(k)) * out.embeddings[k].tangent;
+            INFO("read " << read << " position " << pos);
+            CHECK(ref.gseq[j] == Approx(d).epsilon(1e-9).margin(1e-12));
+        }
+    }
+    REQUIRE(max_abs(ref.gseq) > 0.0);
+    REQUIRE(max_abs(ref.gparam) > 0.0);
+    const VarRun par = var_run(dw, b, exec::CpuParallel{2});
+    CHECK(max_abs_diff(par.weights, ref.weights) < 1e-13);
+    CHECK(max_abs_diff(par.gseq, ref.gseq) < 1e-12 * max_abs(ref.gseq));
+    CHECK(max_abs_diff(par.gparam, ref.gparam) < 1e-12 * max_abs(ref.gparam));
+    ops::DuplicateWeighting dwf({.similarity_threshold = 0.6, .temperature = 0.2, .float_gradient = true});
+    for (const int threads : {1, 2}) {
+        const VarRun fl = threads == 1 ? var_run(dwf, b, exec::Cpu{}) : var_run(dwf, b, exec::CpuParallel{2});
+        INFO(threads << " thread(s): max |Δw| " << max_abs_diff(fl.weights, ref.weights) << ", max |Δ read grad| "
+                     << max_abs_diff(fl.gseq, ref.gseq) << ", max |Δ param grad| " << max_abs_diff(fl.gparam, ref.gparam));
+        CHECK(max_abs_diff(fl.weights, ref.weights) < 1e-4);
+        CHECK(max_abs_diff(fl.gseq, ref.gseq) < 1e-3 * max_abs(ref.gseq));
+        CHECK(max_abs_diff(fl.gparam, ref.gparam) < 1e-3 * max_abs(ref.gparam));
+        CHECK(max_abs_diff(fl.weights, ref.weights) > 0.0); // the float kernels ran
+    }
 }

@@ -811,6 +811,154 @@ TEST_CASE("SmithWaterman stays finite for extreme temperatures, lengths and scor
     CHECK(std::fabs(soft.score(mid_q, mid_t) - classic) <= 1e-4 * 700.0);
 }
 
+// ---- value_and_grad: the tape-free training entry point ---------------------------------------------
+
+namespace {
+
+/// [∂/∂S..., ∂/∂open, ∂/∂extend, ∂/∂τ] of Σ_k w_k·score_k on the tape (the fused Var node).
+std::vector<double> tape_gradients(SmithWaterman& sw, const std::vector<ops::CodePair>& pairs,
+                                   const std::vector<double>& w) {
+    for (ad::Parameter* p : {&sw.substitution(), &sw.gap_open(), &sw.gap_extend(), &sw.temperature()}) p->zero_grad();
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<ad::Var> vb(tape);
+    const auto r = sw.apply(vb, pairs);
+    ad::Var sum = 0.0;
+    for (std::size_t k = 0; k < r.score.size(); ++k) sum = sum + r.score[k] * w[k];
+    tape.backward(sum);
+    vb.accumulate_grad();
+    std::vector<double> g(sw.substitution().grad().begin(), sw.substitution().grad().end());
+    g.push_back(sw.gap_open().grad()[0]);
+    g.push_back(sw.gap_extend().grad()[0]);
+    g.push_back(sw.temperature().grad()[0]);
+    return g;
+}
+
+template <class F>
+std::vector<double> vag_gradients(const ops::SwGradResult<F>& r) {
+    std::vector<double> g(r.substitution.begin(), r.substitution.end());
+    g.push_back(static_cast<double>(r.gap_open));
+    g.push_back(static_cast<double>(r.gap_extend));
+    g.push_back(static_cast<double>(r.temperature));
+    return g;
+}
+
+/// Central differences of Σ_k w_k·score_k (double forward) in every parameter value.
+std::vector<double> fd_gradients(SmithWaterman& sw, const std::vector<ops::CodePair>& pairs,
+                                 const std::vector<double>& w, double h) {
+    auto loss = [&] {
+        ad::Binder<double> bind;
+        const auto r = sw.apply(bind, pairs);
+        double s = 0.0;
+        for (std::size_t k = 0; k < r.score.size(); ++k) s += w[k] * r.score[k];
+        return s;
+    };
+    std::vector<double> g;
+    for (ad::Parameter* p : {&sw.substitution(), &sw.gap_open(), &sw.gap_extend(), &sw.temperature()}) {
+        for (double& v : p->values()) {
+            const double v0 = v;
+            v = v0 + h;
+            const double up = loss();
+            v = v0 - h;
+            const double down = loss();
+            v = v0;
+            g.push_back((up - down) / (2.0 * h));
+        }
+    }
+    return g;
+}
+
+void check_close(const std::vector<double>& got, const std::vector<double>& want, double rel, const char* what) {
+    REQUIRE(got.size() == want.size());
+    double scale = 1.0;
+    for (double v : want) scale = std::max(scale, std::fabs(v));
+    for (std::size_t e = 0; e < got.size(); ++e) {
+        INFO(what << ": entry " << e << " (last three: open, extend, tau): " << got[e] << " vs " << want[e]);
+        CHECK(std::isfinite(got[e]));
+        CHECK(std::fabs(got[e] - want[e]) <= rel * scale);
+    }
+}
+
+} // namespace
+
+TEST_CASE("SmithWaterman::value_and_grad = the Var tape = finite differences, float and double, checkpointed",
+          "[ops][sw][ad][value_and_grad]") {
+    std::vector<SmithWatermanConfig> configs = proper_configs(0.9);
+    configs.push_back(compat_config(1.1, 2.0, 0.5));
+    std::mt19937 rng(21);
+    for (SmithWatermanConfig cfg : configs) {
+        cfg.learnable_temperature = true;
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        std::vector<std::pair<std::string, std::string>> strs{{"ACGTTAG", "ACTTAGG"}, {"G", "GACT"}, {"TTACG", "CGA"}};
+        for (int k = 0; k < 9; ++k) strs.push_back({random_dna(rng, 5 + 3 * k), random_dna(rng, 30 - 2 * k)});
+        const Batch b = batch_of(sw, strs);
+        std::vector<double> w;
+        for (std::size_t k = 0; k < b.pairs.size(); ++k) w.push_back(k % 5 == 3 ? 0.0 : 1.0 + 0.5 * static_cast<double>(k));
+        const std::vector<double> tape = tape_gradients(sw, b.pairs, w);
+        const auto d = sw.value_and_grad<double>(b.pairs, w);
+        const auto dk = sw.value_and_grad<double>(b.pairs, w, ops::SwGradOptions{3});
+        const auto f = sw.value_and_grad<float>(b.pairs, w, ops::SwGradOptions{4});
+        check_close(vag_gradients(d), tape, 1e-12, "double vs tape");
+        check_close(vag_gradients(dk), tape, 1e-12, "double checkpointed vs tape");
+        check_close(vag_gradients(f), tape, 2e-5, "float vs tape");
+        check_close(vag_gradients(d), fd_gradients(sw, b.pairs, w, 1e-5), 1e-6, "double vs finite differences");
+        SmithWatermanConfig ck = cfg;
+        ck.checkpoint = 2; // the Var node's backward with checkpoints
+        SmithWaterman swk(ck);
+        check_close(tape_gradients(swk, b.pairs, w), tape, 1e-12, "checkpointed tape vs tape");
+        ad::Binder<double> bind;
+        const auto scores = sw.apply(bind, b.pairs).score;
+        for (std::size_t k = 0; k < scores.size(); ++k) {
+            CHECK(d.score[k] == Approx(scores[k]).epsilon(1e-12));
+            CHECK(static_cast<double>(f.score[k]) == Approx(scores[k]).epsilon(1e-5).margin(1e-5));
+        }
+        // Cpu = CpuParallel
+        const auto dp = sw.value_and_grad<double>(b.pairs, w, {}, exec::CpuParallel{2});
+        check_close(vag_gradients(dp), vag_gradients(d), 1e-13, "CpuParallel vs Cpu");
+    }
+}
+
+TEST_CASE("SmithWaterman::value_and_grad stays finite: tau 1e-4..1e4, scores 1e4, a 10,000 x 50 pair",
+          "[ops][sw][numerics][value_and_grad]") {
+    std::mt19937 rng(17);
+    const std::string long_q = random_dna(rng, 10000), t50 = random_dna(rng, 50);
+    for (const double tau : {1e-4, 1e4}) {
+        for (const double scale : {1.0, 1e4}) {
+            std::vector<SmithWatermanConfig> configs = proper_configs(tau);
+            configs.push_back(compat_config(tau));
+            for (std::size_t c = 0; c < configs.size(); ++c) {
+                SmithWatermanConfig cfg = configs[c];
+                cfg.gap_open = GapOpen{cfg.gap_open.value * scale};
+                cfg.gap_extend = GapExtend{cfg.gap_extend.value * scale};
+                INFO(describe(cfg) << " scale " << scale);
+                SmithWaterman sw(cfg, ops::SubstitutionMatrix::dna(scale, -scale));
+                // the 10,000-letter query for one model per setting, in turn (test time); 1,000 otherwise
+                const std::size_t setting = (tau > 1.0 ? 2U : 0U) + (scale > 1.0 ? 1U : 0U);
+                const std::string q = c == setting ? long_q : long_q.substr(0, 1000);
+                const Batch b = batch_of(sw, {{q, t50}, {"A", "C"}, {t50, "A"}});
+                const std::vector<double> w{1.0, -0.5, 2.0};
+                const auto d = sw.value_and_grad<double>(b.pairs, w);
+                const auto f = sw.value_and_grad<float>(b.pairs, w, ops::SwGradOptions{100});
+                for (const double g : vag_gradients(d)) CHECK(std::isfinite(g));
+                for (const double g : vag_gradients(f)) CHECK(std::isfinite(g));
+                for (std::size_t k = 0; k < w.size(); ++k) {
+                    CHECK(std::isfinite(d.score[k]));
+                    CHECK(std::isfinite(f.score[k]));
+                    CHECK(static_cast<double>(f.score[k]) == Approx(d.score[k]).epsilon(1e-3).margin(1e-3 * scale));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("SmithWaterman::value_and_grad rejects mismatched or non-finite weights", "[ops][sw][errors]") {
+    const SmithWaterman sw;
+    const Batch b = batch_of(sw, {{"ACGT", "ACG"}, {"A", "C"}});
+    CHECK_THROWS_AS(sw.value_and_grad<double>(b.pairs, std::vector<double>{1.0}), ShapeError);
+    CHECK_THROWS_WITH(sw.value_and_grad<double>(b.pairs, std::vector<double>{1.0, inf}), Contains("weight 1"));
+}
+
 // ---- errors --------------------------------------------------------------------------------------
 
 TEST_CASE("SmithWaterman rejects bad configurations and inputs", "[ops][sw][errors]") {

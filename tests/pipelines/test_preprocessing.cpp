@@ -151,3 +151,52 @@ TEST_CASE("harden_pair: both mates cut at the insert found from the mate overlap
     one.add("x", insert, std::vector<float>(insert.size(), 30.0f));
     CHECK_THROWS_WITH(p.harden_pair(m1, one), Contains("mate 2 has 1"));
 }
+
+TEST_CASE("pipeline float paths: Binder<float> forward and float_gradient agree with double", "[pipelines][preprocessing][ad]") {
+    const ReadBatch b = small_batch();
+    PreprocessingPipelineConfig cfg{.quality_threshold = 25.0, .adapter_temperature = 2.0, .duplicate_similarity_threshold = 0.5,
+                                    .error_correction_window = 3, .error_correction_hidden_dim = 8, .seed = 3};
+    PreprocessingPipeline pd(cfg);
+    cfg.float_gradient = true;
+    PreprocessingPipeline pf(cfg);
+    const auto weight = [](std::size_t i) { return 0.5 + 0.01 * static_cast<double>(i % 13); };
+    // forward: float binder vs double
+    ad::Binder<double> bd;
+    const auto rd = pd.apply(bd, b);
+    ad::Binder<float> bf;
+    const auto rf = pd.apply(bf, b);
+    REQUIRE(rf.preprocessed_reads.size() == rd.preprocessed_reads.size());
+    for (std::size_t i = 0; i < rd.preprocessed_reads.size(); ++i) CHECK(rf.preprocessed_reads[i] == Approx(rd.preprocessed_reads[i]).margin(1e-5));
+    for (std::size_t i = 0; i < rd.read_weights.size(); ++i) CHECK(rf.read_weights[i] == Approx(rd.read_weights[i]).epsilon(1e-4));
+    // reverse mode: float_gradient vs double, loss and every parameter gradient
+    const auto grad = [&](PreprocessingPipeline& p, double& loss_value) {
+        for (ad::Parameter* q : p.parameters()) q->zero_grad();
+        ad::Tape tape;
+        ad::ScopedTape scope(tape);
+        ad::Binder<ad::Var> bind(tape);
+        const auto r = p.apply(bind, b);
+        ad::Var s = 0.0;
+        for (std::size_t i = 0; i < r.preprocessed_reads.size(); ++i) s += r.preprocessed_reads[i] * weight(i);
+        for (std::size_t i = 0; i < r.read_weights.size(); ++i) s += r.read_weights[i] * (1.0 + static_cast<double>(i));
+        tape.backward(s);
+        bind.accumulate_grad();
+        loss_value = s.value();
+        std::vector<double> g;
+        for (ad::Parameter* q : p.parameters()) g.insert(g.end(), q->grad().begin(), q->grad().end());
+        return g;
+    };
+    double ld = 0.0, lf = 0.0;
+    const auto gd = grad(pd, ld);
+    const auto gf = grad(pf, lf);
+    REQUIRE(gd.size() == gf.size());
+    CHECK(lf == Approx(ld).epsilon(1e-5));
+    double scale = 0.0, diff = 0.0;
+    for (std::size_t i = 0; i < gd.size(); ++i) {
+        scale = std::max(scale, std::fabs(gd[i]));
+        diff = std::max(diff, std::fabs(gf[i] - gd[i]));
+    }
+    INFO("max |Δ gradient| " << diff << " of max |gradient| " << scale);
+    REQUIRE(scale > 0.0);
+    CHECK(diff < 1e-3 * scale);
+    CHECK(diff > 0.0); // the float kernels ran
+}

@@ -1,22 +1,50 @@
 #pragma once
-// Portable SIMD building blocks on GCC/Clang vector extensions (no intrinsics): one register of
-// floats, 8 lanes when compiled with AVX (-mavx2, -march=native), else 4 (SSE on baseline x86-64,
-// NEON on ARM), so the same code uses the widest vectors the build allows.
+// Portable SIMD building blocks on GCC/Clang vector extensions (no intrinsics).
 //
-//   simd::vf, simd::lanes          a register of floats and its lane count
-//   simd::exp(v)                   e^v per lane, |relative error| ≤ 2.5e-7 on [−87.3, 88.7]
-//                                  (inputs are clamped to that range: no Inf from any v; NaN stays NaN)
+// Float registers of the widest width the build allows (the original API, used by QualityFilter):
+//   simd::vf, simd::lanes          a register of floats and its lane count: 8 when compiled with AVX
+//                                  (-mavx2, -march=native), else 4 (SSE on baseline x86-64, NEON)
+//   simd::exp(v)                   e^v per lane (see exp below)
 //   simd::sigmoid(v)               1/(1 + e^−v) per lane, in [0, 1]: |absolute error| ≤ 1.2e-7
 //                                  everywhere, |relative error| ≤ 4e-7 for v ≥ −87 (below, the
 //                                  clamp of exp leaves values under 1.3e-38 instead of 0)
 //   simd::load / store             unaligned loads and stores of `lanes` floats
 //
-// exp: v = n·ln2 + r with n = round(v/ln2) and |r| ≤ ln2/2 (ln2 split in two parts so that r is
-// exact), e^r by a degree-6 Taylor polynomial in Horner form (truncation 1.3e-8 relative at
-// |r| = ln2/2), times 2^n built in the exponent bits.
+// Packs of any element type and width, for kernels written once for float and double:
+//   simd::pack<T, N>               N values of T (float or double) in a GCC vector of N·sizeof(T)
+//                                  bytes; N may exceed the hardware width (the compiler splits it into
+//                                  several registers, which interleaves independent dependency chains).
+//                                  Arithmetic (+ − * / unary −), comparisons giving simd::mask<T, N>,
+//                                  select(m, a, b), min/max, load/store, broadcast, lane access.
+//                                  Values cross function boundaries inside a struct: a bare GCC vector
+//                                  wider than the hardware's would trip -Wpsabi at every call.
+//   simd::native_lanes<T>          the lane count of one hardware register of T (16/32/64 bytes)
+//   simd::exp(p)                   e^x per lane. float: |relative error| ≤ 2.5e-7 on [−87.3, 88.7];
+//                                  double: ≤ 4e-16 on [−708.3, 709.7]. Above the range: the value at
+//                                  its top (finite, no Inf); below it (−∞ included): exactly 0; NaN
+//                                  stays NaN.
+//   simd::exp_nonpos(p)            the same for x ≤ 0 only (skips the clamp above: the soft max's
+//                                  max-shifted exponents)
+//   simd::log_normal(p)            log for normal, positive, finite x only (skips the special cases)
+//   simd::log(p)                   natural log per lane. float: |error| ≤ 1.2e-7 absolute where
+//                                  |log x| < 1, ≤ 2e-7 relative elsewhere; double: ≤ 4e-16 absolute /
+//                                  relative likewise; subnormals included; log(±0) = −∞, log(+∞) = +∞,
+//                                  log(x < 0) = NaN,
+//                                  log(NaN) = NaN.
+//
+// exp: x = n·ln2 + r with n = round(x/ln2) (the 1.5·2^p shifter trick, which also leaves n in the
+// low bits of the shifted value), |r| ≤ ln2/2 (ln2 split in a high part with trailing zero bits and
+// a low part, so that n·ln2_hi is exact), e^r by its Taylor polynomial in Horner form (degree 6 for
+// float: truncation 1.3e-8; degree 12 for double: 1.7e-16), times 2^n built in the exponent bits.
+// log: x = 2^e·(1 + f) with 1 + f ∈ [√½, √2) (the exponent bits shifted so that the mantissa lands
+// there), log(1 + f) = 2·atanh(s), s = f/(2 + f) ∈ [−0.172, 0.172], by its odd series
+// 2s·(1 + s²/3 + s⁴/5 + …) (5 terms for float, 12 for double: truncation < s²ᵏ/(2k+1) ≤ 1e-17),
+// plus e·ln2 in two parts.
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 namespace diffbio::simd {
 
@@ -35,6 +63,308 @@ typedef std::int32_t vi __attribute__((vector_size(4 * lanes)));
 
 #if DIFFBIO_HAVE_VECTOR_EXT
 
+/// Full unrolling of the loops over a pack's sub-registers (at -O2 GCC would otherwise keep the
+/// sub-registers in memory); nothing for compilers that do not know the pragma (nvcc's front end).
+#if defined(__CUDACC__)
+#define DIFFBIO_SIMD_UNROLL
+#elif defined(__clang__)
+#define DIFFBIO_SIMD_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define DIFFBIO_SIMD_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+/// Bytes of one hardware vector register.
+#if defined(__AVX512F__)
+inline constexpr int native_bytes = 64;
+#elif defined(__AVX__)
+inline constexpr int native_bytes = 32;
+#else
+inline constexpr int native_bytes = 16;
+#endif
+
+template <class T>
+inline constexpr int native_lanes = native_bytes / static_cast<int>(sizeof(T));
+
+namespace detail {
+template <class T, int N>
+struct vec_of {
+    typedef T type __attribute__((vector_size(sizeof(T) * N)));
+};
+template <class T>
+using int_of_t = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+/// Lanes of one sub-register of a pack of N values of T: at most a hardware register.
+template <class T, int N>
+inline constexpr int sub_lanes = N < native_lanes<T> ? N : native_lanes<T>;
+
+/// e^x on one register-sized GCC vector R of T (see the header comment).
+template <class T, class R, bool Nonpos = false>
+inline R exp_raw(const R& x0) {
+    using I = int_of_t<T>;
+    using IR = typename vec_of<I, sizeof(R) / sizeof(T)>::type;
+    constexpr bool f32 = sizeof(T) == 4;
+    constexpr T hi = f32 ? T(88.7f) : T(709.7);
+    constexpr T lo = f32 ? T(-87.3f) : T(-708.3);
+    // shifter 1.5·2^23 (float) / 1.5·2^52 (double): adding it rounds to an integer n kept in the low bits
+    constexpr T shifter = f32 ? T(12582912.0f) : T(6755399441055744.0);
+    constexpr I shifter_bits = f32 ? I(0x4B400000) : I(0x4338000000000000LL);
+    constexpr int mant = f32 ? 23 : 52;
+    constexpr I bias = f32 ? 127 : 1023;
+    constexpr T ln2_hi = f32 ? T(0.693359375f) : T(6.93147180369123816490e-01);
+    constexpr T ln2_lo = f32 ? T(-2.12194440e-4f) : T(1.90821492927058770002e-10);
+    R x = x0;
+    if constexpr (!Nonpos) x = x0 > hi ? R{} + hi : x0; // NaN stays NaN (both comparisons false)
+    const R k = x * T(1.44269504088896340736) + shifter;
+    const R n = k - shifter;
+    const R r = (x - n * ln2_hi) - n * ln2_lo;
+    R p;
+    if constexpr (f32) {
+        p = R{} + T(1.0 / 720.0);
+        p = p * r + T(1.0 / 120.0);
+        p = p * r + T(1.0 / 24.0);
+        p = p * r + T(1.0 / 6.0);
+        p = p * r + T(0.5);
+        p = p * r + T(1.0);
+        p = p * r + T(1.0);
+    } else {
+        p = R{} + T(1.0 / 479001600.0);
+        p = p * r + T(1.0 / 39916800.0);
+        p = p * r + T(1.0 / 3628800.0);
+        p = p * r + T(1.0 / 362880.0);
+        p = p * r + T(1.0 / 40320.0);
+        p = p * r + T(1.0 / 5040.0);
+        p = p * r + T(1.0 / 720.0);
+        p = p * r + T(1.0 / 120.0);
+        p = p * r + T(1.0 / 24.0);
+        p = p * r + T(1.0 / 6.0);
+        p = p * r + T(0.5);
+        p = p * r + T(1.0);
+        p = p * r + T(1.0);
+    }
+    // n from the low bits of k; 2^n = (n + bias) in the exponent field. n = bias + 1 (the top of the
+    // range) does not fit: 2^(n−1)·(2p) instead.
+    IR kb;
+    std::memcpy(&kb, &k, sizeof(kb));
+    const IR ni = kb - shifter_bits;
+    R out;
+    if constexpr (Nonpos) {
+        const IR sbits = (ni + bias) << mant;
+        R scale;
+        std::memcpy(&scale, &sbits, sizeof(scale));
+        out = scale * p;
+    } else {
+        const IR big = ni > bias;
+        const IR sbits = ((big ? ni - 1 : ni) + bias) << mant;
+        R scale;
+        std::memcpy(&scale, &sbits, sizeof(scale));
+        out = scale * (big ? p + p : p);
+    }
+    return x0 < lo ? R{} : out;
+}
+
+/// log x on one register-sized vector, for x normal, positive and finite (no special cases).
+template <class T, class R>
+inline R log_normal_raw(const R& x) {
+    using I = int_of_t<T>;
+    using IR = typename vec_of<I, sizeof(R) / sizeof(T)>::type;
+    constexpr bool f32 = sizeof(T) == 4;
+    constexpr int mant = f32 ? 23 : 52;
+    constexpr I one_bits = f32 ? I(0x3f800000) : I(0x3ff0000000000000LL);
+    constexpr I sqrt_half_bits = f32 ? I(0x3f3504f3) : I(0x3fe6a09e667f3bcdLL);
+    constexpr I mant_mask = (I(1) << mant) - 1;
+    constexpr T shifter = f32 ? T(12582912.0f) : T(6755399441055744.0);
+    constexpr I shifter_bits = f32 ? I(0x4B400000) : I(0x4338000000000000LL);
+    constexpr T ln2_hi = f32 ? T(0.693359375f) : T(6.93147180369123816490e-01);
+    constexpr T ln2_lo = f32 ? T(-2.12194440e-4f) : T(1.90821492927058770002e-10);
+    // shift the exponent so that the mantissa lands in [√½, √2)
+    IR b;
+    std::memcpy(&b, &x, sizeof(b));
+    b += one_bits - sqrt_half_bits;
+    const IR e = (b >> mant) - (f32 ? I(127) : I(1023)) + shifter_bits; // e + the shifter's bits
+    b = (b & mant_mask) + sqrt_half_bits;
+    R f, ef;
+    std::memcpy(&f, &b, sizeof(f));
+    std::memcpy(&ef, &e, sizeof(ef));
+    f = f - T(1);
+    ef = ef - shifter; // e as a float (|e| < 2^22)
+    R lg;
+    if constexpr (f32) {
+        // log(1 + f) = f + f²·(f·h(f) − ½), h a degree-7 Chebyshev fit of (log(1+f) − f + f²/2)/f³
+        // on [√½ − 1, √2 − 1] (|error| ≤ 1.3e-8 in log(1 + f))
+        R h = R{} + T(-0.079027437723934409612);
+        h = h * f + T(0.12622319849228376431);
+        h = h * f + T(-0.12998183763651529101);
+        h = h * f + T(0.14214495923947962765);
+        h = h * f + T(-0.16641281463106392964);
+        h = h * f + T(0.20001045094160680261);
+        h = h * f + T(-0.25000306422569794618);
+        h = h * f + T(0.33333330728190676513);
+        lg = f + (f * f) * (f * h - T(0.5));
+    } else {
+        // log(1 + f) = 2·atanh(s), s = f/(2 + f): 2s·(1 + z/3 + z²/5 + …), z = s², with
+        // 2s = f − s·f (an identity of s), one rounding of the small s·f instead of 2·(rounded s)
+        const R s = f / (T(2) + f);
+        const R z = s * s;
+        R q = R{} + T(1.0 / 23.0);
+        q = q * z + T(1.0 / 21.0);
+        q = q * z + T(1.0 / 19.0);
+        q = q * z + T(1.0 / 17.0);
+        q = q * z + T(1.0 / 15.0);
+        q = q * z + T(1.0 / 13.0);
+        q = q * z + T(1.0 / 11.0);
+        q = q * z + T(1.0 / 9.0);
+        q = q * z + T(1.0 / 7.0);
+        q = q * z + T(1.0 / 5.0);
+        q = q * z + T(1.0 / 3.0);
+        const R two_s = f - s * f;
+        lg = two_s + two_s * (z * q);
+    }
+    return ef * ln2_hi + (lg + ef * ln2_lo);
+}
+
+/// log x on one register-sized vector, every input (see the header comment).
+template <class T, class R>
+inline R log_raw(const R& x0) {
+    constexpr T min_normal = std::numeric_limits<T>::min();
+    constexpr T two_p = sizeof(T) == 4 ? T(8388608.0f) : T(4503599627370496.0); // 2^23, 2^52
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    const auto sub = x0 < min_normal;
+    const R x = sub ? x0 * two_p : x0; // subnormals scaled into the normal range
+    R res = log_normal_raw<T>(x);
+    res = sub ? res - T(sizeof(T) == 4 ? 15.942385152878742 : 36.04365338911715) : res; // − log 2^23 / 2^52
+    res = x0 == inf ? R{} + inf : res;
+    res = x0 == T(0) ? R{} - inf : res;
+    res = x0 < T(0) || x0 != x0 ? R{} + std::numeric_limits<T>::quiet_NaN() : res;
+    return res;
+}
+} // namespace detail
+
+/// Lane-wise truth values of a comparison of packs (all bits set = true).
+template <class T, int N>
+struct mask {
+    static constexpr int W = detail::sub_lanes<T, N>, G = N / W;
+    using raw = typename detail::vec_of<detail::int_of_t<T>, W>::type;
+    raw v[G];
+    friend mask operator&(const mask& a, const mask& b) {
+        mask r;
+        DIFFBIO_SIMD_UNROLL for (int g = 0; g < G; ++g) r.v[g] = a.v[g] & b.v[g];
+        return r;
+    }
+    friend mask operator|(const mask& a, const mask& b) {
+        mask r;
+        DIFFBIO_SIMD_UNROLL for (int g = 0; g < G; ++g) r.v[g] = a.v[g] | b.v[g];
+        return r;
+    }
+    friend mask operator!(const mask& a) {
+        mask r;
+        DIFFBIO_SIMD_UNROLL for (int g = 0; g < G; ++g) r.v[g] = ~a.v[g];
+        return r;
+    }
+    bool lane(int l) const { return v[l / W][l % W] != 0; }
+};
+
+#define DIFFBIO_SIMD_LANEWISE(expr)                                                                                    \
+    pack r;                                                                                                            \
+    DIFFBIO_SIMD_UNROLL for (int g = 0; g < G; ++g) r.v[g] = (expr);                                              \
+    return r
+#define DIFFBIO_SIMD_MASKWISE(expr)                                                                                    \
+    mask<T, N> r;                                                                                                      \
+    DIFFBIO_SIMD_UNROLL for (int g = 0; g < G; ++g) r.v[g] = (expr);                                              \
+    return r
+
+/// N values of T as G = N/W GCC vectors of W ≤ one hardware register each (see the header comment).
+template <class T, int N>
+struct pack {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "simd::pack holds float or double");
+    static constexpr int W = detail::sub_lanes<T, N>, G = N / W;
+    static_assert(G * W == N, "simd::pack: N must be a power of two");
+    using value_type = T;
+    using raw = typename detail::vec_of<T, W>::type;
+    static constexpr int size = N;
+    raw v[G];
+
+    static pack broadcast(T x) { DIFFBIO_SIMD_LANEWISE(raw{} + x); }
+    static pack load(const T* p) {
+        pack r;
+        std::memcpy(&r.v, p, sizeof(r.v));
+        return r;
+    }
+    void store(T* p) const { std::memcpy(p, &v, sizeof(v)); }
+    T operator[](int l) const { return v[l / W][l % W]; }
+    void set(int l, T x) { v[l / W][l % W] = x; }
+
+    friend pack operator+(const pack& a, const pack& b) { DIFFBIO_SIMD_LANEWISE(a.v[g] + b.v[g]); }
+    friend pack operator-(const pack& a, const pack& b) { DIFFBIO_SIMD_LANEWISE(a.v[g] - b.v[g]); }
+    friend pack operator*(const pack& a, const pack& b) { DIFFBIO_SIMD_LANEWISE(a.v[g] * b.v[g]); }
+    friend pack operator/(const pack& a, const pack& b) { DIFFBIO_SIMD_LANEWISE(a.v[g] / b.v[g]); }
+    friend pack operator+(const pack& a, T b) { DIFFBIO_SIMD_LANEWISE(a.v[g] + b); }
+    friend pack operator-(const pack& a, T b) { DIFFBIO_SIMD_LANEWISE(a.v[g] - b); }
+    friend pack operator*(const pack& a, T b) { DIFFBIO_SIMD_LANEWISE(a.v[g] * b); }
+    friend pack operator+(T a, const pack& b) { DIFFBIO_SIMD_LANEWISE(a + b.v[g]); }
+    friend pack operator-(T a, const pack& b) { DIFFBIO_SIMD_LANEWISE(a - b.v[g]); }
+    friend pack operator*(T a, const pack& b) { DIFFBIO_SIMD_LANEWISE(a * b.v[g]); }
+    friend pack operator-(const pack& a) { DIFFBIO_SIMD_LANEWISE(-a.v[g]); }
+    pack& operator+=(const pack& b) { return *this = *this + b; }
+    pack& operator-=(const pack& b) { return *this = *this - b; }
+    pack& operator*=(const pack& b) { return *this = *this * b; }
+
+    friend mask<T, N> operator<(const pack& a, const pack& b) { DIFFBIO_SIMD_MASKWISE(a.v[g] < b.v[g]); }
+    friend mask<T, N> operator<=(const pack& a, const pack& b) { DIFFBIO_SIMD_MASKWISE(a.v[g] <= b.v[g]); }
+    friend mask<T, N> operator>(const pack& a, const pack& b) { DIFFBIO_SIMD_MASKWISE(a.v[g] > b.v[g]); }
+    friend mask<T, N> operator>=(const pack& a, const pack& b) { DIFFBIO_SIMD_MASKWISE(a.v[g] >= b.v[g]); }
+    friend mask<T, N> operator==(const pack& a, const pack& b) { DIFFBIO_SIMD_MASKWISE(a.v[g] == b.v[g]); }
+    friend mask<T, N> operator!=(const pack& a, const pack& b) { DIFFBIO_SIMD_MASKWISE(a.v[g] != b.v[g]); }
+
+};
+
+#undef DIFFBIO_SIMD_LANEWISE
+#define DIFFBIO_SIMD_LANEWISE(expr)                                                                                    \
+    pack<T, N> r;                                                                                                      \
+    DIFFBIO_SIMD_UNROLL for (int g = 0; g < pack<T, N>::G; ++g) r.v[g] = (expr);                                  \
+    return r
+
+template <class T, int N>
+inline pack<T, N> select(const mask<T, N>& m, const pack<T, N>& a, const pack<T, N>& b) {
+    DIFFBIO_SIMD_LANEWISE(m.v[g] ? a.v[g] : b.v[g]);
+}
+/// Lane-wise min/max; a NaN in `a` is kept.
+template <class T, int N>
+inline pack<T, N> min(const pack<T, N>& a, const pack<T, N>& b) {
+    DIFFBIO_SIMD_LANEWISE(a.v[g] > b.v[g] ? b.v[g] : a.v[g]);
+}
+template <class T, int N>
+inline pack<T, N> max(const pack<T, N>& a, const pack<T, N>& b) {
+    DIFFBIO_SIMD_LANEWISE(a.v[g] < b.v[g] ? b.v[g] : a.v[g]);
+}
+template <class T, int N>
+inline pack<T, N> abs(const pack<T, N>& a) {
+    DIFFBIO_SIMD_LANEWISE(a.v[g] < T(0) ? -a.v[g] : a.v[g]);
+}
+/// e^x per lane.
+template <class T, int N>
+inline pack<T, N> exp(const pack<T, N>& a) {
+    DIFFBIO_SIMD_LANEWISE(detail::exp_raw<T>(a.v[g]));
+}
+/// e^x per lane for x ≤ 0 only (the kernels' max-shifted exponents; no clamp above, same accuracy).
+template <class T, int N>
+inline pack<T, N> exp_nonpos(const pack<T, N>& a) {
+    DIFFBIO_SIMD_LANEWISE((detail::exp_raw<T, typename pack<T, N>::raw, true>(a.v[g])));
+}
+/// log x per lane, every input.
+template <class T, int N>
+inline pack<T, N> log(const pack<T, N>& a) {
+    DIFFBIO_SIMD_LANEWISE(detail::log_raw<T>(a.v[g]));
+}
+/// log x per lane for normal, positive, finite x only (no special cases: the kernels' log(1 + r)).
+template <class T, int N>
+inline pack<T, N> log_normal(const pack<T, N>& a) {
+    DIFFBIO_SIMD_LANEWISE(detail::log_normal_raw<T>(a.v[g]));
+}
+
+#undef DIFFBIO_SIMD_LANEWISE
+#undef DIFFBIO_SIMD_MASKWISE
+
+// ---- the original float API --------------------------------------------------------------------
+
 inline vf broadcast(float x) { return vf{} + x; }
 
 inline vf load(const float* p) {
@@ -49,33 +379,11 @@ inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
 inline vf min(vf a, vf b) { return a > b ? b : a; }
 inline vf max(vf a, vf b) { return a < b ? b : a; }
 
-/// e^v per lane (see the header comment for the accuracy and the clamping).
-inline vf exp(vf v) {
-    const vf x = max(min(v, broadcast(88.7f)), broadcast(-87.3f));
-    // n = round(x / ln2) by the 1.5·2^23 trick (exact for |x/ln2| < 2^22)
-    const vf shifter = broadcast(12582912.0f);
-    const vf n = (x * broadcast(1.44269504088896341f) + shifter) - shifter;
-    const vf r = (x - n * broadcast(0.693359375f)) - n * broadcast(-2.12194440e-4f);
-    vf p = broadcast(1.0f / 720.0f);
-    p = p * r + broadcast(1.0f / 120.0f);
-    p = p * r + broadcast(1.0f / 24.0f);
-    p = p * r + broadcast(1.0f / 6.0f);
-    p = p * r + broadcast(0.5f);
-    p = p * r + broadcast(1.0f);
-    p = p * r + broadcast(1.0f);
-    // 2^n: n + 127 in the exponent field (n ∈ [−126, 128]; the clamp keeps 2^n·p finite)
-    const vi ni = __builtin_convertvector(n, vi);
-    vi bits = (ni + 127) << 23;
-    vf scale;
-    // n = 128 (x near 88.7) does not fit the exponent: use 2^127·(2p) instead
-    const vi big = ni > 127;
-    bits = big ? ((ni + 126) << 23) : bits;
-    std::memcpy(&scale, &bits, sizeof(scale));
-    const vf two_p = p + p;
-    const vf out = scale * p;
-    const vf out_big = scale * two_p;
-    return big ? out_big : out;
-}
+/// e^v per lane (pack exp: ≤ 2.5e-7 relative on [−87.3, 88.7], 0 below, finite above).
+inline vf exp(vf v) { return detail::exp_raw<float>(v); }
+
+/// log v per lane (pack log).
+inline vf log(vf v) { return detail::log_raw<float>(v); }
 
 /// σ(v) = 1/(1 + e^−v) per lane, in [0, 1] for every finite v.
 inline vf sigmoid(vf v) { return broadcast(1.0f) / (broadcast(1.0f) + exp(-v)); }

@@ -139,17 +139,19 @@ void linear_forward_rows(const T* x, const T* w, const T* b, std::size_t rows, s
 
 /// Backward of linear_forward_rows on one thread, given gz = Z̄ (rows × out, the gradient at
 /// the pre-activation): gx += Z̄ Wᵀ, gw += xᵀ Z̄, gb += column sums of Z̄ (each may be null).
-inline void linear_backward_rows(const double* x, const double* w, const double* gz, std::size_t rows, std::size_t in,
-                                 std::size_t out, double* gx, double* gw, double* gb) {
+/// T is float or double (the same kernel runs float GEMMs for float-precision gradients).
+template <class T>
+void linear_backward_rows(const T* x, const T* w, const T* gz, std::size_t rows, std::size_t in, std::size_t out, T* gx,
+                          T* gw, T* gb) {
     if (rows == 0) return;
-    const ConstMatrixMap<double> GZ(gz, eidx(rows), eidx(out));
+    const ConstMatrixMap<T> GZ(gz, eidx(rows), eidx(out));
     if (gx != nullptr) {
-        MatrixMap<double>(gx, eidx(rows), eidx(in)).noalias() += GZ * ConstMatrixMap<double>(w, eidx(in), eidx(out)).transpose();
+        MatrixMap<T>(gx, eidx(rows), eidx(in)).noalias() += GZ * ConstMatrixMap<T>(w, eidx(in), eidx(out)).transpose();
     }
     if (gw != nullptr) {
-        MatrixMap<double>(gw, eidx(in), eidx(out)).noalias() += ConstMatrixMap<double>(x, eidx(rows), eidx(in)).transpose() * GZ;
+        MatrixMap<T>(gw, eidx(in), eidx(out)).noalias() += ConstMatrixMap<T>(x, eidx(rows), eidx(in)).transpose() * GZ;
     }
-    if (gb != nullptr) RowVectorMap<double>(gb, eidx(out)) += GZ.colwise().sum();
+    if (gb != nullptr) RowVectorMap<T>(gb, eidx(out)) += GZ.colwise().sum();
 }
 
 /// Z̄ = Ȳ ⊙ f'(Z) from the outputs Y = f(Z) into buf; returns Ȳ itself when f is the identity.

@@ -24,6 +24,7 @@
 #include <span>
 #include <utility>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <diffbio/ad/binder.hpp>
@@ -63,6 +64,12 @@ struct PreprocessingPipelineConfig {
     std::size_t min_length = 15;       ///< harden(): reads shorter than this after trimming are dropped
     bool mask_low_quality = true;      ///< harden(): bases with q ≤ θ inside the kept part become N
     std::uint64_t seed = 0;            ///< initialisation of the duplicate kernel and the MLP
+    /// Reverse mode (Binder<Var>): run the heavy kernels' matrix products in float instead of
+    /// double (error correction's network: ErrorCorrectionConfig::float_gradient; duplicate
+    /// weighting's embedding: DuplicateWeightingConfig::float_gradient). About twice as fast;
+    /// values and gradients agree with the double path to float rounding. Off by default.
+    /// (A Binder<float> forward always computes in float.)
+    bool float_gradient = false;
 
     void validate() const {
         if (read_length == 0) throw InvalidArgument("PreprocessingPipelineConfig: 'read_length' must be >= 1");
@@ -109,10 +116,13 @@ public:
                             .min_score = cfg_.adapter_min_score}),
           mate_overlap_({.adapter1 = cfg_.adapter_sequence,
                          .adapter2 = cfg_.adapter_sequence2.empty() ? cfg_.adapter_sequence : cfg_.adapter_sequence2}),
-          duplicate_weighting_({.similarity_threshold = cfg_.duplicate_similarity_threshold, .seed = cfg_.seed}),
+          duplicate_weighting_({.similarity_threshold = cfg_.duplicate_similarity_threshold,
+                                 .seed = cfg_.seed,
+                                 .float_gradient = cfg_.float_gradient}),
           error_correction_({.window_size = cfg_.error_correction_window,
                              .hidden_dim = cfg_.error_correction_hidden_dim,
-                             .seed = cfg_.seed + 1}) {}
+                             .seed = cfg_.seed + 1,
+                             .float_gradient = cfg_.float_gradient}) {}
 
     const PreprocessingPipelineConfig& config() const noexcept { return cfg_; }
     ops::QualityFilter& quality_filter() noexcept { return quality_filter_; }
@@ -147,8 +157,8 @@ public:
         reads.validate("PreprocessingPipeline");
         PreprocessingResult<R> out;
         auto qf = quality_filter_.apply(bind, reads, policy);
-        out.quality_weights = std::vector<R>(qf.weights.begin(), qf.weights.end());
-        std::vector<R> seq(qf.seq.begin(), qf.seq.end());
+        out.quality_weights = as_vector<R>(std::move(qf.weights));
+        std::vector<R> seq = as_vector<R>(std::move(qf.seq));
         std::vector<R> qual; // stays empty (the data Q is used) until a stage changes the qualities
         out.retention = out.quality_weights;
         if (cfg_.enable_adapter_removal) {
@@ -177,7 +187,7 @@ public:
         if (cfg_.enable_error_correction) {
             auto ec = error_correction_.apply(bind, std::span<const R>(seq), std::span<const R>(qual), reads.lengths, reads.n,
                                               reads.length, policy);
-            seq.assign(ec.begin(), ec.end());
+            seq = as_vector<R>(std::move(ec));
         }
         out.preprocessed_reads = std::move(seq);
         out.preprocessed_quality = std::move(qual);
@@ -216,6 +226,16 @@ public:
     }
 
 private:
+    /// v as a vector of R: moved when it already is one (no copy of N·L·4 values), else converted.
+    template <class R, class U>
+    static std::vector<R> as_vector(std::vector<U>&& v) {
+        if constexpr (std::is_same_v<R, U>) {
+            return std::move(v);
+        } else {
+            return std::vector<R>(v.begin(), v.end());
+        }
+    }
+
     /// Everything after the adapter cut: 3' quality trim, masking, min_length, duplicate flags.
     HardenedReads finish_hardening(const ReadBatch& batch, std::vector<std::uint32_t> adapter_cut) const {
         const std::size_t n = batch.num_reads, L = batch.length;

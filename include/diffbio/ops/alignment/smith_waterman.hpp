@@ -39,18 +39,27 @@
 //   hard = true replaces every smax_τ by max (the classic DP exactly; gradients are those of the
 //   first maximum: restart, then M, X, Y in the order written above; the empty alignment wins ties).
 //
-// Gradients. One fused tape node per batch: the backward reruns each pair's forward into a full
+// Gradients. One fused tape node per batch: its backward reruns the forward of the pairs into a DP
 // table and sweeps it in reverse (i = m..0, j = n..0): a state v = smax_τ(c) with adjoint v̄ sends
 // v̄·w_k to candidate k (w = softmax(c/τ), recomputed from the table), v̄·(−Σ w log w) to τ
 // (∂smax/∂τ = its entropy), and −v̄·w_k to the open/extend penalty inside candidate k. The adjoint of
 // M_ij is ∂F/∂s_ij; it maps to S̄ += x_i y_jᵀ·s̄_ij, x̄_i += s̄_ij·S y_j, ȳ_j += s̄_ij·Sᵀ x_i.
-// Dual (forward mode) runs the naive reference recursion (sw_reference.hpp); double and float run
-// the forward-only kernel (float computes in float).
+// value_and_grad<F> gives the same gradients without a tape, computed in F (float or double).
+//
+// Kernels. double and float forwards, the Var node's forward values, its backward for code pairs
+// and value_and_grad run the batched SIMD kernels of sw_simd.hpp: each vector lane is one pair,
+// pairs sorted by size into lane groups (CpuParallel: lane groups across threads). The scalar
+// per-pair kernels of sw_kernel.hpp remain the reference they are tested against (and serve
+// posteriors, tracebacks and the profile-pair backward); Dual (forward mode) runs the naive
+// reference recursion (sw_reference.hpp).
 //
 // Complexity and memory. O(m·n) time per pair forward (O(m·n·A) more for soft profiles) and about
-// twice that for the backward. Score only: O(min(m, n)) memory. Backward and posterior: a full
-// table of K·(m+1)·(n+1) doubles per thread (K = 3 affine, 1 linear/compat) while the backward runs;
-// nothing of size m·n stays on the tape. Pairs are independent (CpuParallel: pairs across threads).
+// three times that for forward + backward. Score only: O(min(m, n)) memory per lane (each pair is
+// oriented so that the rows run along its shorter sequence). Backward: per thread, the lane group's
+// full table, K·(M+1)·(N+1) values per lane (K = 2 linear, 3 affine, 1 compat; M, N the group's
+// largest lengths), or with `checkpoint` = k > 0 (config and SwGradOptions) every k-th row plus one
+// recomputed block: (M/k + k + 4)·(N+1)·K values per lane, k ≈ √M giving O(√M·N), for one more
+// forward pass. Nothing of size m·n stays on the tape.
 // Numerics: finite values and gradients for τ ∈ [1e-4, 1e4], lengths up to 10⁴ and cell scores up
 // to ±1e4, in float and double.
 
@@ -78,6 +87,7 @@
 #include <diffbio/ops/alignment/scoring.hpp>
 #include <diffbio/ops/alignment/sw_kernel.hpp>
 #include <diffbio/ops/alignment/sw_reference.hpp>
+#include <diffbio/ops/alignment/sw_simd.hpp>
 #include <diffbio/soft/detail/ad_operand.hpp>
 
 namespace diffbio::ops {
@@ -94,6 +104,9 @@ struct SmithWatermanConfig {
     bool learnable_temperature = false;
     bool hard = false;          ///< exact max instead of smax_τ (the classic DP)
     bool diffbio_compat = false; ///< DiffBio's recursion and score (local, linear only)
+    /// Backward memory: 0 keeps each lane group's full DP table; k > 0 keeps every k-th row and
+    /// recomputes blocks of k rows in the backward (about √m rows: O(√m·n) instead of O(m·n)).
+    std::size_t checkpoint = 0;
 
     void validate() const {
         check_temperature(temperature, "SmithWatermanConfig", "temperature");
@@ -127,6 +140,25 @@ template <class T>
 struct AlignmentScores {
     std::vector<T> score;                        ///< one per pair
     std::vector<std::vector<double>> posterior;  ///< per pair [m × n] when requested, else empty
+};
+
+/// Options of SmithWaterman::value_and_grad.
+struct SwGradOptions {
+    /// 0: each lane group's full DP table (K·(M+1)·(N+1) values per lane, K = 2 linear, 3 affine,
+    /// 1 compat); k > 0: only every k-th row is kept and each block of k rows is recomputed from
+    /// its checkpoint in the backward ((M/k + k + 4)·(N+1)·K values per lane; k ≈ √M is the
+    /// minimum, about 2√M rows), for about one more forward pass of time.
+    std::size_t checkpoint = 0;
+};
+
+/// Scores and gradients of a batch, in F: ∂/∂S row-major A×A, and the scalar parameters.
+template <class F>
+struct SwGradResult {
+    std::vector<F> score;
+    std::vector<F> substitution;
+    F gap_open{};
+    F gap_extend{};
+    F temperature{};
 };
 
 /// A hard alignment (the classic DP's best path with the current parameters).
@@ -205,6 +237,10 @@ double sw_value_and_grad(const SwModel& md, const SwScalars<double>& p, std::siz
     return F;
 }
 
+inline void sw_profile_sbar_grad(const double* S, std::size_t A, const double* x, std::size_t m, const double* y,
+                                 std::size_t n, const double* sbar, const double* B, double* Sbar, double* xbar,
+                                 double* ybar, SwWork& w);
+
 /// One profile pair's gradient: s̄ (posterior × fbar) into S̄, x̄, ȳ (x̄/ȳ may be null).
 inline void sw_profile_pair_grad(const SwModel& md, const SwScalars<double>& p, const double* S, std::size_t A,
                                  const double* x, std::size_t m, const double* y, std::size_t n, double fbar,
@@ -222,6 +258,14 @@ inline void sw_profile_pair_grad(const SwModel& md, const SwScalars<double>& p, 
     double* sbar = w.sbar.data();
     sw_value_and_grad(md, p, m, n, SwDenseCell{w.s.data(), n}, fbar,
                       [sbar, n](std::size_t i, std::size_t j, double v) { sbar[i * n + j] += v; }, g, w);
+    sw_profile_sbar_grad(S, A, x, m, y, n, sbar, w.B.data(), Sbar, xbar, ybar, w);
+}
+
+/// From a pair's s̄ = ∂F/∂s_ij [m × n] (B_j = S y_j [n × A]): S̄ += Xᵀ s̄ Y, x̄ += s̄ B, ȳ += s̄ᵀ X S
+/// (x̄/ȳ may be null).
+inline void sw_profile_sbar_grad(const double* S, std::size_t A, const double* x, std::size_t m, const double* y,
+                                 std::size_t n, const double* sbar, const double* B, double* Sbar, double* xbar,
+                                 double* ybar, SwWork& w) {
     // T = s̄ Y [m × A];  S̄ += Xᵀ T;  x̄ += s̄ B;  ȳ += s̄ᵀ C with C = X S.
     w.T.assign(m * A, 0.0);
     for (std::size_t i = 0; i < m; ++i) {
@@ -230,7 +274,7 @@ inline void sw_profile_pair_grad(const SwModel& md, const SwScalars<double>& p, 
             if (v == 0.0) continue;
             for (std::size_t b = 0; b < A; ++b) w.T[i * A + b] += v * y[j * A + b];
             if (xbar != nullptr) {
-                for (std::size_t a = 0; a < A; ++a) xbar[i * A + a] += v * w.B[j * A + a];
+                for (std::size_t a = 0; a < A; ++a) xbar[i * A + a] += v * B[j * A + a];
             }
         }
     }
@@ -345,6 +389,54 @@ public:
     AlignmentScores<promote_t<T, X>> apply(ad::Binder<T>& bind, const std::vector<ProfilePair<X>>& pairs,
                                            const AlignOptions& opt = {}, const P& policy = {}) const {
         return apply(bind, std::span<const ProfilePair<X>>(pairs), opt, policy);
+    }
+
+    /// Scores and Σ_k w_k·∂score_k/∂(S, open, extend, τ) of a batch of code pairs without a tape
+    /// (training loops: w = ∂loss/∂score). The batched SIMD forward and backward run entirely in F
+    /// (float or double); the sums over cells and pairs accumulate in double. Throws ShapeError when
+    /// weights and pairs differ in length, InvalidArgument for a non-finite weight.
+    template <class F = double, class W = double, exec::HostPolicy P = exec::Cpu>
+    SwGradResult<F> value_and_grad(std::span<const CodePair> pairs, std::span<const W> weights,
+                                   const SwGradOptions& opt = {}, const P& policy = {}) const {
+        static_assert(std::is_floating_point_v<F>, "SmithWaterman::value_and_grad computes in float or double");
+        check_parameters("SmithWaterman::value_and_grad");
+        check_pairs(pairs, "SmithWaterman::value_and_grad");
+        if (weights.size() != pairs.size()) {
+            throw ShapeError("SmithWaterman::value_and_grad: " + std::to_string(weights.size()) + " weights for " +
+                             std::to_string(pairs.size()) + " pairs (one dloss/dscore per pair)");
+        }
+        std::vector<double> fbar(weights.size());
+        for (std::size_t k = 0; k < weights.size(); ++k) {
+            fbar[k] = static_cast<double>(weights[k]);
+            if (!std::isfinite(fbar[k])) {
+                throw InvalidArgument("SmithWaterman::value_and_grad: weight " + std::to_string(k) + " is not finite");
+            }
+        }
+        const std::size_t A = alphabet_size();
+        const std::vector<F> S(substitution_.values().begin(), substitution_.values().end());
+        const detail::SwScalars<F> p{static_cast<F>(gap_open_.values()[0]), static_cast<F>(gap_extend_.values()[0]),
+                                     static_cast<F>(tau_value())};
+        std::vector<detail::SwSeqPair<std::uint8_t>> raw(pairs.size());
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            raw[k] = {pairs[k].query.data(), pairs[k].query.size(), pairs[k].target.data(), pairs[k].target.size()};
+        }
+        SwGradResult<F> out;
+        out.score.resize(pairs.size());
+        detail::SwBatchGrads res;
+        detail::sw_simd_value_and_grad_codes<F, double>(model(), p, S.data(), A,
+                                                        std::span<const detail::SwSeqPair<std::uint8_t>>(raw),
+                                                        fbar.data(), out.score.data(), res, threads_of(policy),
+                                                        opt.checkpoint);
+        out.substitution.assign(res.Sbar.begin(), res.Sbar.end());
+        out.gap_open = static_cast<F>(res.g.open);
+        out.gap_extend = static_cast<F>(res.g.extend);
+        out.temperature = static_cast<F>(res.g.tau);
+        return out;
+    }
+    template <class F = double, class W = double, exec::HostPolicy P = exec::Cpu>
+    SwGradResult<F> value_and_grad(const std::vector<CodePair>& pairs, const std::vector<W>& weights,
+                                   const SwGradOptions& opt = {}, const P& policy = {}) const {
+        return value_and_grad<F, W, P>(std::span<const CodePair>(pairs), std::span<const W>(weights), opt, policy);
     }
 
     /// The score of two sequences (letters of the alphabet) with the current parameters.
@@ -506,54 +598,53 @@ private:
                 path.target_end};
     }
 
-    // ---- double / float: the forward-only kernel -------------------------------------------------
-    /// Scores of `count` pairs in parallel (CpuParallel) with the bound parameters in R;
-    /// score_pair(k, S, A, model, scalars, scratch, B) scores pair k with the forward-only kernel.
-    template <class R, class T, class P, class ScorePair>
-    std::vector<R> scores_fast(ad::Binder<T>& bind, std::size_t count, const P& policy, ScorePair&& score_pair) const {
-        const auto Sb = bind(substitution_);
-        const std::vector<R> S(Sb.begin(), Sb.end());
-        const detail::SwScalars<R> p{static_cast<R>(bind(gap_open_)[0]), static_cast<R>(bind(gap_extend_)[0]),
-                                     static_cast<R>(tau_of(bind))};
-        const detail::SwModel md = model();
-        const std::size_t A = alphabet_size();
-        std::vector<R> out(count);
-        const auto np = static_cast<std::ptrdiff_t>(count);
-        [[maybe_unused]] const int threads = exec::thread_count(policy);
-        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-        {
-            std::vector<R> scratch, B;
-            DIFFBIO_OMP(for schedule(dynamic, 1))
-            for (std::ptrdiff_t k = 0; k < np; ++k) {
-                out[static_cast<std::size_t>(k)] = score_pair(static_cast<std::size_t>(k), S, A, md, p, scratch, B);
-            }
-        }
-        return out;
+    // ---- double / float: the batched SIMD forward (sw_simd.hpp) -----------------------------------
+    template <class R, class T>
+    detail::SwScalars<R> bound_scalars(ad::Binder<T>& bind) const {
+        return {static_cast<R>(bind(gap_open_)[0]), static_cast<R>(bind(gap_extend_)[0]), static_cast<R>(tau_of(bind))};
     }
 
     template <class R, class T, class P>
     std::vector<R> scores_fast_codes(ad::Binder<T>& bind, std::span<const CodePair> pairs, const P& policy) const {
-        return scores_fast<R>(bind, pairs.size(), policy,
-                              [pairs](std::size_t k, const std::vector<R>& S, std::size_t A, const detail::SwModel& md,
-                                      const detail::SwScalars<R>& p, std::vector<R>& scratch, std::vector<R>&) {
-                                  const CodePair& pr = pairs[k];
-                                  const detail::SwCodeCell<R> cell{S.data(), A, pr.query.data(), pr.target.data()};
-                                  return detail::sw_score<R>(md, p, pr.query.size(), pr.target.size(), cell, scratch);
-                              });
+        const auto Sb = bind(substitution_);
+        const std::vector<R> S(Sb.begin(), Sb.end());
+        std::vector<detail::SwSeqPair<std::uint8_t>> raw(pairs.size());
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            raw[k] = {pairs[k].query.data(), pairs[k].query.size(), pairs[k].target.data(), pairs[k].target.size()};
+        }
+        std::vector<R> out(pairs.size());
+        detail::sw_simd_scores_codes<R>(model(), bound_scalars<R>(bind), S.data(), alphabet_size(),
+                                        std::span<const detail::SwSeqPair<std::uint8_t>>(raw), out.data(),
+                                        threads_of(policy));
+        return out;
     }
 
     template <class R, class T, class X, class P>
     std::vector<R> scores_fast_profiles(ad::Binder<T>& bind, std::span<const ProfilePair<X>> pairs,
                                         const P& policy) const {
-        return scores_fast<R>(bind, pairs.size(), policy,
-                              [pairs](std::size_t k, const std::vector<R>& S, std::size_t A, const detail::SwModel& md,
-                                      const detail::SwScalars<R>& p, std::vector<R>& scratch, std::vector<R>& B) {
-                                  const ProfilePair<X>& pr = pairs[k];
-                                  const std::size_t m = pr.query.size() / A, n = pr.target.size() / A;
-                                  detail::sw_times_matrix<R, X>(S.data(), A, pr.target.data(), n, B);
-                                  const detail::SwProfileCell<R, X> cell{pr.query.data(), B.data(), A};
-                                  return detail::sw_score<R>(md, p, m, n, cell, scratch);
-                              });
+        const auto Sb = bind(substitution_);
+        const std::vector<R> S(Sb.begin(), Sb.end());
+        const std::size_t A = alphabet_size();
+        std::vector<detail::SwSeqPair<X>> raw(pairs.size());
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            raw[k] = {pairs[k].query.data(), pairs[k].query.size() / A, pairs[k].target.data(),
+                      pairs[k].target.size() / A};
+        }
+        std::vector<R> out(pairs.size());
+        detail::sw_simd_scores_profiles<R, X>(model(), bound_scalars<R>(bind), S.data(), A,
+                                              std::span<const detail::SwSeqPair<X>>(raw), out.data(),
+                                              threads_of(policy));
+        return out;
+    }
+
+    template <class P>
+    static int threads_of(const P& policy) {
+        if constexpr (std::is_same_v<P, exec::CpuParallel>) {
+            return exec::thread_count(policy);
+        } else {
+            (void)policy;
+            return 1;
+        }
     }
 
     // ---- posterior: ∂score/∂s_ij with the current parameter values --------------------------------
@@ -677,56 +768,35 @@ private:
         if (N == 0) return {};
         auto y = tape.record_node_uninitialised(
             {np.S, np.open, np.extend, np.tau}, N,
-            [=](const ad::NodeGrad& ng) {
-                const double* S = pv.data();
+            [=, checkpoint = cfg_.checkpoint](const ad::NodeGrad& ng) {
                 const detail::SwScalars<double> p{pv[A * A], pv[A * A + 1], pv[A * A + 2]};
                 const auto ybar = ng.out_adjoint();
-                GradSum sum{std::vector<double>(A * A, 0.0), {}};
-                const auto nn = static_cast<std::ptrdiff_t>(N);
-                [[maybe_unused]] const int threads = exec::thread_count(policy);
-                DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-                {
-                    detail::SwWork w;
-                    GradSum local{std::vector<double>(A * A, 0.0), {}};
-                    double* Sbar = local.Sbar.data();
-                    DIFFBIO_OMP(for schedule(dynamic, 1))
-                    for (std::ptrdiff_t kk = 0; kk < nn; ++kk) {
-                        const auto k = static_cast<std::size_t>(kk);
-                        if (ybar[k] == 0.0) continue;
-                        const detail::SwPairDims d = dims[k];
-                        const std::uint8_t* q = codes.data() + d.q_off;
-                        const std::uint8_t* t = codes.data() + d.t_off;
-                        detail::sw_value_and_grad(
-                            md, p, d.m, d.n, detail::SwCodeCell<double>{S, A, q, t}, ybar[k],
-                            [Sbar, q, t, A](std::size_t i, std::size_t j, double v) { Sbar[q[i] * A + t[j]] += v; },
-                            local.g, w);
-                    }
-                    DIFFBIO_OMP(critical)
-                    {
-                        for (std::size_t e = 0; e < A * A; ++e) sum.Sbar[e] += local.Sbar[e];
-                        sum.g.open += local.g.open;
-                        sum.g.extend += local.g.extend;
-                        sum.g.tau += local.g.tau;
-                    }
+                // the batched SIMD backward (sw_simd.hpp) over the pairs with a nonzero adjoint
+                std::vector<detail::SwSeqPair<std::uint8_t>> raw;
+                std::vector<double> fbar;
+                for (std::size_t k = 0; k < N; ++k) {
+                    if (ybar[k] == 0.0) continue;
+                    raw.push_back({codes.data() + dims[k].q_off, dims[k].m, codes.data() + dims[k].t_off, dims[k].n});
+                    fbar.push_back(ybar[k]);
                 }
+                std::vector<double> scores(raw.size());
+                detail::SwBatchGrads res;
+                detail::sw_simd_value_and_grad_codes<double, double>(
+                    md, p, pv.data(), A, std::span<const detail::SwSeqPair<std::uint8_t>>(raw), fbar.data(),
+                    scores.data(), res, threads_of(policy), checkpoint);
+                const GradSum sum{std::move(res.Sbar), res.g};
                 add_param_adjoints(ng, sum, has_params, has_tau);
             });
         const auto yv = tape.values_of(y);
         const detail::SwScalars<double> p{pv[A * A], pv[A * A + 1], pv[A * A + 2]};
-        const auto nn = static_cast<std::ptrdiff_t>(N);
-        [[maybe_unused]] const int threads = exec::thread_count(policy);
-        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-        {
-            std::vector<double> scratch;
-            DIFFBIO_OMP(for schedule(dynamic, 1))
-            for (std::ptrdiff_t kk = 0; kk < nn; ++kk) {
-                const auto k = static_cast<std::size_t>(kk);
-                const detail::SwPairDims d = dims[k];
-                yv[k] = detail::sw_score<double>(
-                    md, p, d.m, d.n, detail::SwCodeCell<double>{pv.data(), A, codes.data() + d.q_off, codes.data() + d.t_off},
-                    scratch);
-            }
+        std::vector<detail::SwSeqPair<std::uint8_t>> raw(N);
+        for (std::size_t k = 0; k < N; ++k) {
+            raw[k] = {codes.data() + dims[k].q_off, dims[k].m, codes.data() + dims[k].t_off, dims[k].n};
         }
+        std::vector<double> scores(N);
+        detail::sw_simd_scores_codes<double>(md, p, pv.data(), A, std::span<const detail::SwSeqPair<std::uint8_t>>(raw),
+                                             scores.data(), threads_of(policy));
+        std::copy(scores.begin(), scores.end(), yv.begin());
         return std::vector<ad::Var>(y.begin(), y.end());
     }
 
@@ -770,38 +840,36 @@ private:
         if (N == 0) return {};
         auto y = tape.record_node_uninitialised(
             {np.S, np.open, np.extend, np.tau, std::span<const ad::Var>(prof_vars)}, N,
-            [=](const ad::NodeGrad& ng) {
+            [=, checkpoint = cfg_.checkpoint](const ad::NodeGrad& ng) {
                 const double* S = pv.data();
                 const detail::SwScalars<double> p{pv[A * A], pv[A * A + 1], pv[A * A + 2]};
                 const std::span<const double> prof = x_var ? ng.in_value(4) : saved_c;
                 const std::span<double> prof_bar = x_var ? ng.in_adjoint(4) : std::span<double>();
                 const auto ybar = ng.out_adjoint();
-                GradSum sum{std::vector<double>(A * A, 0.0), {}};
-                const auto nn = static_cast<std::ptrdiff_t>(N);
-                [[maybe_unused]] const int threads = exec::thread_count(policy);
-                DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-                {
-                    detail::SwWork w;
-                    GradSum local{std::vector<double>(A * A, 0.0), {}};
-                    DIFFBIO_OMP(for schedule(dynamic, 1))
-                    for (std::ptrdiff_t kk = 0; kk < nn; ++kk) {
-                        const auto k = static_cast<std::size_t>(kk);
-                        if (ybar[k] == 0.0) continue;
-                        const detail::SwPairDims d = dims[k];
-                        // Each pair owns its slots of the profile block: no two threads write the same x̄.
-                        detail::sw_profile_pair_grad(md, p, S, A, prof.data() + d.q_off, d.m, prof.data() + d.t_off,
-                                                     d.n, ybar[k], local.Sbar.data(),
-                                                     prof_bar.empty() ? nullptr : prof_bar.data() + d.q_off,
-                                                     prof_bar.empty() ? nullptr : prof_bar.data() + d.t_off, local.g, w);
-                    }
-                    DIFFBIO_OMP(critical)
-                    {
-                        for (std::size_t e = 0; e < A * A; ++e) sum.Sbar[e] += local.Sbar[e];
-                        sum.g.open += local.g.open;
-                        sum.g.extend += local.g.extend;
-                        sum.g.tau += local.g.tau;
-                    }
+                // the batched SIMD backward (sw_simd.hpp) over the pairs with a nonzero adjoint; each
+                // pair's s̄ then gives S̄, x̄, ȳ (each pair owns its profile slots: no two threads
+                // write the same x̄)
+                std::vector<detail::SwSeqPair<double>> raw;
+                std::vector<std::size_t> which;
+                std::vector<double> fbar;
+                for (std::size_t k = 0; k < N; ++k) {
+                    if (ybar[k] == 0.0) continue;
+                    raw.push_back({prof.data() + dims[k].q_off, dims[k].m, prof.data() + dims[k].t_off, dims[k].n});
+                    which.push_back(k);
+                    fbar.push_back(ybar[k]);
                 }
+                std::vector<double> scores(raw.size());
+                detail::SwBatchGrads res;
+                detail::sw_simd_value_and_grad_profiles<double, double, detail::SwWork>(
+                    md, p, S, A, std::span<const detail::SwSeqPair<double>>(raw), fbar.data(), scores.data(), res,
+                    threads_of(policy), checkpoint,
+                    [&](std::size_t r, const double* sbar, const double* B, double* Sbar, detail::SwWork& w) {
+                        const detail::SwPairDims d = dims[which[r]];
+                        detail::sw_profile_sbar_grad(S, A, prof.data() + d.q_off, d.m, prof.data() + d.t_off, d.n, sbar,
+                                                     B, Sbar, prof_bar.empty() ? nullptr : prof_bar.data() + d.q_off,
+                                                     prof_bar.empty() ? nullptr : prof_bar.data() + d.t_off, w);
+                    });
+                const GradSum sum{std::move(res.Sbar), res.g};
                 add_param_adjoints(ng, sum, has_params, has_tau);
             });
         // Forward values (the profile values of Vars read from the tape now).
@@ -813,21 +881,13 @@ private:
         const double* prof = x_var ? prof_now.data() : saved_c.data();
         const auto yv = tape.values_of(y);
         const detail::SwScalars<double> p{pv[A * A], pv[A * A + 1], pv[A * A + 2]};
-        const auto nn = static_cast<std::ptrdiff_t>(N);
-        [[maybe_unused]] const int threads = exec::thread_count(policy);
-        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-        {
-            std::vector<double> scratch, B;
-            DIFFBIO_OMP(for schedule(dynamic, 1))
-            for (std::ptrdiff_t kk = 0; kk < nn; ++kk) {
-                const auto k = static_cast<std::size_t>(kk);
-                const detail::SwPairDims d = dims[k];
-                detail::sw_times_matrix<double, double>(pv.data(), A, prof + d.t_off, d.n, B);
-                yv[k] = detail::sw_score<double>(md, p, d.m, d.n,
-                                                 detail::SwProfileCell<double, double>{prof + d.q_off, B.data(), A},
-                                                 scratch);
-            }
-        }
+        std::vector<detail::SwSeqPair<double>> raw(N);
+        for (std::size_t k = 0; k < N; ++k) raw[k] = {prof + dims[k].q_off, dims[k].m, prof + dims[k].t_off, dims[k].n};
+        std::vector<double> scores(N);
+        detail::sw_simd_scores_profiles<double, double>(md, p, pv.data(), A,
+                                                        std::span<const detail::SwSeqPair<double>>(raw), scores.data(),
+                                                        threads_of(policy));
+        std::copy(scores.begin(), scores.end(), yv.begin());
         return std::vector<ad::Var>(y.begin(), y.end());
     }
 

@@ -8,8 +8,9 @@
 //                  adjoints back; gives ∂F/∂s_ij (the posterior, through a sink), ∂F/∂open,
 //                  ∂F/∂extend and ∂F/∂τ
 //   sw_traceback   the hard (max) path through a full hard table, as M/I/D operations
-// Each works on one pair through a cell-score functor s(i, j) (0-based i < m, j < n), so a later
-// batch-of-pairs SIMD variant can replace the loops without touching the operator.
+// Each works on one pair through a cell-score functor s(i, j) (0-based i < m, j < n). The batched
+// SIMD kernels (sw_simd.hpp) run the operator's float/double paths; these scalar kernels are their
+// reference (tests, benchmark baseline) and serve posteriors, tracebacks and profile gradients.
 //
 // Tables: plane k of state k (affine: M, X, Y; linear and compat: H) is (m+1)×(n+1) row-major,
 // row i, column j at k·(m+1)(n+1) + i·(n+1) + j. −∞ marks "no path" (borders of local DPs); every

@@ -11,11 +11,16 @@
 // so a read in a cluster of k near-identical reads gets weight ∝ 1/k and the weights average 1.
 // Learnable: K (init N(0, 1)·0.1, seeded), τ_s, T (stored as log T).
 //
-// Cost: the embedding is O(N·L·W·4·E) (a GEMM per read); the weights are exact O(N²·E), computed
-// in blocks of rows × columns so memory stays O(N·E + block²): the N × N matrix is never stored.
-// The backward recomputes each block (S, σ') instead of storing it. For Var: two fused nodes
-// (embedding; weights); float/double run the same blocked kernels without a tape; Dual uses the
-// direct formulas (small batches). CpuParallel splits both over rows.
+// Cost: the embedding is O(N·L·W·4·E): ONE GEMM per chunk of reads (about 4096 windows): the
+// reads are contiguous, so the windows of a chunk are a strided view of the reads (row stride 4,
+// 4W columns, overlapping rows; rows straddling two reads are computed and ignored) times the
+// kernel — no im2col copy. The weights are exact O(N²·E), computed in blocks of rows × columns
+// so memory stays O(N·E + block²): the N × N matrix is never stored. The backward recomputes
+// each block (S, σ'; the convolution's pre-activations) instead of storing it. For Var: two
+// fused nodes (embedding; weights); float/double run the same kernels without a tape (the
+// embedding in the binder's precision: float for Binder<float>; for Var in float when
+// config.float_gradient); Dual uses the direct formulas (small batches). CpuParallel splits
+// both over chunks/rows.
 
 #include <algorithm>
 #include <cmath>
@@ -51,6 +56,11 @@ struct DuplicateWeightingConfig {
     bool learnable_temperature = true;
     std::uint64_t seed = 0;
     std::size_t block_size = 512;
+    /// Reverse mode (Var) only: run the embedding convolution's GEMMs (forward and backward) in
+    /// float instead of double (the N × N similarity part stays in double). Values and gradients
+    /// agree with the double path to float rounding. Off by default; a Binder<float> forward
+    /// always computes the embedding in float.
+    bool float_gradient = false;
 
     void validate() const {
         if (embedding_dim == 0) throw InvalidArgument("DuplicateWeightingConfig: 'embedding_dim' must be >= 1");
@@ -71,44 +81,159 @@ namespace detail {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-/// Embedding of one read (double): writes ê [E], returns the pre-normalisation norm ‖e‖.
-inline double embed_read(const double* seq, std::size_t len, const double* K, std::size_t W, std::size_t E, double* out,
-                         RowMatrix& cols, RowMatrix& pre) {
-    for (std::size_t e = 0; e < E; ++e) out[e] = 0.0;
-    if (len < W) return 0.0;
-    const std::size_t nt = len - W + 1;
-    // im2col: window t is the contiguous slice seq[t·4 .. (t + W)·4)
-    cols.resize(static_cast<Eigen::Index>(nt), static_cast<Eigen::Index>(W * 4));
-    for (std::size_t t = 0; t < nt; ++t) {
-        for (std::size_t j = 0; j < W * 4; ++j) cols(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(j)) = seq[t * 4 + j];
-    }
-    const Eigen::Map<const RowMatrix> Km(K, static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
+template <class V>
+using RowMatrixOf = Eigen::Matrix<V, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Reads per chunk of the batched convolution (about 4096 window rows).
+inline std::size_t embed_chunk_reads(std::size_t L) { return std::max<std::size_t>(1, 4096 / std::max<std::size_t>(L, 1)); }
+
+/// Pre-activations of every window of reads i0..i1 as ONE GEMM: the reads are contiguous in seq
+/// ([N × L × 4]), so window t of the chunk is the slice seq[(i0·L + t)·4 .. +4W): a strided view
+/// (row stride 4, 4W columns, overlapping rows) times K [4W × E]. Rows that straddle two reads are
+/// computed and ignored. Returns false (pre untouched) when the chunk has no full window.
+template <class V>
+bool embed_chunk_pre(const V* seq, std::size_t i0, std::size_t i1, std::size_t L, const V* K, std::size_t W, std::size_t E,
+                     RowMatrixOf<V>& pre) {
+    if ((i1 - i0) * L < W) return false;
+    const auto rows = static_cast<Eigen::Index>((i1 - i0) * L - W + 1);
+    const Eigen::Map<const RowMatrixOf<V>, 0, Eigen::OuterStride<>> cols(seq + i0 * L * 4, rows, static_cast<Eigen::Index>(W * 4),
+                                                                          Eigen::OuterStride<>(4));
+    const Eigen::Map<const RowMatrixOf<V>> Km(K, static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
     pre.noalias() = cols * Km;
-    double norm2 = 0.0;
-    for (std::size_t e = 0; e < E; ++e) {
-        double m = 0.0;
-        for (std::size_t t = 0; t < nt; ++t) m += std::max(0.0, pre(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(e)));
-        m /= static_cast<double>(nt);
-        out[e] = m;
-        norm2 += m * m;
+    return true;
+}
+
+/// acc[f] = Σ_{t < nt} max(0, x[t·E + f]) (a vectorisable loop).
+template <class V>
+void relu_column_sums(const V* __restrict x, std::size_t nt, std::size_t E, V* __restrict acc) {
+    for (std::size_t f = 0; f < E; ++f) acc[f] = V(0);
+    for (std::size_t t = 0; t < nt; ++t) {
+        const V* __restrict row = x + t * E;
+        for (std::size_t f = 0; f < E; ++f) acc[f] += std::max(row[f], V(0));
     }
-    const double norm = std::sqrt(norm2);
-    for (std::size_t e = 0; e < E; ++e) out[e] /= norm + 1e-8;
-    return norm;
+}
+
+/// c[t·E + f] = x[t·E + f] > 0 ? v[f] : 0 for t < nt (a vectorisable loop).
+template <class V>
+void relu_mask_rows(const V* __restrict x, std::size_t nt, std::size_t E, const V* __restrict v, V* __restrict c) {
+    for (std::size_t t = 0; t < nt; ++t) {
+        for (std::size_t f = 0; f < E; ++f) c[t * E + f] = x[t * E + f] > V(0) ? v[f] : V(0);
+    }
+}
+
+/// Embeddings ê [E] (double) of reads i0..i1 into emb + i·E and the norms ‖e‖ into norms[i]
+/// (0 for reads shorter than W: ê = 0).
+template <class V>
+void embed_chunk(const V* seq, const std::uint32_t* lens, std::size_t i0, std::size_t i1, std::size_t L, const V* K,
+                 std::size_t W, std::size_t E, double* emb, double* norms, RowMatrixOf<V>& pre) {
+    for (std::size_t i = i0; i < i1; ++i) {
+        for (std::size_t f = 0; f < E; ++f) emb[i * E + f] = 0.0;
+        norms[i] = 0.0;
+    }
+    if (!embed_chunk_pre(seq, i0, i1, L, K, W, E, pre)) return;
+    std::vector<double> m(E);
+    std::vector<V> acc(E);
+    for (std::size_t i = i0; i < i1; ++i) {
+        const std::size_t len = lens[i];
+        if (len < W) continue;
+        const std::size_t nt = len - W + 1;
+        relu_column_sums(pre.data() + (i - i0) * L * E, nt, E, acc.data());
+        for (std::size_t f = 0; f < E; ++f) m[f] = static_cast<double>(acc[f]);
+        double norm2 = 0.0;
+        for (std::size_t f = 0; f < E; ++f) {
+            m[f] /= static_cast<double>(nt);
+            norm2 += m[f] * m[f];
+        }
+        const double norm = std::sqrt(norm2);
+        for (std::size_t f = 0; f < E; ++f) emb[i * E + f] = m[f] / (norm + 1e-8);
+        norms[i] = norm;
+    }
+}
+
+/// Backward of embed_chunk for reads i0..i1, given ō = ∂L/∂ê (obar, [N × E]) and the forward's ê
+/// and norms: adds Kᵀ-side gradient colsᵀ·C̄ into kbar (double, [4W × E]) and, when seq_grad is not
+/// null, C̄·Kᵀ scattered onto the overlapping windows of seq_grad ([N × L × 4], double).
+/// C̄[t, f] = [pre > 0]·ē_f/nt with ē = ō/(‖e‖+ε) − e (eᵀō)/(‖e‖ (‖e‖+ε)²).
+template <class V>
+void embed_chunk_backward(const V* seq, const std::uint32_t* lens, std::size_t i0, std::size_t i1, std::size_t L,
+                          const V* K, std::size_t W, std::size_t E, const double* emb, const double* norms,
+                          const double* obar, double* kbar, double* seq_grad, RowMatrixOf<V>& pre, RowMatrixOf<V>& cbar,
+                          RowMatrixOf<V>& kb, RowMatrixOf<V>& colbar) {
+    if (!embed_chunk_pre(seq, i0, i1, L, K, W, E, pre)) return;
+    const Eigen::Index rows = pre.rows();
+    cbar.setZero(rows, static_cast<Eigen::Index>(E));
+    std::vector<double> ebar(E);
+    std::vector<V> ebar_v(E);
+    bool any = false;
+    for (std::size_t i = i0; i < i1; ++i) {
+        const std::size_t len = lens[i];
+        const double norm = norms[i];
+        if (len < W || norm == 0.0) continue;
+        any = true;
+        const std::size_t nt = len - W + 1;
+        const double d = norm + 1e-8;
+        double dot = 0.0;
+        for (std::size_t f = 0; f < E; ++f) dot += emb[i * E + f] * d * obar[i * E + f];
+        for (std::size_t f = 0; f < E; ++f) {
+            ebar[f] = (obar[i * E + f] / d - emb[i * E + f] * d * dot / (norm * d * d)) / static_cast<double>(nt);
+        }
+        for (std::size_t f = 0; f < E; ++f) ebar_v[f] = static_cast<V>(ebar[f]);
+        relu_mask_rows(pre.data() + (i - i0) * L * E, nt, E, ebar_v.data(), cbar.data() + (i - i0) * L * E);
+    }
+    if (!any) return;
+    const Eigen::Map<const RowMatrixOf<V>, 0, Eigen::OuterStride<>> cols(seq + i0 * L * 4, rows, static_cast<Eigen::Index>(W * 4),
+                                                                          Eigen::OuterStride<>(4));
+    kb.noalias() = cols.transpose() * cbar;
+    for (std::size_t k = 0; k < W * 4 * E; ++k) kbar[k] += static_cast<double>(kb.data()[k]);
+    if (seq_grad == nullptr) return;
+    const Eigen::Map<const RowMatrixOf<V>> Km(K, static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
+    colbar.noalias() = cbar * Km.transpose(); // [rows × 4W]
+    double* g = seq_grad + i0 * L * 4;
+    for (std::size_t i = i0; i < i1; ++i) {
+        const std::size_t len = lens[i];
+        if (len < W || norms[i] == 0.0) continue;
+        for (std::size_t t = 0; t + W <= len; ++t) {
+            const std::size_t r = (i - i0) * L + t;
+            const V* cb = colbar.data() + r * W * 4;
+            double* gr = g + r * 4;
+            for (std::size_t j = 0; j < W * 4; ++j) gr[j] += static_cast<double>(cb[j]);
+        }
+    }
+}
+
+/// Embeddings of all reads (V kernels), chunks of reads in parallel for CpuParallel.
+template <class V, class P>
+void embed_all_reads(const P& policy, const V* seq, const std::uint32_t* lens, std::size_t n, std::size_t L, const V* K,
+                     std::size_t W, std::size_t E, double* emb, double* norms) {
+    const std::size_t per = embed_chunk_reads(L);
+    const auto nc = static_cast<std::ptrdiff_t>((n + per - 1) / per);
+    [[maybe_unused]] const int threads = exec::thread_count(policy);
+    DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+    {
+        RowMatrixOf<V> pre;
+        DIFFBIO_OMP(for schedule(dynamic, 1))
+        for (std::ptrdiff_t c = 0; c < nc; ++c) {
+            const std::size_t i0 = static_cast<std::size_t>(c) * per, i1 = std::min(n, i0 + per);
+            embed_chunk(seq, lens, i0, i1, L, K, W, E, emb, norms, pre);
+        }
+    }
 }
 
 /// In place: b ← σ((b − τ)/T), vectorised (Eigen's packet exp), overflow-free via e^{−|z|}.
+/// (Row-major temporaries like b: a storage-order mismatch would make Eigen fall back to scalar exp.)
+using RowArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 inline void block_sigmoid(RowMatrix& b, double tau, double temp) {
     auto z = b.array();
     z = (z - tau) / temp;
-    const Eigen::ArrayXXd e = (-z.abs()).exp();
+    const RowArray e = (-z.abs()).exp();
     z = (z >= 0.0).select(1.0 / (1.0 + e), e / (1.0 + e));
 }
 
 /// In place: b ← σ'((b − τ)/T)/T and z ← (b − τ)/T (for the temperature gradient).
 inline void block_sigmoid_derivative(RowMatrix& b, RowMatrix& z, double tau, double temp) {
     z.array() = (b.array() - tau) / temp;
-    const Eigen::ArrayXXd e = (-z.array().abs()).exp();
+    const RowArray e = (-z.array().abs()).exp();
     b.array() = e / ((1.0 + e) * (1.0 + e)) / temp;
 }
 
@@ -188,14 +313,23 @@ private:
     detail::RowMatrix embed_all(const ReadsView<S, Q>& reads) const {
         const std::size_t n = reads.n, L = reads.length, E = cfg_.embedding_dim;
         detail::RowMatrix emb(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
-        std::vector<double> seq(L * 4);
-        detail::RowMatrix cols, pre;
-        for (std::size_t i = 0; i < n; ++i) {
-            for (std::size_t j = 0; j < L * 4; ++j) seq[j] = primal(reads.seq[i * L * 4 + j]);
-            detail::embed_read(seq.data(), reads.lengths[i], kernel_.values().data(), cfg_.kernel_width, E,
-                               emb.data() + i * E, cols, pre);
-        }
+        std::vector<double> seq(reads.seq.size()), norms(n);
+        for (std::size_t j = 0; j < seq.size(); ++j) seq[j] = primal(reads.seq[j]);
+        detail::embed_all_reads(exec::Cpu{}, seq.data(), reads.lengths.data(), n, L, kernel_.values().data(), cfg_.kernel_width, E,
+                                emb.data(), norms.data());
         return emb;
+    }
+
+    /// The reads' values as V (a view when they already are V, else a converted copy in buf).
+    template <class V, class S>
+    static const V* values_as(std::span<const S> seq, std::vector<V>& buf) {
+        if constexpr (std::is_same_v<S, V>) {
+            return seq.data();
+        } else {
+            buf.resize(seq.size());
+            for (std::size_t j = 0; j < seq.size(); ++j) buf[j] = static_cast<V>(primal(seq[j]));
+            return buf.data();
+        }
     }
 
     /// size_i = Σ_j σ((ê_iᵀê_j − τ)/T) for all rows, in blocks S_IJ = E_I E_Jᵀ (never the N × N matrix).
@@ -231,26 +365,16 @@ private:
         for (std::size_t i = 0; i < n; ++i) w[i] = (size[i] > 1.0 ? 1.0 / size[i] : 1.0) * static_cast<double>(n) / raw_sum;
     }
 
-    /// float/double: the blocked kernels directly, no tape.
+    /// float/double: the blocked kernels directly, no tape (the embedding GEMMs in R).
     template <class R, class T, class S, class Q, class P>
     void apply_plain(ad::Binder<T>& bind, const ReadsView<S, Q>& reads, const P& policy, DuplicateWeightingResult<R>& out) const {
         const std::size_t n = reads.n, L = reads.length, E = cfg_.embedding_dim, W = cfg_.kernel_width;
         const auto Kb = bind(kernel_);
-        const std::vector<double> K(Kb.begin(), Kb.end());
-        std::vector<double> emb(n * E);
-        const auto nn = static_cast<std::ptrdiff_t>(n);
-        [[maybe_unused]] const int threads = exec::thread_count(policy);
-        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-        {
-            detail::RowMatrix cols, pre;
-            std::vector<double> seq(L * 4);
-            DIFFBIO_OMP(for schedule(dynamic, 16))
-            for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
-                const auto i = static_cast<std::size_t>(ii);
-                for (std::size_t j = 0; j < L * 4; ++j) seq[j] = static_cast<double>(reads.seq[i * L * 4 + j]);
-                detail::embed_read(seq.data(), reads.lengths[i], K.data(), W, E, emb.data() + i * E, cols, pre);
-            }
-        }
+        const std::vector<R> K(Kb.begin(), Kb.end());
+        std::vector<R> seq_buf;
+        const R* seq = values_as<R>(reads.seq, seq_buf);
+        std::vector<double> emb(n * E), norms(n);
+        detail::embed_all_reads(policy, seq, reads.lengths.data(), n, L, K.data(), W, E, emb.data(), norms.data());
         const double tau = static_cast<double>(bind(threshold_)[0]);
         const double temp = cfg_.learnable_temperature ? std::exp(static_cast<double>(bind(log_temperature_)[0])) : cfg_.temperature;
         std::vector<double> size(n), w(n);
@@ -318,6 +442,14 @@ private:
     // ---- Var: fused nodes --------------------------------------------------------------------
     template <class S, class Q, class P>
     std::vector<ad::Var> embeddings_var(ad::Binder<ad::Var>& bind, const ReadsView<S, Q>& reads, const P& policy) const {
+        if (cfg_.float_gradient) return embeddings_var_in<float>(bind, reads, policy);
+        return embeddings_var_in<double>(bind, reads, policy);
+    }
+
+    /// Var: one node for all embeddings; forward and backward run the batched convolution GEMMs
+    /// in V (float when config().float_gradient), gradient sums in double.
+    template <class V, class S, class Q, class P>
+    std::vector<ad::Var> embeddings_var_in(ad::Binder<ad::Var>& bind, const ReadsView<S, Q>& reads, const P& policy) const {
         ad::Tape& tape = ad::Tape::active();
         const std::size_t n = reads.n, L = reads.length, W = cfg_.kernel_width, E = cfg_.embedding_dim;
         const auto K = bind(kernel_);
@@ -327,75 +459,41 @@ private:
         const std::span<double> norms = tape.allocate<double>(n);
         auto y = tape.record_node_uninitialised(
             {soft::detail::node_inputs(reads.seq), K}, n * E, [=](const ad::NodeGrad& g) {
-                const auto seq = soft::detail::input_values<S>(g, 0, saved_seq);
-                const auto Kv = g.in_value(1);
+                const auto seqd = soft::detail::input_values<S>(g, 0, saved_seq);
+                const auto Kd = g.in_value(1);
                 const auto out = g.out_value();
                 const auto obar = g.out_adjoint();
                 const auto seq_grad = g.in_adjoint(0);
                 const auto Kbar = g.in_adjoint(1);
-                const auto nn = static_cast<std::ptrdiff_t>(n);
-                [[maybe_unused]] const int threads = exec::thread_count(policy);
+                std::vector<V> seq_buf, Kv(Kd.begin(), Kd.end());
+                const V* seq = values_as<V>(std::span<const double>(seqd), seq_buf);
+                const std::size_t per = detail::embed_chunk_reads(L);
+                const auto nc = static_cast<std::ptrdiff_t>((n + per - 1) / per);
+                const int threads = exec::thread_count(policy);
+                // per-thread K̄, added in thread order (deterministic for a fixed thread count)
+                std::vector<std::vector<double>> kpart(static_cast<std::size_t>(threads), std::vector<double>(W * 4 * E, 0.0));
                 DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
                 {
-                    detail::RowMatrix cols, pre, cbar, Kbar_t = detail::RowMatrix::Zero(static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
-                    std::vector<double> ebar(E);
-                    const Eigen::Map<const detail::RowMatrix> Km(Kv.data(), static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
-                    DIFFBIO_OMP(for schedule(dynamic, 16))
-                    for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
-                        const auto i = static_cast<std::size_t>(ii);
-                        const std::size_t len = lens[i];
-                        const double norm = norms[i];
-                        if (len < W || norm == 0.0) continue;
-                        const std::size_t nt = len - W + 1;
-                        // ê = e/(‖e‖ + ε): ē = ō/(‖e‖+ε) − e (eᵀō)/(‖e‖ (‖e‖+ε)²), with e = ê (‖e‖+ε)
-                        const double d = norm + 1e-8;
-                        double dot = 0.0;
-                        for (std::size_t f = 0; f < E; ++f) dot += out[i * E + f] * d * obar[i * E + f];
-                        for (std::size_t f = 0; f < E; ++f) {
-                            ebar[f] = obar[i * E + f] / d - out[i * E + f] * d * dot / (norm * d * d);
-                        }
-                        // recompute the pre-activations of this read
-                        cols.resize(static_cast<Eigen::Index>(nt), static_cast<Eigen::Index>(W * 4));
-                        for (std::size_t t = 0; t < nt; ++t) {
-                            for (std::size_t j = 0; j < W * 4; ++j) cols(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(j)) = seq[i * L * 4 + t * 4 + j];
-                        }
-                        pre.noalias() = cols * Km;
-                        cbar.resize(static_cast<Eigen::Index>(nt), static_cast<Eigen::Index>(E));
-                        for (std::size_t t = 0; t < nt; ++t) {
-                            for (std::size_t f = 0; f < E; ++f) {
-                                const auto ti = static_cast<Eigen::Index>(t), fi = static_cast<Eigen::Index>(f);
-                                cbar(ti, fi) = pre(ti, fi) > 0.0 ? ebar[f] / static_cast<double>(nt) : 0.0;
-                            }
-                        }
-                        Kbar_t.noalias() += cols.transpose() * cbar;
-                        if (!seq_grad.empty()) {
-                            const detail::RowMatrix colbar = cbar * Km.transpose(); // [nt × W·4]
-                            for (std::size_t t = 0; t < nt; ++t) {
-                                for (std::size_t j = 0; j < W * 4; ++j) seq_grad[i * L * 4 + t * 4 + j] += colbar(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(j));
-                            }
-                        }
-                    }
-                    DIFFBIO_OMP(critical)
-                    {
-                        for (std::size_t k = 0; k < W * 4 * E; ++k) Kbar[k] += Kbar_t.data()[k];
+                    detail::RowMatrixOf<V> pre, cbar, kb, colbar;
+                    double* kp = kpart[exec::this_thread_index()].data();
+                    DIFFBIO_OMP(for schedule(static))
+                    for (std::ptrdiff_t c = 0; c < nc; ++c) {
+                        const std::size_t i0 = static_cast<std::size_t>(c) * per, i1 = std::min(n, i0 + per);
+                        detail::embed_chunk_backward(seq, lens.data(), i0, i1, L, Kv.data(), W, E, out.data(), norms.data(),
+                                                     obar.data(), kp, seq_grad.empty() ? nullptr : seq_grad.data(), pre, cbar,
+                                                     kb, colbar);
                     }
                 }
+                for (const auto& kp : kpart) {
+                    for (std::size_t k = 0; k < W * 4 * E; ++k) Kbar[k] += kp[k];
+                }
             });
-        const auto seq = soft::detail::forward_values(tape, reads.seq, saved_seq);
-        std::vector<double> Kv(K.size());
-        for (std::size_t k = 0; k < K.size(); ++k) Kv[k] = tape.value(K[k]);
+        const auto seqd = soft::detail::forward_values(tape, reads.seq, saved_seq);
+        std::vector<V> Kv(K.size()), seq_buf;
+        for (std::size_t k = 0; k < K.size(); ++k) Kv[k] = static_cast<V>(tape.value(K[k]));
+        const V* seq = values_as<V>(std::span<const double>(seqd), seq_buf);
         auto yv = tape.values_of(y);
-        const auto nn = static_cast<std::ptrdiff_t>(n);
-        [[maybe_unused]] const int threads = exec::thread_count(policy);
-        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
-        {
-            detail::RowMatrix cols, pre;
-            DIFFBIO_OMP(for schedule(dynamic, 16))
-            for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
-                const auto i = static_cast<std::size_t>(ii);
-                norms[i] = detail::embed_read(seq.data() + i * L * 4, lens[i], Kv.data(), W, E, yv.data() + i * E, cols, pre);
-            }
-        }
+        detail::embed_all_reads(policy, seq, lens.data(), n, L, Kv.data(), W, E, yv.data(), norms.data());
         return {y.begin(), y.end()};
     }
 

@@ -1,0 +1,1260 @@
+#pragma once
+// Batched inter-pair SIMD kernels of the smooth Smith-Waterman / Needleman-Wunsch DP (internal).
+// smith_waterman.hpp states the recursions and the API; sw_kernel.hpp holds the scalar per-pair
+// kernels these are tested against (and which remain the reference for gradients).
+//
+// Lanes. A lane group is L pairs (L = sw_simd_lanes<F>: up to four hardware registers of F, so
+// that independent dependency chains interleave and hide the latency of exp/log); lane l of every
+// simd::pack is pair l. The group runs the DP over M × N cells, M = max m_l, N = max n_l (pairs
+// sorted by size so that lanes have similar shapes). Cells outside a lane's own (m_l, n_l) get the
+// cell score "none" (below): the DP only flows towards larger i and j, so they never feed the cells
+// of the pair; their M values are ≈ none, so they add exactly 0 to the local end sum (e^(none/τ)
+// underflows to 0) and never win a hard max. Global: lane l's score is captured at (m_l, n_l).
+// Compat (whose H ≥ 0 everywhere) masks its max over H with i ≤ m_l, j ≤ n_l explicitly.
+//
+// "No path". The scalar kernels use −∞; here the sentinel none = −1e30 (float) / −1e300 (double)
+// keeps every operation finite (no ∞ − ∞): sums of a few sentinels stay far from overflow, a soft
+// max whose candidates include a sentinel gets exactly 0 weight from it (the exponent is below the
+// flush bound of simd::exp), and a sentinel never beats a finite value, so hard results equal the
+// scalar kernel's exactly. Values ≤ none/2 read back as −∞.
+//
+// Soft max with the maximum factored out: smax(c) = m + τ·log(1 + Σ_{k≠k*} e^{(c_k − m)/τ}) where
+// the K − 1 non-maxima come from a min/max network (2 candidates: min; 3: min(a, b), min(max(a, b), c);
+// 4: min(a, b), min(c, d), min(max(a, b), max(c, d))), so K − 1 exps and one log per soft max.
+//
+// Memory. Score only: two rows of K packs per state ((N + 1)·K·L values) and one row of cell
+// scores; the batch driver orients each pair so that N runs along its shorter sequence
+// (O(min(m, n)) per lane). Backward: the full table, K·(M + 1)·(N + 1) packs per group, or with
+// checkpointing every k-th row plus one block of k rows (see sw_simd_backward).
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <vector>
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+#include <diffbio/config.hpp>
+#include <diffbio/core/simd.hpp>
+#include <diffbio/ops/alignment/sw_kernel.hpp>
+
+namespace diffbio::ops::detail {
+
+/// The "no path" sentinel of the SIMD kernels.
+template <class F>
+inline constexpr F sw_none = sizeof(F) == 4 ? F(-1e30f) : F(-1e300);
+
+/// Pairs per lane group: four hardware registers of F (four independent dependency chains per
+/// step hide the latency of exp/log), at most 32 (so that batches of 64 pairs still form two
+/// groups for two threads).
+template <class F>
+inline constexpr int sw_simd_lanes = 4 * simd::native_lanes<F> < 32 ? 4 * simd::native_lanes<F> : 32;
+
+/// Temperature constants of a soft max in packs.
+template <class V>
+struct SwSoft {
+    V tau;
+    V inv;
+};
+
+template <bool Hard, class V>
+inline V sw_vsmax2(const V& a, const V& b, const SwSoft<V>& t) {
+    const V mx = simd::max(a, b);
+    if constexpr (Hard) {
+        return mx;
+    } else {
+        const V r = simd::exp_nonpos((simd::min(a, b) - mx) * t.inv);
+        return mx + t.tau * simd::log_normal(r + typename V::value_type(1));
+    }
+}
+
+template <bool Hard, class V>
+inline V sw_vsmax3(const V& a, const V& b, const V& c, const SwSoft<V>& t) {
+    const V ab = simd::max(a, b);
+    const V mx = simd::max(ab, c);
+    if constexpr (Hard) {
+        return mx;
+    } else {
+        const V r = simd::exp_nonpos((simd::min(a, b) - mx) * t.inv) + simd::exp_nonpos((simd::min(ab, c) - mx) * t.inv);
+        return mx + t.tau * simd::log_normal(r + typename V::value_type(1));
+    }
+}
+
+template <bool Hard, class V>
+inline V sw_vsmax4(const V& a, const V& b, const V& c, const V& d, const SwSoft<V>& t) {
+    const V ab = simd::max(a, b), cd = simd::max(c, d);
+    const V mx = simd::max(ab, cd);
+    if constexpr (Hard) {
+        return mx;
+    } else {
+        const V r = simd::exp_nonpos((simd::min(a, b) - mx) * t.inv) + simd::exp_nonpos((simd::min(c, d) - mx) * t.inv) +
+                    simd::exp_nonpos((simd::min(ab, cd) - mx) * t.inv);
+        return mx + t.tau * simd::log_normal(r + typename V::value_type(1));
+    }
+}
+
+/// Online τ·log(1 + Σ e^{v/τ}) per lane (the local end score, as SwEndSum).
+template <bool Hard, class V>
+struct SwVEnd {
+    using F = typename V::value_type;
+    V max = V::broadcast(F(0));
+    V sum = V::broadcast(F(1));
+    void add(const V& v, const SwSoft<V>& t) {
+        if constexpr (Hard) {
+            max = simd::max(max, v);
+        } else {
+            const V d = v - max;
+            const V ex = simd::exp_nonpos(-(simd::abs(d) * t.inv));
+            sum = simd::select(d <= V::broadcast(F(0)), sum + ex, sum * ex + F(1));
+            max = simd::max(max, v);
+        }
+    }
+    V value(const SwSoft<V>& t) const {
+        if constexpr (Hard) {
+            return max;
+        } else {
+            return max + t.tau * simd::log(sum);
+        }
+    }
+};
+
+/// The shape of one lane group: lane l runs a pair of m[l] × n[l] cells (unused lanes: 0 × 0).
+template <int L>
+struct SwGroupShape {
+    std::size_t M = 0, N = 0;
+    std::array<std::size_t, L> m{}, n{};
+};
+
+/// Row storage of a group's forward: the full table (K planes of (M+1)×(N+1) packs), two rolling
+/// rows, checkpoints (every k-th row in `ck`, the others in two rolling rows) or one block of rows
+/// first..first+k (the backward's recomputation).
+template <class V>
+struct SwVRows {
+    enum class Mode : std::uint8_t { Full, Rolling, Checkpoint, Block };
+    V* base = nullptr;
+    std::size_t plane = 0;
+    std::size_t width = 0;
+    Mode mode = Mode::Full;
+    V* ck = nullptr;
+    std::size_t ck_plane = 0;
+    std::size_t k = 1;
+    std::size_t first = 0;
+    /// Linear keeps M_ij (its second plane) where the backward reads it.
+    bool keeps_m() const { return mode == Mode::Full || mode == Mode::Block; }
+    V* row(std::size_t state, std::size_t i) const {
+        switch (mode) {
+        case Mode::Full: return base + state * plane + i * width;
+        case Mode::Rolling: return base + state * plane + (i & 1U) * width;
+        case Mode::Checkpoint:
+            return i % k == 0 ? ck + state * ck_plane + (i / k) * width : base + state * plane + (i & 1U) * width;
+        case Mode::Block: return base + state * plane + (i - first) * width;
+        }
+        return base;
+    }
+};
+
+/// Per-lane facts the backward needs besides the table, gathered by the forward: local hard, the
+/// first maximum of M in row-major order and its cell (bi, bj) (0, 0: the empty alignment wins);
+/// compat, the max over the in-range H and how many cells tie with it.
+template <class V>
+struct SwVExtra {
+    V best, bi, bj, mx, ties;
+};
+
+/// The rows a forward pass computes: lo = 0 from the borders (with the scores); lo > 0 rows lo..hi
+/// from row lo − 1 already in storage (a recomputation: no scores).
+struct SwRowRange {
+    std::size_t lo = 0;
+    std::size_t hi = static_cast<std::size_t>(-1);
+};
+
+/// Scalar view of a lane value: the sentinel reads back as −∞.
+template <class F>
+inline F sw_unnone(F v) {
+    return v <= sw_none<F> / F(2) ? sw_ninf<F> : v;
+}
+
+/// The local hard end cell, tracked in row-major order (strict >: the first maximum wins).
+template <class V>
+inline void sw_vtrack_best(SwVExtra<V>& ex, const V& Mv, const V& iv, std::size_t j) {
+    using F = typename V::value_type;
+    const auto up = Mv > ex.best;
+    ex.best = simd::select(up, Mv, ex.best);
+    ex.bi = simd::select(up, iv, ex.bi);
+    ex.bj = simd::select(up, V::broadcast(static_cast<F>(j)), ex.bj);
+}
+
+// ---- forward kernels of one group ------------------------------------------------------------
+// fill(i, buf) writes the cell scores of row i (0-based) of every lane: buf[j·L + l] for j < N.
+// out (L scores) is null in a recomputation; ex (null: not needed) receives SwVExtra.
+
+template <bool Hard, bool Local, class F, int L, class Fill>
+void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
+                        const SwVRows<simd::pack<F, L>>& rows, F* out, SwRowRange rr, SwVExtra<simd::pack<F, L>>* ex) {
+    using V = simd::pack<F, L>;
+    const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
+    const V e = V::broadcast(p.extend), none = V::broadcast(sw_none<F>);
+    const std::size_t N = g.N, M = std::min(g.M, rr.hi);
+    const bool keep_m = rows.keeps_m(), scoring = out != nullptr, track = Local && Hard && ex != nullptr;
+    if (rr.lo == 0) {
+        V* P0 = rows.row(0, 0);
+        P0[0] = Local ? none : V::broadcast(F(0));
+        for (std::size_t j = 1; j <= N; ++j) P0[j] = P0[j - 1] - e;
+        if (keep_m) {
+            V* M0 = rows.row(1, 0);
+            for (std::size_t j = 0; j <= N; ++j) M0[j] = none;
+        }
+        if constexpr (!Local) {
+            for (int l = 0; l < L; ++l) {
+                if (g.m[l] == 0 && scoring) out[l] = P0[g.n[l]][l];
+            }
+        }
+    }
+    if (track) ex->best = ex->bi = ex->bj = V::broadcast(F(0));
+    SwVEnd<Hard, V> end;
+    for (std::size_t i = std::max<std::size_t>(rr.lo, 1); i <= M; ++i) {
+        fill(i - 1, sbuf);
+        V* P = rows.row(0, i);
+        const V* Pu = rows.row(0, i - 1);
+        V* Ms = keep_m ? rows.row(1, i) : nullptr; // the backward's tables keep M
+        P[0] = Pu[0] - e;
+        if (keep_m) Ms[0] = none;
+        V pl = P[0], pd = Pu[0];
+        const V iv = V::broadcast(static_cast<F>(i));
+        for (std::size_t j = 1; j <= N; ++j) {
+            const V s = V::load(sbuf + (j - 1) * L);
+            const V pu = Pu[j];
+            const V Mv = Local ? sw_vsmax2<Hard>(s, s + pd, t) : s + pd;
+            const V c = sw_vsmax3<Hard>(Mv, pu - e, pl - e, t);
+            if constexpr (Local) {
+                if (scoring) end.add(Mv, t);
+            }
+            if (track) sw_vtrack_best(*ex, Mv, iv, j);
+            if (keep_m) Ms[j] = Mv;
+            P[j] = c;
+            pl = c;
+            pd = pu;
+        }
+        if constexpr (!Local) {
+            for (int l = 0; l < L; ++l) {
+                if (g.m[l] == i && scoring) out[l] = P[g.n[l]][l];
+            }
+        }
+    }
+    if constexpr (Local) {
+        if (scoring) {
+            const V v = end.value(t);
+            for (int l = 0; l < L; ++l) out[l] = v[l];
+        }
+    }
+}
+
+template <bool Hard, bool Local, class F, int L, class Fill>
+void sw_vforward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
+                        const SwVRows<simd::pack<F, L>>& rows, F* out, SwRowRange rr, SwVExtra<simd::pack<F, L>>* ex) {
+    using V = simd::pack<F, L>;
+    const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
+    const V o = V::broadcast(p.open), e = V::broadcast(p.extend), none = V::broadcast(sw_none<F>),
+            zero = V::broadcast(F(0));
+    const std::size_t N = g.N, M = std::min(g.M, rr.hi);
+    const bool scoring = out != nullptr, track = Local && Hard && ex != nullptr;
+    auto capture = [&](std::size_t i) {
+        if constexpr (!Local) {
+            if (!scoring) return;
+            const V* Mr = rows.row(0, i);
+            const V* Xr = rows.row(1, i);
+            const V* Yr = rows.row(2, i);
+            for (int l = 0; l < L; ++l) {
+                if (g.m[l] != i) continue;
+                const std::size_t j = g.n[l];
+                out[l] = sw_smax<F, 3>({sw_unnone(Mr[j][l]), sw_unnone(Xr[j][l]), sw_unnone(Yr[j][l])}, p.tau,
+                                       F(1) / p.tau, Hard);
+            }
+        } else {
+            (void)i;
+        }
+    };
+    if (rr.lo == 0) {
+        V* M0 = rows.row(0, 0);
+        V* X0 = rows.row(1, 0);
+        V* Y0 = rows.row(2, 0);
+        M0[0] = Local ? none : zero;
+        X0[0] = Y0[0] = none;
+        for (std::size_t j = 1; j <= N; ++j) {
+            M0[j] = X0[j] = none;
+            Y0[j] = sw_vsmax3<Hard>(M0[j - 1] - o, Y0[j - 1] - e, X0[j - 1] - o, t);
+        }
+        capture(0);
+    }
+    if (track) ex->best = ex->bi = ex->bj = zero;
+    SwVEnd<Hard, V> end;
+    for (std::size_t i = std::max<std::size_t>(rr.lo, 1); i <= M; ++i) {
+        fill(i - 1, sbuf);
+        V* Mr = rows.row(0, i);
+        V* Xr = rows.row(1, i);
+        V* Yr = rows.row(2, i);
+        const V* Mu = rows.row(0, i - 1);
+        const V* Xu = rows.row(1, i - 1);
+        const V* Yu = rows.row(2, i - 1);
+        Mr[0] = Yr[0] = none;
+        Xr[0] = sw_vsmax3<Hard>(Mu[0] - o, Xu[0] - e, Yu[0] - o, t);
+        V ml = Mr[0], xl = Xr[0], yl = Yr[0], md = Mu[0], xd = Xu[0], yd = Yu[0];
+        const V iv = V::broadcast(static_cast<F>(i));
+        for (std::size_t j = 1; j <= N; ++j) {
+            const V s = V::load(sbuf + (j - 1) * L);
+            const V mu = Mu[j], xu = Xu[j], yu = Yu[j];
+            const V Mv = s + (Local ? sw_vsmax4<Hard>(zero, md, xd, yd, t) : sw_vsmax3<Hard>(md, xd, yd, t));
+            const V Xv = sw_vsmax3<Hard>(mu - o, xu - e, yu - o, t);
+            const V Yv = sw_vsmax3<Hard>(ml - o, yl - e, xl - o, t);
+            if constexpr (Local) {
+                if (scoring) end.add(Mv, t);
+            }
+            if (track) sw_vtrack_best(*ex, Mv, iv, j);
+            Mr[j] = Mv;
+            Xr[j] = Xv;
+            Yr[j] = Yv;
+            ml = Mv, xl = Xv, yl = Yv;
+            md = mu, xd = xu, yd = yu;
+        }
+        capture(i);
+    }
+    if constexpr (Local) {
+        if (scoring) {
+            const V v = end.value(t);
+            for (int l = 0; l < L; ++l) out[l] = v[l];
+        }
+    }
+}
+
+template <bool Hard, class F, int L, class Fill>
+void sw_vforward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
+                        const SwVRows<simd::pack<F, L>>& rows, F* out, SwRowRange rr, SwVExtra<simd::pack<F, L>>* ex) {
+    using V = simd::pack<F, L>;
+    const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
+    const V gap = V::broadcast(p.open + p.extend), zero = V::broadcast(F(0)), one = V::broadcast(F(1));
+    const std::size_t N = g.N, M = std::min(g.M, rr.hi);
+    const bool scoring = out != nullptr;
+    V mrow, ncol; // lane bounds as values (exact: lengths < 2^24)
+    for (int l = 0; l < L; ++l) mrow.set(l, static_cast<F>(g.m[l])), ncol.set(l, static_cast<F>(g.n[l]));
+    if (rr.lo == 0) {
+        V* H0 = rows.row(0, 0);
+        for (std::size_t j = 0; j <= N; ++j) H0[j] = zero;
+    }
+    V mx = zero, ties = zero; // DiffBio's hard max over H and how many cells reach it
+    for (std::size_t i = std::max<std::size_t>(rr.lo, 1); i <= M; ++i) {
+        fill(i - 1, sbuf);
+        V* H = rows.row(0, i);
+        const V* Hu = rows.row(0, i - 1);
+        H[0] = zero;
+        const auto row_in = V::broadcast(static_cast<F>(i)) <= mrow;
+        V hl = zero, hd = Hu[0];
+        for (std::size_t j = 1; j <= N; ++j) {
+            const V s = V::load(sbuf + (j - 1) * L);
+            const V hu = Hu[j];
+            const V h = sw_vsmax4<Hard>(zero, hd + s, hu - gap, hl - gap, t);
+            if (scoring) {
+                const auto in = row_in & (V::broadcast(static_cast<F>(j)) <= ncol);
+                const auto gt = in & (h > mx);
+                ties = simd::select(gt, one, simd::select(in & (h == mx), ties + one, ties));
+                mx = simd::select(gt, h, mx);
+            }
+            H[j] = h;
+            hl = h;
+            hd = hu;
+        }
+    }
+    if (!scoring) return;
+    for (int l = 0; l < L; ++l) out[l] = sw_smax<F, 2>({F(0), mx[l]}, p.tau, F(1) / p.tau, Hard);
+    if (ex != nullptr) ex->mx = mx, ex->ties = ties;
+}
+
+/// Planes of the backward's table of a group: linear P and M, affine M, X, Y, compat H.
+inline std::size_t sw_vtable_states(const SwModel& md) {
+    return md.kind == SwKind::Linear ? 2 : md.states();
+}
+
+/// Rolling rows for a score-only forward (in buf).
+template <class V>
+SwVRows<V> sw_vrows_rolling(const SwModel& md, std::size_t N, std::vector<V>& buf) {
+    const std::size_t w = N + 1;
+    buf.resize(sw_vtable_states(md) * 2 * w);
+    SwVRows<V> r;
+    r.base = buf.data();
+    r.plane = 2 * w;
+    r.width = w;
+    r.mode = SwVRows<V>::Mode::Rolling;
+    return r;
+}
+
+/// Forward DP of one lane group over `rows`: out[l] = lane l's score (see the kernels above).
+template <class F, int L, class Fill>
+void sw_vforward(const SwModel& md, const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill,
+                 const SwVRows<simd::pack<F, L>>& r, std::vector<F>& sbuf, F* out, SwRowRange rr = {},
+                 SwVExtra<simd::pack<F, L>>* ex = nullptr) {
+    sbuf.resize(std::max<std::size_t>(g.N, 1) * L);
+    F* sb = sbuf.data();
+    switch (md.kind) {
+    case SwKind::Linear:
+        if (md.hard) {
+            md.local ? sw_vforward_linear<true, true>(p, g, fill, sb, r, out, rr, ex)
+                     : sw_vforward_linear<true, false>(p, g, fill, sb, r, out, rr, ex);
+        } else {
+            md.local ? sw_vforward_linear<false, true>(p, g, fill, sb, r, out, rr, ex)
+                     : sw_vforward_linear<false, false>(p, g, fill, sb, r, out, rr, ex);
+        }
+        break;
+    case SwKind::Affine:
+        if (md.hard) {
+            md.local ? sw_vforward_affine<true, true>(p, g, fill, sb, r, out, rr, ex)
+                     : sw_vforward_affine<true, false>(p, g, fill, sb, r, out, rr, ex);
+        } else {
+            md.local ? sw_vforward_affine<false, true>(p, g, fill, sb, r, out, rr, ex)
+                     : sw_vforward_affine<false, false>(p, g, fill, sb, r, out, rr, ex);
+        }
+        break;
+    case SwKind::Compat:
+        md.hard ? sw_vforward_compat<true>(p, g, fill, sb, r, out, rr, ex)
+                : sw_vforward_compat<false>(p, g, fill, sb, r, out, rr, ex);
+        break;
+    }
+}
+
+// ---- backward of one group ---------------------------------------------------------------------
+// The reverse sweep of sw_kernel.hpp's sw_backward over the full table of a group, every lane at
+// once: each state's softmax weights are recomputed from the stored candidates, max-shifted
+// (w_k = e^{(c_k − m)/τ} / Σ e^{(c_l − m)/τ}, the maximum's own term exactly 1, so stored-value
+// rounding does not scale the weights), its τ-derivative −Σ w log w = log z − Σ w_k t_k. Hard: one-hot
+// at the first maximum (the scalar kernels' tie rule). Adjoints live in two rolling rows per state.
+// The per-lane result adjoints fbar[l] seed the roots (local: the end soft max over the in-range
+// cells; global: cell (m_l, n_l)); cells outside a lane's shape get exactly zero adjoint.
+
+/// ∂F/∂(open, extend, τ) per lane, summed over the cells of a group.
+template <class V>
+struct SwVGrads {
+    using F = typename V::value_type;
+    V open = V::broadcast(F(0));
+    V extend = V::broadcast(F(0));
+    V tau = V::broadcast(F(0));
+};
+
+/// Softmax weights of K candidates (w[k]) and the entropy −Σ w log w (0 when hard).
+template <bool Hard, int K, class V>
+inline V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& w) {
+    using F = typename V::value_type;
+    V m = c[0];
+    for (int k = 1; k < K; ++k) m = simd::max(m, c[k]);
+    const V one = V::broadcast(F(1)), zero = V::broadcast(F(0));
+    if constexpr (Hard) {
+        auto taken = c[0] == m;
+        w[0] = simd::select(taken, one, zero);
+        for (int k = 1; k < K; ++k) {
+            const auto hit = (c[k] == m) & !taken;
+            w[k] = simd::select(hit, one, zero);
+            taken = taken | hit;
+        }
+        return zero;
+    } else {
+        std::array<V, K> tk;
+        V z = zero;
+        for (int k = 0; k < K; ++k) {
+            tk[k] = (c[k] - m) * t.inv;
+            w[k] = simd::exp_nonpos(tk[k]);
+            z += w[k];
+        }
+        const V iz = one / z;
+        V wt = zero;
+        for (int k = 0; k < K; ++k) {
+            w[k] *= iz;
+            wt += w[k] * tk[k];
+        }
+        return simd::log_normal(z) - wt;
+    }
+}
+
+template <bool Hard, bool Local, class F, int L, class Tab, class SinkRow>
+void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score, const F* fbar,
+                         const SwVExtra<simd::pack<F, L>>& ex, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
+                         std::vector<simd::pack<F, L>>& adj) {
+    using V = simd::pack<F, L>;
+    const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
+    const V e = V::broadcast(p.extend), zero = V::broadcast(F(0));
+    const std::size_t M = g.M, N = g.N, w = N + 1;
+    adj.assign(3 * w, zero);
+    V* cur = adj.data();
+    V* prev = cur + w;
+    V* arow = prev + w; // the adjoints of M in this row, for the sink
+    V Fv, fb;
+    for (int l = 0; l < L; ++l) Fv.set(l, score[l]), fb.set(l, fbar[l]);
+    const V bi = ex.bi, bj = ex.bj;
+    V ent = zero;
+    if constexpr (Local && !Hard) ent = simd::exp(-Fv * t.inv) * Fv * t.inv; // −w₀ log w₀ of the empty alignment
+    std::array<V, 3> w3;
+    std::array<V, 2> w2;
+    for (std::size_t i = M + 1; i-- > 0;) {
+        if constexpr (!Local) {
+            for (int l = 0; l < L; ++l) {
+                if (g.m[l] == i) cur[g.n[l]].set(l, cur[g.n[l]][l] + fbar[l]);
+            }
+        }
+        tab.prepare(i);
+        const V* Pi = tab.row(0, i);
+        if (i == 0) { // border row: P_0j = P_0,j−1 − e
+            for (std::size_t j = N; j > 0; --j) {
+                cur[j - 1] += cur[j];
+                acc.extend -= cur[j];
+            }
+            break;
+        }
+        const V* Pu = tab.row(0, i - 1);
+        const V* Mi = tab.row(1, i);
+        const V iv = V::broadcast(static_cast<F>(i));
+        for (std::size_t j = N; j > 0; --j) {
+            const V a = cur[j];
+            const V Mv = Mi[j];
+            acc.tau += a * sw_vweights<Hard, 3>({Mv, Pu[j] - e, Pi[j - 1] - e}, t, w3);
+            V aM = a * w3[0];
+            prev[j] += a * w3[1];
+            cur[j - 1] += a * w3[2];
+            acc.extend -= a * (w3[1] + w3[2]);
+            if constexpr (Local) {
+                if constexpr (Hard) {
+                    aM += simd::select((bi == iv) & (bj == V::broadcast(static_cast<F>(j))), fb, zero);
+                } else {
+                    const V tt = (Mv - Fv) * t.inv;
+                    const V ws = simd::exp(tt);
+                    ent -= ws * tt;
+                    aM += fb * ws;
+                }
+                // M = s + smax(0, P_d): weights of (0, P_d)
+                acc.tau += aM * sw_vweights<Hard, 2>({zero, Pu[j - 1]}, t, w2);
+                prev[j - 1] += aM * w2[1];
+            } else {
+                prev[j - 1] += aM;
+            }
+            arow[j - 1] = aM;
+        }
+        // column 0: P_i0 = P_{i−1,0} − e
+        prev[0] += cur[0];
+        acc.extend -= cur[0];
+        sink_row(i - 1, arow);
+        std::swap(cur, prev);
+        std::fill(prev, prev + w, zero);
+    }
+    acc.tau += fb * ent;
+}
+
+template <bool Hard, bool Local, class F, int L, class Tab, class SinkRow>
+void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score, const F* fbar,
+                         const SwVExtra<simd::pack<F, L>>& ex, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
+                         std::vector<simd::pack<F, L>>& adj) {
+    using V = simd::pack<F, L>;
+    const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
+    const V o = V::broadcast(p.open), e = V::broadcast(p.extend), zero = V::broadcast(F(0));
+    const std::size_t M = g.M, N = g.N, w = N + 1;
+    adj.assign(7 * w, zero);
+    V* cM = adj.data();
+    V* cX = cM + w;
+    V* cY = cX + w;
+    V* pM = cY + w;
+    V* pX = pM + w;
+    V* pY = pX + w;
+    V* arow = pY + w;
+    V Fv, fb;
+    for (int l = 0; l < L; ++l) Fv.set(l, score[l]), fb.set(l, fbar[l]);
+    const V bi = ex.bi, bj = ex.bj;
+    V ent = zero;
+    if constexpr (Local && !Hard) ent = simd::exp(-Fv * t.inv) * Fv * t.inv;
+    std::array<V, 3> w3;
+    std::array<V, 4> w4;
+    for (std::size_t i = M + 1; i-- > 0;) {
+        tab.prepare(i);
+        const V* Mi = tab.row(0, i);
+        const V* Xi = tab.row(1, i);
+        const V* Yi = tab.row(2, i);
+        const V* Mu = i > 0 ? tab.row(0, i - 1) : nullptr; // the row above (diagonal and up candidates)
+        const V* Xu = i > 0 ? tab.row(1, i - 1) : nullptr;
+        const V* Yu = i > 0 ? tab.row(2, i - 1) : nullptr;
+        if constexpr (!Local) { // F = smax(M, X, Y) at (m_l, n_l)
+            for (int l = 0; l < L; ++l) {
+                if (g.m[l] != i) continue;
+                const std::size_t j = g.n[l];
+                std::array<double, 3> c{sw_unnone(Mi[j][l]), sw_unnone(Xi[j][l]), sw_unnone(Yi[j][l])}, ww{};
+                if (i == 0 && j == 0) continue; // the empty global alignment: constant 0
+                const double h = sw_weights<3>(c, 1.0 / static_cast<double>(p.tau), Hard, ww);
+                acc.tau.set(l, acc.tau[l] + static_cast<F>(fbar[l] * h));
+                cM[j].set(l, cM[j][l] + static_cast<F>(fbar[l] * ww[0]));
+                cX[j].set(l, cX[j][l] + static_cast<F>(fbar[l] * ww[1]));
+                cY[j].set(l, cY[j][l] + static_cast<F>(fbar[l] * ww[2]));
+            }
+        }
+        const V iv = V::broadcast(static_cast<F>(i));
+        for (std::size_t j = N + 1; j-- > 0;) {
+            if (i == 0 && j == 0) break;
+            V aM = cM[j];
+            const V aX = cX[j], aY = cY[j];
+            if (i > 0 && j > 0) {
+                if constexpr (Local) {
+                    if constexpr (Hard) {
+                        aM += simd::select((bi == iv) & (bj == V::broadcast(static_cast<F>(j))), fb, zero);
+                    } else {
+                        const V tt = (Mi[j] - Fv) * t.inv;
+                        const V ws = simd::exp(tt);
+                        ent -= ws * tt;
+                        aM += fb * ws;
+                    }
+                }
+                arow[j - 1] = aM;
+                if constexpr (Local) {
+                    acc.tau += aM * sw_vweights<Hard, 4>({zero, Mu[j - 1], Xu[j - 1], Yu[j - 1]}, t, w4);
+                    pM[j - 1] += aM * w4[1];
+                    pX[j - 1] += aM * w4[2];
+                    pY[j - 1] += aM * w4[3];
+                } else {
+                    acc.tau += aM * sw_vweights<Hard, 3>({Mu[j - 1], Xu[j - 1], Yu[j - 1]}, t, w3);
+                    pM[j - 1] += aM * w3[0];
+                    pX[j - 1] += aM * w3[1];
+                    pY[j - 1] += aM * w3[2];
+                }
+            }
+            if (i > 0) {
+                acc.tau += aX * sw_vweights<Hard, 3>({Mu[j] - o, Xu[j] - e, Yu[j] - o}, t, w3);
+                pM[j] += aX * w3[0];
+                pX[j] += aX * w3[1];
+                pY[j] += aX * w3[2];
+                acc.open -= aX * (w3[0] + w3[2]);
+                acc.extend -= aX * w3[1];
+            }
+            if (j > 0) {
+                acc.tau += aY * sw_vweights<Hard, 3>({Mi[j - 1] - o, Yi[j - 1] - e, Xi[j - 1] - o}, t, w3);
+                cM[j - 1] += aY * w3[0];
+                cY[j - 1] += aY * w3[1];
+                cX[j - 1] += aY * w3[2];
+                acc.open -= aY * (w3[0] + w3[2]);
+                acc.extend -= aY * w3[1];
+            }
+        }
+        if (i > 0) sink_row(i - 1, arow);
+        std::swap(cM, pM);
+        std::swap(cX, pX);
+        std::swap(cY, pY);
+        std::fill(pM, pM + w, zero);
+        std::fill(pX, pX + w, zero);
+        std::fill(pY, pY + w, zero);
+    }
+    acc.tau += fb * ent;
+}
+
+template <bool Hard, class F, int L, class Tab, class Fill, class SinkRow>
+void sw_vbackward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* fbar,
+                         const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill, std::vector<F>& sbuf,
+                         SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc, std::vector<simd::pack<F, L>>& adj) {
+    using V = simd::pack<F, L>;
+    const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
+    const V gap = V::broadcast(p.open + p.extend), zero = V::broadcast(F(0));
+    const std::size_t M = g.M, N = g.N, w = N + 1;
+    V mrow, ncol;
+    for (int l = 0; l < L; ++l) mrow.set(l, static_cast<F>(g.m[l])), ncol.set(l, static_cast<F>(g.n[l]));
+    const V mx = ex.mx, ties = ex.ties; // the hard max over the in-range H and its ties (from the forward)
+    V fb, mbar;
+    for (int l = 0; l < L; ++l) fb.set(l, fbar[l]);
+    std::array<V, 2> w2;
+    acc.tau += fb * sw_vweights<Hard, 2>({zero, mx}, t, w2);
+    mbar = simd::select(ties > zero, fb * w2[1] / simd::max(ties, V::broadcast(F(1))), zero);
+    adj.assign(3 * w, zero);
+    V* cur = adj.data();
+    V* prev = cur + w;
+    V* arow = prev + w;
+    sbuf.resize(std::max<std::size_t>(N, 1) * L);
+    std::array<V, 4> w4;
+    for (std::size_t i = M; i > 0; --i) {
+        tab.prepare(i);
+        fill(i - 1, sbuf.data());
+        const V* Hi = tab.row(0, i);
+        const V* Hu = tab.row(0, i - 1);
+        const auto rin = V::broadcast(static_cast<F>(i)) <= mrow;
+        for (std::size_t j = N; j > 0; --j) {
+            const auto in = rin & (V::broadcast(static_cast<F>(j)) <= ncol);
+            const V a = cur[j] + simd::select(in & (Hi[j] == mx), mbar, zero);
+            const V s = V::load(sbuf.data() + (j - 1) * L);
+            acc.tau += a * sw_vweights<Hard, 4>({zero, Hu[j - 1] + s, Hu[j] - gap, Hi[j - 1] - gap}, t, w4);
+            arow[j - 1] = a * w4[1];
+            prev[j - 1] += a * w4[1];
+            prev[j] += a * w4[2];
+            cur[j - 1] += a * w4[3];
+            acc.open -= a * (w4[2] + w4[3]);
+            acc.extend -= a * (w4[2] + w4[3]);
+        }
+        sink_row(i - 1, arow);
+        std::swap(cur, prev);
+        std::fill(prev, prev + w, zero);
+    }
+}
+
+/// Reverse sweep of a group over its table provider `tab` (prepare(i), row(state, i): rows i and
+/// i − 1 as the forward of the same model, scalars and cells wrote them; score = its out, ex its
+/// extra facts). sink_row(i, a) receives the adjoints of the match states of row i (0-based):
+/// a[j] (j < N) holds lane l's ∂F/∂s_ij·fbar[l] in lane l (0 outside the pair).
+template <class F, int L, class Tab, class Fill, class SinkRow>
+void sw_vbackward(const SwModel& md, const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score,
+                  const F* fbar, const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill, std::vector<F>& sbuf,
+                  SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc, std::vector<simd::pack<F, L>>& adj) {
+    switch (md.kind) {
+    case SwKind::Linear:
+        if (md.hard) {
+            md.local ? sw_vbackward_linear<true, true>(p, g, tab, score, fbar, ex, sink_row, acc, adj)
+                     : sw_vbackward_linear<true, false>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
+        } else {
+            md.local ? sw_vbackward_linear<false, true>(p, g, tab, score, fbar, ex, sink_row, acc, adj)
+                     : sw_vbackward_linear<false, false>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
+        }
+        break;
+    case SwKind::Affine:
+        if (md.hard) {
+            md.local ? sw_vbackward_affine<true, true>(p, g, tab, score, fbar, ex, sink_row, acc, adj)
+                     : sw_vbackward_affine<true, false>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
+        } else {
+            md.local ? sw_vbackward_affine<false, true>(p, g, tab, score, fbar, ex, sink_row, acc, adj)
+                     : sw_vbackward_affine<false, false>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
+        }
+        break;
+    case SwKind::Compat:
+        md.hard ? sw_vbackward_compat<true>(p, g, tab, fbar, ex, fill, sbuf, sink_row, acc, adj)
+                : sw_vbackward_compat<false>(p, g, tab, fbar, ex, fill, sbuf, sink_row, acc, adj);
+        break;
+    }
+}
+
+/// The full table as the backward's row provider.
+template <class V>
+struct SwVFullTab {
+    SwVRows<V> rows;
+    void prepare(std::size_t) const {}
+    const V* row(std::size_t state, std::size_t i) const { return rows.row(state, i); }
+};
+
+/// Checkpointed rows as the backward's row provider: before rows i and i − 1 are read, the block
+/// (c, c + k] holding them (c = the checkpoint row below) is recomputed from checkpoint c.
+template <class V, class Recompute>
+struct SwVCheckpointTab {
+    SwVRows<V> ck;    // the forward's checkpoint rows (Mode::Checkpoint)
+    SwVRows<V> block; // rows c..c+k (Mode::Block, first = c)
+    std::size_t states, M;
+    Recompute recompute; // recompute(block rows, lo, hi): the forward over rows lo..hi
+    bool loaded = false;
+    void prepare(std::size_t i) {
+        const std::size_t c = i == 0 ? 0 : (i - 1) / ck.k * ck.k;
+        if (loaded && block.first == c) return;
+        block.first = c;
+        for (std::size_t s = 0; s < states; ++s) {
+            const V* from = ck.row(s, c);
+            std::copy(from, from + ck.width, block.row(s, c));
+        }
+        if (c < M) recompute(block, c + 1, std::min(c + ck.k, M));
+        loaded = true;
+    }
+    const V* row(std::size_t state, std::size_t i) const { return block.row(state, i); }
+};
+
+template <class F, int L>
+struct SwVGradWork {
+    std::vector<simd::pack<F, L>> table, block, rows, adj;
+    std::vector<F> sbuf;
+    std::vector<double> Sbar;
+    SwGrads g;
+};
+
+/// Forward and backward of one lane group: out[l] = lane l's score; sink_row and acc as in
+/// sw_vbackward. checkpoint = 0 (or ≥ M): the full table, sw_vtable_states·(M+1)·(N+1) packs;
+/// checkpoint = k: every k-th row ((⌊M/k⌋ + 1) rows), two rolling rows and one block of k + 1 rows,
+/// i.e. (⌊M/k⌋ + k + 4)·(N+1)·sw_vtable_states packs, for one more forward pass over the rows.
+template <class F, int L, class Fill, class SinkRow>
+void sw_vgroup_value_and_grad(const SwModel& md, const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill,
+                              const F* fbar, F* out, std::size_t checkpoint, SinkRow&& sink_row,
+                              SwVGrads<simd::pack<F, L>>& acc, SwVGradWork<F, L>& w) {
+    using V = simd::pack<F, L>;
+    using Mode = typename SwVRows<V>::Mode;
+    const std::size_t S = sw_vtable_states(md), W = g.N + 1;
+    SwVExtra<V> ex{};
+    if (checkpoint == 0 || checkpoint >= g.M) {
+        w.table.resize(S * (g.M + 1) * W);
+        SwVRows<V> r;
+        r.base = w.table.data();
+        r.plane = (g.M + 1) * W;
+        r.width = W;
+        r.mode = Mode::Full;
+        sw_vforward<F, L>(md, p, g, fill, r, w.sbuf, out, {}, &ex);
+        SwVFullTab<V> tab{r};
+        sw_vbackward<F, L>(md, p, g, tab, out, fbar, ex, fill, w.sbuf, sink_row, acc, w.adj);
+        return;
+    }
+    const std::size_t k = checkpoint, nck = g.M / k + 1;
+    w.table.resize(S * (nck + 2) * W);
+    SwVRows<V> r;
+    r.mode = Mode::Checkpoint;
+    r.ck = w.table.data();
+    r.ck_plane = nck * W;
+    r.k = k;
+    r.base = r.ck + S * nck * W;
+    r.plane = 2 * W;
+    r.width = W;
+    sw_vforward<F, L>(md, p, g, fill, r, w.sbuf, out, {}, &ex);
+    w.block.resize(S * (k + 1) * W);
+    SwVRows<V> b;
+    b.mode = Mode::Block;
+    b.base = w.block.data();
+    b.plane = (k + 1) * W;
+    b.width = W;
+    auto recompute = [&](const SwVRows<V>& rows, std::size_t lo, std::size_t hi) {
+        sw_vforward<F, L>(md, p, g, fill, rows, w.sbuf, static_cast<F*>(nullptr), SwRowRange{lo, hi}, nullptr);
+    };
+    SwVCheckpointTab<V, decltype(recompute)> tab{r, b, S, g.M, recompute};
+    sw_vbackward<F, L>(md, p, g, tab, out, fbar, ex, fill, w.sbuf, sink_row, acc, w.adj);
+}
+
+// ---- cell scores ------------------------------------------------------------------------------
+
+/// Integer codes: lane l reads S_l[r_l[i]·A + c_l[j]] (S_l is S, or Sᵀ for a transposed lane).
+/// Small alphabets (A ≤ 8, DNA/RNA): prepare() stores each column's target codes as a pack, and a
+/// row is A selects per pack from the lanes' rows of S (vector work instead of L scalar gathers);
+/// larger alphabets gather lane by lane.
+template <class F, int L>
+struct SwVCodeFill {
+    using V = simd::pack<F, L>;
+    std::size_t A = 0, N = 0;
+    std::array<const F*, L> S{};
+    std::array<const std::uint8_t*, L> r{}, c{};
+    std::array<std::size_t, L> m{}, n{};
+    std::vector<V> T; // column j's codes per lane (A: outside the lane's pair)
+
+    bool vectorised() const { return A <= 8; }
+    void prepare() {
+        if (!vectorised()) return;
+        T.assign(N, V::broadcast(static_cast<F>(A)));
+        for (int l = 0; l < L; ++l) {
+            for (std::size_t j = 0; j < n[l]; ++j) T[j].set(l, static_cast<F>(c[l][j]));
+        }
+    }
+    void operator()(std::size_t i, F* buf) const {
+        if (vectorised()) {
+            std::array<V, 8> R;
+            for (std::size_t a = 0; a < A; ++a) {
+                for (int l = 0; l < L; ++l) {
+                    R[a].set(l, i < m[l] ? S[l][static_cast<std::size_t>(r[l][i]) * A + a] : sw_none<F>);
+                }
+            }
+            const V none = V::broadcast(sw_none<F>);
+            for (std::size_t j = 0; j < N; ++j) {
+                V s = none;
+                for (std::size_t a = 0; a < A; ++a) s = simd::select(T[j] == V::broadcast(static_cast<F>(a)), R[a], s);
+                s.store(buf + j * L);
+            }
+            return;
+        }
+        for (int l = 0; l < L; ++l) {
+            std::size_t j = 0;
+            if (i < m[l]) {
+                const F* row = S[l] + static_cast<std::size_t>(r[l][i]) * A;
+                const std::uint8_t* cl = c[l];
+                for (; j < n[l]; ++j) buf[j * L + l] = row[cl[j]];
+            }
+            for (; j < N; ++j) buf[j * L + l] = sw_none<F>;
+        }
+    }
+};
+
+/// Profiles: lane l's s_ij = x_l[i] · B_l[j] (rows of A values).
+template <class F, class X, int L>
+struct SwVProfileFill {
+    std::size_t A = 0, N = 0;
+    std::array<const X*, L> x{};
+    std::array<const F*, L> B{};
+    std::array<std::size_t, L> m{}, n{};
+    void operator()(std::size_t i, F* buf) const {
+        for (int l = 0; l < L; ++l) {
+            std::size_t j = 0;
+            if (i < m[l]) {
+                const X* xi = x[l] + i * A;
+                const F* Bl = B[l];
+                for (; j < n[l]; ++j) {
+                    F acc = F(0);
+                    for (std::size_t a = 0; a < A; ++a) acc += static_cast<F>(xi[a]) * Bl[j * A + a];
+                    buf[j * L + l] = acc;
+                }
+            }
+            for (; j < N; ++j) buf[j * L + l] = sw_none<F>;
+        }
+    }
+};
+
+/// The order in which pairs fill lane groups: by (m, n) descending, so that lanes have similar
+/// shapes and the biggest groups start first (dynamic scheduling balances the tail).
+inline std::vector<std::size_t> sw_lane_order(std::span<const std::size_t> m, std::span<const std::size_t> n) {
+    std::vector<std::size_t> idx(m.size());
+    std::iota(idx.begin(), idx.end(), std::size_t(0));
+    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+        return m[a] != m[b] ? m[a] > m[b] : n[a] > n[b];
+    });
+    return idx;
+}
+
+/// While alive, this thread's SSE unit flushes subnormal results and inputs to zero (restored
+/// after). Backward adjoints shrink geometrically along long pairs at high τ (weights ≈ 1/3 per
+/// cell) and would otherwise crawl through the subnormal range, 10-100× slower per operation; values
+/// below 1e-38 (float) / 1e-308 (double) are far below every tolerance of the results.
+struct SwFlushSubnormals {
+#if defined(__SSE__)
+    unsigned saved = _mm_getcsr();
+    SwFlushSubnormals() { _mm_setcsr(saved | 0x8040U); } // FTZ (bit 15) | DAZ (bit 6)
+    ~SwFlushSubnormals() { _mm_setcsr(saved); }
+#else
+    SwFlushSubnormals() = default;
+#endif
+    SwFlushSubnormals(const SwFlushSubnormals&) = delete;
+    SwFlushSubnormals& operator=(const SwFlushSubnormals&) = delete;
+};
+
+/// One pair of a batch as raw sequences (codes: letters; profiles: rows of A values).
+template <class X>
+struct SwSeqPair {
+    const X* q;
+    std::size_t m;
+    const X* t;
+    std::size_t n;
+};
+
+/// Runs fn(group_shape, lanes, used) over the lane groups of a batch whose pair k has (oriented)
+/// shape m[k] × n[k]: lanes[l] is the pair of lane l (l < used). Groups are spread over `threads`
+/// OpenMP threads (1: this thread), each with its own `Work` (default-constructed per thread).
+/// finish(work) runs once per thread at the end, one thread at a time (reductions).
+struct SwNoFinish {
+    template <class W>
+    void operator()(W&) const {}
+};
+template <int L, class Work, class Fn, class Finish = SwNoFinish>
+void sw_for_lane_groups(std::span<const std::size_t> m, std::span<const std::size_t> n, int threads, Fn&& fn,
+                        Finish&& finish = {}) {
+    const std::vector<std::size_t> order = sw_lane_order(m, n);
+    const std::size_t groups = (order.size() + L - 1) / L;
+    const auto ng = static_cast<std::ptrdiff_t>(groups);
+    [[maybe_unused]] const int nt = threads;
+    DIFFBIO_OMP(parallel num_threads(nt) if (nt > 1))
+    {
+        const SwFlushSubnormals flush;
+        Work work;
+        DIFFBIO_OMP(for schedule(dynamic, 1))
+        for (std::ptrdiff_t gi = 0; gi < ng; ++gi) {
+            const std::size_t first = static_cast<std::size_t>(gi) * L;
+            const int used = static_cast<int>(std::min<std::size_t>(L, order.size() - first));
+            SwGroupShape<L> g;
+            std::array<std::size_t, L> lanes{};
+            for (int l = 0; l < used; ++l) {
+                const std::size_t k = order[first + static_cast<std::size_t>(l)];
+                lanes[l] = k;
+                g.m[l] = m[k];
+                g.n[l] = n[k];
+                g.M = std::max(g.M, m[k]);
+                g.N = std::max(g.N, n[k]);
+            }
+            fn(g, lanes, used, work);
+        }
+        DIFFBIO_OMP(critical(diffbio_sw_lane_groups))
+        finish(work);
+    }
+}
+
+template <class F, int L>
+struct SwVScoreWork {
+    std::vector<simd::pack<F, L>> rows;
+    std::vector<F> sbuf, B;
+};
+
+/// Scores of a batch of code pairs (forward only, O(min(m, n)) memory per lane): each pair is
+/// oriented so that its shorter sequence runs along the rows (a transposed pair reads Sᵀ; every
+/// model is symmetric in its two sequences, so the score is the same).
+/// A lane group whose pairs fill fewer than `min_lanes` lanes' worth of its M × N cells runs the
+/// scalar kernel pair by pair instead (one SIMD step costs about as much as 3-4 scalar cells; a
+/// single pair, or a long pair grouped with short ones, is faster that way).
+inline bool sw_simd_worth_it(const std::size_t* m, const std::size_t* n, int used, std::size_t M, std::size_t N,
+                             double min_lanes) {
+    double cells = 0.0;
+    for (int l = 0; l < used; ++l) cells += static_cast<double>(m[l]) * static_cast<double>(n[l]);
+    return cells >= min_lanes * static_cast<double>(M) * static_cast<double>(N);
+}
+
+inline constexpr double sw_simd_min_lanes = 4.0;
+
+template <class F>
+void sw_simd_scores_codes(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
+                          std::span<const SwSeqPair<std::uint8_t>> pairs, F* out, int threads,
+                          double min_lanes = sw_simd_min_lanes) {
+    constexpr int L = sw_simd_lanes<F>;
+    std::vector<F> ST(A * A);
+    for (std::size_t a = 0; a < A; ++a) {
+        for (std::size_t b = 0; b < A; ++b) ST[b * A + a] = S[a * A + b];
+    }
+    const std::size_t K = pairs.size();
+    std::vector<std::size_t> m(K), n(K);
+    std::vector<char> tr(K);
+    for (std::size_t k = 0; k < K; ++k) {
+        tr[k] = pairs[k].n > pairs[k].m ? 1 : 0;
+        m[k] = tr[k] ? pairs[k].n : pairs[k].m;
+        n[k] = tr[k] ? pairs[k].m : pairs[k].n;
+    }
+    sw_for_lane_groups<L, SwVScoreWork<F, L>>(
+        m, n, threads,
+        [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, SwVScoreWork<F, L>& w) {
+            if (!sw_simd_worth_it(g.m.data(), g.n.data(), used, g.M, g.N, min_lanes)) {
+                for (int l = 0; l < used; ++l) {
+                    const std::size_t k = lanes[l];
+                    const F* SS = tr[k] ? ST.data() : S;
+                    const std::uint8_t* rr = tr[k] ? pairs[k].t : pairs[k].q;
+                    const std::uint8_t* cc = tr[k] ? pairs[k].q : pairs[k].t;
+                    auto cell = [SS, rr, cc, A](std::size_t i, std::size_t j) { return SS[rr[i] * A + cc[j]]; };
+                    out[k] = sw_forward<F>(md, p, g.m[l], g.n[l], cell, static_cast<F*>(nullptr), w.sbuf);
+                }
+                return;
+            }
+            SwVCodeFill<F, L> fill;
+            fill.A = A;
+            fill.N = g.N;
+            for (int l = 0; l < used; ++l) {
+                const std::size_t k = lanes[l];
+                const SwSeqPair<std::uint8_t>& pr = pairs[k];
+                fill.S[l] = tr[k] ? ST.data() : S;
+                fill.r[l] = tr[k] ? pr.t : pr.q;
+                fill.c[l] = tr[k] ? pr.q : pr.t;
+                fill.m[l] = g.m[l];
+                fill.n[l] = g.n[l];
+            }
+            fill.prepare();
+            std::array<F, L> res{};
+            sw_vforward<F, L>(md, p, g, fill, sw_vrows_rolling(md, g.N, w.rows), w.sbuf, res.data());
+            for (int l = 0; l < used; ++l) out[lanes[l]] = res[l];
+        });
+}
+
+/// Scores of a batch of profile pairs (rows of A values of X): lane l's cells s_ij = x_i · B_j with
+/// B_j = S y_j computed per group (a transposed pair: rows y, B_j = Sᵀ x_j).
+template <class F, class X>
+void sw_simd_scores_profiles(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
+                             std::span<const SwSeqPair<X>> pairs, F* out, int threads,
+                             double min_lanes = sw_simd_min_lanes) {
+    constexpr int L = sw_simd_lanes<F>;
+    std::vector<F> ST(A * A);
+    for (std::size_t a = 0; a < A; ++a) {
+        for (std::size_t b = 0; b < A; ++b) ST[b * A + a] = S[a * A + b];
+    }
+    const std::size_t K = pairs.size();
+    std::vector<std::size_t> m(K), n(K);
+    std::vector<char> tr(K);
+    for (std::size_t k = 0; k < K; ++k) {
+        tr[k] = pairs[k].n > pairs[k].m ? 1 : 0;
+        m[k] = tr[k] ? pairs[k].n : pairs[k].m;
+        n[k] = tr[k] ? pairs[k].m : pairs[k].n;
+    }
+    sw_for_lane_groups<L, SwVScoreWork<F, L>>(
+        m, n, threads,
+        [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, SwVScoreWork<F, L>& w) {
+            SwVProfileFill<F, X, L> fill;
+            fill.A = A;
+            fill.N = g.N;
+            w.B.assign(static_cast<std::size_t>(L) * std::max<std::size_t>(g.N, 1) * A, F(0));
+            for (int l = 0; l < used; ++l) {
+                const std::size_t k = lanes[l];
+                const SwSeqPair<X>& pr = pairs[k];
+                const X* rows = tr[k] ? pr.t : pr.q;
+                const X* cols = tr[k] ? pr.q : pr.t;
+                const F* SS = tr[k] ? ST.data() : S;
+                F* Bl = w.B.data() + static_cast<std::size_t>(l) * g.N * A;
+                for (std::size_t j = 0; j < g.n[l]; ++j) {
+                    for (std::size_t a = 0; a < A; ++a) {
+                        F acc = F(0);
+                        for (std::size_t b = 0; b < A; ++b) acc += SS[a * A + b] * static_cast<F>(cols[j * A + b]);
+                        Bl[j * A + a] = acc;
+                    }
+                }
+                fill.x[l] = rows;
+                fill.B[l] = Bl;
+                fill.m[l] = g.m[l];
+                fill.n[l] = g.n[l];
+            }
+            if (!sw_simd_worth_it(g.m.data(), g.n.data(), used, g.M, g.N, min_lanes)) {
+                for (int l = 0; l < used; ++l) {
+                    const X* x = fill.x[l];
+                    const F* B = fill.B[l];
+                    auto cell = [x, B, A](std::size_t i, std::size_t j) {
+                        F acc = F(0);
+                        for (std::size_t a = 0; a < A; ++a) acc += static_cast<F>(x[i * A + a]) * B[j * A + a];
+                        return acc;
+                    };
+                    out[lanes[l]] = sw_forward<F>(md, p, g.m[l], g.n[l], cell, static_cast<F*>(nullptr), w.sbuf);
+                }
+                return;
+            }
+            std::array<F, L> res{};
+            sw_vforward<F, L>(md, p, g, fill, sw_vrows_rolling(md, g.N, w.rows), w.sbuf, res.data());
+            for (int l = 0; l < used; ++l) out[lanes[l]] = res[l];
+        });
+}
+
+/// Gradients of a batch of code pairs: Σ_k fbar[k]·∂F_k/∂(S, open, extend, τ) (S̄ row-major A×A).
+/// The DP and its backward run in F; the sums over cells and pairs accumulate in double.
+struct SwBatchGrads {
+    std::vector<double> Sbar;
+    SwGrads g;
+};
+
+/// Scores (out, every pair) and, for the pairs with fbar ≠ 0, the backward: each lane group runs
+/// its forward into a full table (sw_vtable_states·(M+1)·(N+1) packs per thread) and sweeps it back.
+/// Pairs keep their orientation (the hard tie rules depend on it).
+template <class F, class W>
+void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
+                                  std::span<const SwSeqPair<std::uint8_t>> pairs, const W* fbar, F* out,
+                                  SwBatchGrads& res, int threads, std::size_t checkpoint = 0) {
+    constexpr int L = sw_simd_lanes<F>;
+    using V = simd::pack<F, L>;
+    const std::size_t K = pairs.size();
+    std::vector<std::size_t> m(K), n(K);
+    for (std::size_t k = 0; k < K; ++k) m[k] = pairs[k].m, n[k] = pairs[k].n;
+    res.Sbar.assign(A * A, 0.0);
+    res.g = {};
+    using Work = SwVGradWork<F, L>;
+    sw_for_lane_groups<L, Work>(
+        m, n, threads,
+        [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, Work& w) {
+            if (w.Sbar.empty()) w.Sbar.assign(A * A, 0.0);
+            SwVCodeFill<F, L> fill;
+            fill.A = A;
+            fill.N = g.N;
+            std::array<F, L> fb{}, score{};
+            bool any = false;
+            for (int l = 0; l < used; ++l) {
+                const SwSeqPair<std::uint8_t>& pr = pairs[lanes[l]];
+                fill.S[l] = S;
+                fill.r[l] = pr.q;
+                fill.c[l] = pr.t;
+                fill.m[l] = g.m[l];
+                fill.n[l] = g.n[l];
+                fb[l] = static_cast<F>(fbar[lanes[l]]);
+                any = any || fb[l] != F(0);
+            }
+            fill.prepare();
+            if (!any) {
+                sw_vforward<F, L>(md, p, g, fill, sw_vrows_rolling(md, g.N, w.rows), w.sbuf, score.data());
+            } else {
+                SwVGrads<V> acc;
+                double* Sbar = w.Sbar.data();
+                auto sink_row = [&](std::size_t i, const V* a) {
+                    for (int l = 0; l < used; ++l) {
+                        if (i >= g.m[l]) continue;
+                        double* row = Sbar + static_cast<std::size_t>(pairs[lanes[l]].q[i]) * A;
+                        const std::uint8_t* t = pairs[lanes[l]].t;
+                        for (std::size_t j = 0; j < g.n[l]; ++j) row[t[j]] += static_cast<double>(a[j][l]);
+                    }
+                };
+                sw_vgroup_value_and_grad<F, L>(md, p, g, fill, fb.data(), score.data(), checkpoint, sink_row, acc, w);
+                for (int l = 0; l < used; ++l) {
+                    w.g.open += static_cast<double>(acc.open[l]);
+                    w.g.extend += static_cast<double>(acc.extend[l]);
+                    w.g.tau += static_cast<double>(acc.tau[l]);
+                }
+            }
+            for (int l = 0; l < used; ++l) out[lanes[l]] = score[l];
+        },
+        [&](Work& w) {
+            for (std::size_t e = 0; e < w.Sbar.size(); ++e) res.Sbar[e] += w.Sbar[e];
+            res.g.open += w.g.open;
+            res.g.extend += w.g.extend;
+            res.g.tau += w.g.tau;
+        });
+}
+
+/// Profile pairs: scores (out, every pair) and, for the pairs with fbar ≠ 0, the backward, whose
+/// per-pair ∂F/∂s_ij·fbar (dense m × n, double) goes to pair_grad(k, sbar, B, Sbar, scratch) with
+/// B_j = S y_j [n × A] in F and this thread's S̄ (A × A, double) and Scratch; the scalar
+/// gradients go to g. Pairs keep their orientation.
+template <class F, class X, class Scratch, class PairGrad>
+void sw_simd_value_and_grad_profiles(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
+                                     std::span<const SwSeqPair<X>> pairs, const double* fbar, F* out,
+                                     SwBatchGrads& res, int threads, std::size_t checkpoint, PairGrad&& pair_grad) {
+    constexpr int L = sw_simd_lanes<F>;
+    using V = simd::pack<F, L>;
+    const std::size_t K = pairs.size();
+    std::vector<std::size_t> m(K), n(K);
+    for (std::size_t k = 0; k < K; ++k) m[k] = pairs[k].m, n[k] = pairs[k].n;
+    res.Sbar.assign(A * A, 0.0);
+    res.g = {};
+    struct Work : SwVGradWork<F, L> {
+        std::vector<F> B;
+        std::vector<double> dense;
+        Scratch scratch;
+    };
+    sw_for_lane_groups<L, Work>(
+        m, n, threads,
+        [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, Work& w) {
+            if (w.Sbar.empty()) w.Sbar.assign(A * A, 0.0);
+            SwVProfileFill<F, X, L> fill;
+            fill.A = A;
+            fill.N = g.N;
+            w.B.assign(static_cast<std::size_t>(L) * std::max<std::size_t>(g.N, 1) * A, F(0));
+            std::array<F, L> fb{}, score{};
+            std::array<std::size_t, L + 1> off{};
+            bool any = false;
+            for (int l = 0; l < used; ++l) {
+                const SwSeqPair<X>& pr = pairs[lanes[l]];
+                F* Bl = w.B.data() + static_cast<std::size_t>(l) * g.N * A;
+                for (std::size_t j = 0; j < pr.n; ++j) {
+                    for (std::size_t a = 0; a < A; ++a) {
+                        F acc = F(0);
+                        for (std::size_t b = 0; b < A; ++b) acc += S[a * A + b] * static_cast<F>(pr.t[j * A + b]);
+                        Bl[j * A + a] = acc;
+                    }
+                }
+                fill.x[l] = pr.q;
+                fill.B[l] = Bl;
+                fill.m[l] = g.m[l];
+                fill.n[l] = g.n[l];
+                fb[l] = static_cast<F>(fbar[lanes[l]]);
+                any = any || fb[l] != F(0);
+                off[l + 1] = off[l] + pr.m * pr.n;
+            }
+            if (!any) {
+                sw_vforward<F, L>(md, p, g, fill, sw_vrows_rolling(md, g.N, w.rows), w.sbuf, score.data());
+            } else {
+                w.dense.assign(off[used], 0.0);
+                SwVGrads<V> acc;
+                auto sink_row = [&](std::size_t i, const V* a) {
+                    for (int l = 0; l < used; ++l) {
+                        if (i >= g.m[l]) continue;
+                        double* row = w.dense.data() + off[l] + i * g.n[l];
+                        for (std::size_t j = 0; j < g.n[l]; ++j) row[j] = static_cast<double>(a[j][l]);
+                    }
+                };
+                sw_vgroup_value_and_grad<F, L>(md, p, g, fill, fb.data(), score.data(), checkpoint, sink_row, acc, w);
+                for (int l = 0; l < used; ++l) {
+                    w.g.open += static_cast<double>(acc.open[l]);
+                    w.g.extend += static_cast<double>(acc.extend[l]);
+                    w.g.tau += static_cast<double>(acc.tau[l]);
+                    if (fb[l] != F(0)) {
+                        pair_grad(lanes[l], w.dense.data() + off[l], w.B.data() + static_cast<std::size_t>(l) * g.N * A,
+                                  w.Sbar.data(), w.scratch);
+                    }
+                }
+            }
+            for (int l = 0; l < used; ++l) out[lanes[l]] = score[l];
+        },
+        [&](Work& w) {
+            for (std::size_t e = 0; e < w.Sbar.size(); ++e) res.Sbar[e] += w.Sbar[e];
+            res.g.open += w.g.open;
+            res.g.extend += w.g.extend;
+            res.g.tau += w.g.tau;
+        });
+}
+
+} // namespace diffbio::ops::detail

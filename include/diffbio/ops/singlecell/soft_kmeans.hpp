@@ -1,0 +1,714 @@
+#pragma once
+// SoftKMeans: k-means with soft assignments that gradients flow through.
+//
+// Points x [n × F] (row-major), centroids μ [K × F], temperature τ > 0:
+//   D_ik = max(‖x_i‖² − 2 x_i·μ_k + ‖μ_k‖², 0)            squared distances, as one GEMM X·Mᵀ
+//   r_ik = softmax_k(−D_ik/τ) = e^{−(D_ik − m_i)/τ} / Σ_j e^{−(D_ij − m_i)/τ},  m_i = min_k D_ik
+// Every exponent is ≤ 0 and the nearest centroid contributes e^0 = 1, so the sum is ≥ 1: no
+// overflow, no division by 0, no NaN for any τ in [1e-4, 1e4] (and beyond). Hard labels are
+// argmin_k D_ik, the lowest index on exact ties (as scikit-learn).
+//
+// Gradients (one reverse sweep, all GEMMs), with G_ik = r_ik (r̄_ik − Σ_j r̄_ij r_ij), D̄ = −G/τ:
+//   x̄_i = 2 (Σ_k D̄_ik) x_i − 2 (D̄ M)_i          μ̄_k = 2 (Σ_i D̄_ik) μ_k − 2 (D̄ᵀ X)_k
+//   τ̄   = Σ_ik G_ik (D_ik − m_i)/τ²
+// (the derivative of the exact squared distance; the clamp at 0 only removes GEMM round-off).
+//
+// τ → 0: r becomes the one-hot of the hard label (split evenly on exact ties), and the soft
+// centroid update μ_k = Σ_i r_ik x_i / Σ_i r_ik becomes Lloyd's mean of the points labelled k:
+// lloyd() below is that limit, step by step the algorithm of scikit-learn's
+// KMeans(algorithm="lloyd") from given initial centroids (same labels, inertia, iterations).
+//
+// Kernels: float/double run blocks of 512 rows (GEMM + row softmax) without a tape; Var records
+// ONE fused node (forward in double; the backward runs the two GEMMs per block; inputs x, μ and
+// τ may each be plain or Var); Dual evaluates the same formulas directly (small problems).
+// exec::CpuParallel splits the row blocks over OpenMP threads; partial sums of μ̄ and τ̄ are
+// added in thread order (deterministic for a fixed thread count).
+//
+// Initialisation (kmeans_plusplus): Arthur & Vassilvitskii's D² sampling with an explicit seed.
+// The first centroid is a point drawn uniformly; each next one is a point drawn with probability
+// proportional to its squared distance to the nearest centroid chosen so far (one draw per
+// centroid; scikit-learn's "greedy" variant, which tries 2 + log K candidates, is not
+// reproduced). Random numbers: splitmix64 of the seed, so results do not depend on the
+// standard library. When every remaining point coincides with a chosen centroid (D² all 0), the
+// next centroid is drawn uniformly.
+//
+// Fit (SoftKMeans::fit): deterministic annealing. For τ = τ_0, τ_0·decay, ... down to τ_end:
+// soft EM steps (assignments r at τ, then μ ← Σ r x / Σ r) until the centroids move less than
+// the tolerance or `inner_iterations` steps; then, unless disabled, Lloyd's hard iterations from
+// the annealed centroids to convergence. labels() and inertia() describe the result.
+//
+// Differences from DiffBio's SoftKMeansClustering (spec §5.3): centroids are initialised by
+// seeded k-means++ on the data (DiffBio: N(0,1)·0.1, far from most data), the temperature may be
+// a differentiable argument (DiffBio: static), `learnable_centroids` is not carried over (the
+// centroids are always a Parameter; freeze them by not stepping them), and the fit loop and the
+// hard Lloyd limit are new. Lloyd's empty clusters keep their previous centroid (scikit-learn
+// moves them to far points; its result differs only when a cluster empties).
+//
+// Errors: InvalidArgument for K = 0, K > n in initialisation/fit, τ ≤ 0 or not finite, NaN or
+// infinite data or centroids (naming the first bad entry); ShapeError for sizes that disagree.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include <diffbio/ad/binder.hpp>
+#include <diffbio/ad/parameter.hpp>
+#include <diffbio/ad/tape.hpp>
+#include <diffbio/ad/var.hpp>
+#include <diffbio/core/error.hpp>
+#include <diffbio/core/math.hpp>
+#include <diffbio/core/scalar_traits.hpp>
+#include <diffbio/core/validate.hpp>
+#include <diffbio/exec/policy.hpp>
+#include <diffbio/soft/detail/ad_operand.hpp>
+
+namespace diffbio::ops {
+
+namespace kmeans_detail {
+
+template <class V>
+using Mat = Eigen::Matrix<V, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+inline constexpr std::size_t block_rows = 512;
+
+/// Every entry finite, else InvalidArgument naming the first bad one.
+template <class S>
+void check_all_finite(std::span<const S> v, const char* where, const char* what) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const double d = primal(v[i]);
+        if (!std::isfinite(d)) {
+            throw InvalidArgument(std::string(where) + ": " + what + " entry " + std::to_string(i) + " is not finite (" +
+                                  diffbio::detail::format_value(d) + ")");
+        }
+    }
+}
+
+/// Shapes of x [n × F] and centroids [K × F]; returns F.
+inline std::size_t check_shapes(std::size_t x_size, std::size_t n, std::size_t c_size, std::size_t K, const char* where) {
+    if (n == 0) throw InvalidArgument(std::string(where) + ": no points (n = 0)");
+    if (K == 0) throw InvalidArgument(std::string(where) + ": the number of clusters K must be >= 1");
+    if (c_size == 0 || c_size % K != 0) {
+        throw ShapeError(std::string(where) + ": centroids have " + std::to_string(c_size) + " entries, not a positive multiple of K = " +
+                         std::to_string(K));
+    }
+    const std::size_t F = c_size / K;
+    if (x_size != n * F) {
+        throw ShapeError(std::string(where) + ": points have " + std::to_string(x_size) + " entries, expected n x F = " +
+                         std::to_string(n) + " x " + std::to_string(F));
+    }
+    return F;
+}
+
+/// D = max(‖x‖² − 2 X Mᵀ + ‖μ‖², 0) for `rows` rows starting at x.
+template <class V>
+void block_distances(const V* x, std::size_t rows, std::size_t F, const V* mu, const V* mu_norm2, std::size_t K, Mat<V>& D) {
+    const Eigen::Map<const Mat<V>> X(x, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(F));
+    const Eigen::Map<const Mat<V>> M(mu, static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
+    D.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(K));
+    D.noalias() = X * M.transpose();
+    for (Eigen::Index i = 0; i < D.rows(); ++i) {
+        const V xn = X.row(i).squaredNorm();
+        for (Eigen::Index k = 0; k < D.cols(); ++k) {
+            const V d = xn - V(2) * D(i, k) + mu_norm2[k];
+            D(i, k) = d > V(0) ? d : V(0);
+        }
+    }
+}
+
+template <class V>
+std::vector<V> row_norms2(const V* mu, std::size_t K, std::size_t F) {
+    std::vector<V> out(K, V(0));
+    for (std::size_t k = 0; k < K; ++k) {
+        for (std::size_t f = 0; f < F; ++f) out[k] += mu[k * F + f] * mu[k * F + f];
+    }
+    return out;
+}
+
+/// Runs body(i0, i1, thread) over blocks of rows, in parallel under CpuParallel.
+template <class P, class Body>
+void for_blocks(const P& policy, std::size_t n, Body&& body) {
+    const auto nb = static_cast<std::ptrdiff_t>((n + block_rows - 1) / block_rows);
+    [[maybe_unused]] const int threads = exec::thread_count(policy);
+    if constexpr (std::is_same_v<P, exec::CpuParallel>) {
+        DIFFBIO_OMP(parallel for schedule(static) num_threads(threads))
+        for (std::ptrdiff_t b = 0; b < nb; ++b) {
+            const std::size_t i0 = static_cast<std::size_t>(b) * block_rows;
+            body(i0, std::min(n, i0 + block_rows), exec::this_thread_index());
+        }
+    } else {
+        for (std::ptrdiff_t b = 0; b < nb; ++b) {
+            const std::size_t i0 = static_cast<std::size_t>(b) * block_rows;
+            body(i0, std::min(n, i0 + block_rows), std::size_t{0});
+        }
+    }
+}
+
+/// Forward kernel. Writes (each when not null): p [n × K] the soft assignments at τ, dshift
+/// [n × K] the shifted distances D − m (double), labels [n] the argmin (lowest index on ties),
+/// dmin [n] the minimum squared distance.
+template <class V, class P>
+void forward(const P& policy, const V* x, std::size_t n, std::size_t F, const V* mu, std::size_t K, V tau, V* p, double* dshift,
+             int* labels, double* dmin) {
+    const std::vector<V> mn = row_norms2(mu, K, F);
+    const V inv = V(1) / tau;
+    auto block = [&](std::size_t i0, std::size_t i1, std::size_t) {
+        thread_local Mat<V> D;
+        block_distances(x + i0 * F, i1 - i0, F, mu, mn.data(), K, D);
+        for (std::size_t i = i0; i < i1; ++i) {
+            const V* d = D.data() + (i - i0) * K;
+            std::size_t best = 0;
+            for (std::size_t k = 1; k < K; ++k) {
+                if (d[k] < d[best]) best = k;
+            }
+            const V m = d[best];
+            if (labels != nullptr) labels[i] = static_cast<int>(best);
+            if (dmin != nullptr) dmin[i] = static_cast<double>(m);
+            if (dshift != nullptr) {
+                for (std::size_t k = 0; k < K; ++k) dshift[i * K + k] = static_cast<double>(d[k] - m);
+            }
+            if (p != nullptr) {
+                V* pi = p + i * K;
+                V s = V(0);
+                for (std::size_t k = 0; k < K; ++k) {
+                    pi[k] = std::exp(-(d[k] - m) * inv);
+                    s += pi[k];
+                }
+                const V is = V(1) / s;
+                for (std::size_t k = 0; k < K; ++k) pi[k] *= is;
+            }
+        }
+    };
+    for_blocks(policy, n, block);
+}
+
+/// Backward kernel (double): given p, dshift (needed only for τ̄) and p̄, ACCUMULATES x̄ [n × F],
+/// μ̄ [K × F] and τ̄ (each skipped when null).
+template <class P>
+void backward(const P& policy, const double* x, std::size_t n, std::size_t F, const double* mu, std::size_t K, double tau,
+              const double* p, const double* dshift, const double* pbar, double* xbar, double* mubar, double* taubar) {
+    const int threads = exec::thread_count(policy);
+    const auto T = static_cast<std::size_t>(threads);
+    std::vector<Mat<double>> mu_part(mubar != nullptr ? T : 0);
+    std::vector<std::vector<double>> col_part(mubar != nullptr ? T : 0);
+    std::vector<double> tau_part(T, 0.0);
+    for (std::size_t t = 0; t < mu_part.size(); ++t) {
+        mu_part[t] = Mat<double>::Zero(static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
+        col_part[t].assign(K, 0.0);
+    }
+    const Eigen::Map<const Mat<double>> M(mu, static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
+    const double inv = 1.0 / tau;
+    auto block = [&](std::size_t i0, std::size_t i1, std::size_t t) {
+        const auto rows = static_cast<Eigen::Index>(i1 - i0);
+        thread_local Mat<double> Dbar, XB;
+        Dbar.resize(rows, static_cast<Eigen::Index>(K));
+        double tb = 0.0;
+        for (std::size_t i = i0; i < i1; ++i) {
+            const double* pi = p + i * K;
+            const double* gi = pbar + i * K;
+            double dot = 0.0;
+            for (std::size_t k = 0; k < K; ++k) dot += gi[k] * pi[k];
+            double* db = Dbar.data() + (i - i0) * K;
+            for (std::size_t k = 0; k < K; ++k) {
+                const double g = pi[k] * (gi[k] - dot);
+                db[k] = -g * inv;
+                if (taubar != nullptr) tb += g * dshift[i * K + k];
+            }
+        }
+        tau_part[t] += tb;
+        const Eigen::Map<const Mat<double>> X(x + i0 * F, rows, static_cast<Eigen::Index>(F));
+        if (xbar != nullptr) {
+            XB.noalias() = -2.0 * (Dbar * M);
+            for (Eigen::Index i = 0; i < rows; ++i) {
+                const double rs = 2.0 * Dbar.row(i).sum();
+                double* xb = xbar + (i0 + static_cast<std::size_t>(i)) * F;
+                for (std::size_t f = 0; f < F; ++f) xb[f] += XB(i, static_cast<Eigen::Index>(f)) + rs * X(i, static_cast<Eigen::Index>(f));
+            }
+        }
+        if (mubar != nullptr) {
+            mu_part[t].noalias() -= 2.0 * (Dbar.transpose() * X);
+            for (Eigen::Index k = 0; k < static_cast<Eigen::Index>(K); ++k) col_part[t][static_cast<std::size_t>(k)] += Dbar.col(k).sum();
+        }
+    };
+    for_blocks(policy, n, block);
+    if (mubar != nullptr) {
+        for (std::size_t t = 0; t < T; ++t) {
+            for (std::size_t k = 0; k < K; ++k) {
+                for (std::size_t f = 0; f < F; ++f) {
+                    mubar[k * F + f] += mu_part[t](static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(f)) + 2.0 * col_part[t][k] * mu[k * F + f];
+                }
+            }
+        }
+    }
+    if (taubar != nullptr) {
+        double tb = 0.0;
+        for (const double v : tau_part) tb += v;
+        *taubar += tb * inv * inv;
+    }
+}
+
+/// Values of a span as V (a view when already V, else a converted copy in buf).
+template <class V, class S>
+const V* values_as(std::span<const S> v, std::vector<V>& buf) {
+    if constexpr (std::is_same_v<S, V>) {
+        return v.data();
+    } else {
+        buf.resize(v.size());
+        for (std::size_t j = 0; j < v.size(); ++j) buf[j] = static_cast<V>(primal(v[j]));
+        return buf.data();
+    }
+}
+
+/// Σ_i ‖x_i − μ_{l_i}‖², each distance summed directly (as scikit-learn's inertia).
+inline double inertia(const double* x, std::size_t n, std::size_t F, const double* mu, const int* labels) {
+    double total = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double* c = mu + static_cast<std::size_t>(labels[i]) * F;
+        double s = 0.0;
+        for (std::size_t f = 0; f < F; ++f) {
+            const double d = x[i * F + f] - c[f];
+            s += d * d;
+        }
+        total += s;
+    }
+    return total;
+}
+
+/// A splitmix64 stream: uniform doubles in [0, 1).
+struct SplitMix {
+    std::uint64_t state;
+    std::uint64_t next() {
+        std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+    std::size_t below(std::size_t n) { return std::min(n - 1, static_cast<std::size_t>(uniform() * static_cast<double>(n))); }
+};
+
+} // namespace kmeans_detail
+
+/// Soft assignments r [n × K] of points x [n × F] to centroids [K × F] at temperature τ (see the
+/// header comment). Scalars: any mix of double, float, Dual, Var (the result is their promotion);
+/// for Var ONE fused node. `labels`, when not null, receives the hard labels (resized to n).
+template <exec::HostPolicy P, class S, class C, class Tau>
+std::vector<promote_t<S, C, Tau>> soft_assign(const P& policy, std::span<const S> x, std::size_t n, std::span<const C> centroids,
+                                              std::size_t K, const Tau& tau, std::vector<int>* labels = nullptr) {
+    using R = promote_t<S, C, Tau>;
+    constexpr const char* where = "soft_assign";
+    const std::size_t F = kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, where);
+    check_temperature(tau, where, "tau");
+    kmeans_detail::check_all_finite(x, where, "points");
+    kmeans_detail::check_all_finite(centroids, where, "centroids");
+    int* lab = nullptr;
+    if (labels != nullptr) {
+        labels->assign(n, 0);
+        lab = labels->data();
+    }
+    if constexpr (std::is_floating_point_v<R>) {
+        std::vector<R> xb, cb;
+        const R* xv = kmeans_detail::values_as<R>(x, xb);
+        const R* cv = kmeans_detail::values_as<R>(centroids, cb);
+        std::vector<R> p(n * K);
+        kmeans_detail::forward<R>(policy, xv, n, F, cv, K, static_cast<R>(primal(tau)), p.data(), nullptr, lab, nullptr);
+        return p;
+    } else if constexpr (std::is_same_v<R, ad::Var>) {
+        namespace sd = soft::detail;
+        ad::Tape& tape = ad::Tape::active();
+        constexpr bool tau_var = sd::is_var_v<Tau>;
+        const std::span<const double> saved_x = sd::saved_values(tape, x);
+        const std::span<const double> saved_c = sd::saved_values(tape, centroids);
+        const double tau_v = sd::primal_scalar(tau);
+        const std::span<double> dshift = tau_var ? tape.allocate<double>(n * K) : std::span<double>();
+        auto y = tape.record_node_uninitialised(
+            {sd::node_inputs(x), sd::node_inputs(centroids), sd::node_input(tau)}, n * K, [=](const ad::NodeGrad& g) {
+                const auto xd = sd::input_values<S>(g, 0, saved_x);
+                const auto cd = sd::input_values<C>(g, 1, saved_c);
+                const double t = tau_var ? g.in_value(2)[0] : tau_v;
+                double tb = 0.0;
+                kmeans_detail::backward(policy, xd.data(), n, F, cd.data(), K, t, g.out_value().data(), dshift.data(),
+                                        g.out_adjoint().data(), sd::is_var_v<S> ? g.in_adjoint(0).data() : nullptr,
+                                        sd::is_var_v<C> ? g.in_adjoint(1).data() : nullptr, tau_var ? &tb : nullptr);
+                if constexpr (tau_var) g.in_adjoint(2)[0] += tb;
+            });
+        const auto xd = sd::forward_values(tape, x, saved_x);
+        const auto cd = sd::forward_values(tape, centroids, saved_c);
+        kmeans_detail::forward<double>(policy, xd.data(), n, F, cd.data(), K, tau_v, tape.values_of(y).data(),
+                                       tau_var ? dshift.data() : nullptr, lab, nullptr);
+        return {y.begin(), y.end()};
+    } else {
+        // Dual (and other AD scalars): the same formulas, element by element.
+        using std::exp;
+        std::vector<R> p(n * K, passive<R>(0.0));
+        std::vector<R> mn(K, passive<R>(0.0));
+        for (std::size_t k = 0; k < K; ++k) {
+            for (std::size_t f = 0; f < F; ++f) mn[k] = mn[k] + centroids[k * F + f] * centroids[k * F + f];
+        }
+        std::vector<R> d(K, passive<R>(0.0));
+        for (std::size_t i = 0; i < n; ++i) {
+            R xn = passive<R>(0.0);
+            for (std::size_t f = 0; f < F; ++f) xn = xn + x[i * F + f] * x[i * F + f];
+            std::size_t best = 0;
+            for (std::size_t k = 0; k < K; ++k) {
+                R dot = passive<R>(0.0);
+                for (std::size_t f = 0; f < F; ++f) dot = dot + x[i * F + f] * centroids[k * F + f];
+                d[k] = xn - 2.0 * dot + mn[k];
+                if (!(primal(d[k]) > 0.0)) d[k] = passive<R>(0.0);
+                if (primal(d[k]) < primal(d[best])) best = k;
+            }
+            if (lab != nullptr) lab[i] = static_cast<int>(best);
+            const R m = d[best];
+            R s = passive<R>(0.0);
+            for (std::size_t k = 0; k < K; ++k) {
+                p[i * K + k] = exp(-(d[k] - m) / tau);
+                s = s + p[i * K + k];
+            }
+            for (std::size_t k = 0; k < K; ++k) p[i * K + k] = p[i * K + k] / s;
+        }
+        return p;
+    }
+}
+
+template <class S, class C, class Tau>
+std::vector<promote_t<S, C, Tau>> soft_assign(std::span<const S> x, std::size_t n, std::span<const C> centroids, std::size_t K,
+                                              const Tau& tau, std::vector<int>* labels = nullptr) {
+    return soft_assign(exec::Cpu{}, x, n, centroids, K, tau, labels);
+}
+
+/// Hard labels argmin_k ‖x_i − μ_k‖² (lowest index on ties) of x [n × F], centroids [K × F].
+template <exec::HostPolicy P = exec::Cpu>
+std::vector<int> hard_assign(std::span<const double> x, std::size_t n, std::span<const double> centroids, std::size_t K,
+                             const P& policy = {}) {
+    constexpr const char* where = "hard_assign";
+    const std::size_t F = kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, where);
+    kmeans_detail::check_all_finite(x, where, "points");
+    kmeans_detail::check_all_finite(centroids, where, "centroids");
+    std::vector<int> labels(n);
+    kmeans_detail::forward<double>(policy, x.data(), n, F, centroids.data(), K, 1.0, nullptr, nullptr, labels.data(), nullptr);
+    return labels;
+}
+
+/// Σ_i ‖x_i − μ_{l_i}‖² (each squared distance summed coordinate by coordinate).
+inline double kmeans_inertia(std::span<const double> x, std::size_t n, std::span<const double> centroids, std::size_t K,
+                             std::span<const int> labels) {
+    const std::size_t F = kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, "kmeans_inertia");
+    check_size(labels.size(), n, "kmeans_inertia", "labels");
+    for (std::size_t i = 0; i < n; ++i) {
+        if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= K) {
+            throw InvalidArgument("kmeans_inertia: label " + std::to_string(labels[i]) + " of point " + std::to_string(i) +
+                                  " is not in [0, K)");
+        }
+    }
+    return kmeans_detail::inertia(x.data(), n, F, centroids.data(), labels.data());
+}
+
+/// The soft centroid update μ_k = Σ_i r_ik x_i / Σ_i r_ik (double). A centroid whose total weight
+/// Σ_i r_ik is 0 keeps its value from `previous` ([K × F]). With one-hot r this is Lloyd's update.
+inline std::vector<double> soft_centroid_update(std::span<const double> x, std::size_t n, std::span<const double> r, std::size_t K,
+                                                std::span<const double> previous) {
+    const std::size_t F = kmeans_detail::check_shapes(x.size(), n, previous.size(), K, "soft_centroid_update");
+    check_size(r.size(), n * K, "soft_centroid_update", "assignments");
+    const Eigen::Map<const kmeans_detail::Mat<double>> X(x.data(), static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(F));
+    const Eigen::Map<const kmeans_detail::Mat<double>> Rm(r.data(), static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(K));
+    kmeans_detail::Mat<double> S = Rm.transpose() * X;
+    std::vector<double> out(previous.begin(), previous.end());
+    for (std::size_t k = 0; k < K; ++k) {
+        const double w = Rm.col(static_cast<Eigen::Index>(k)).sum();
+        if (!(w > 0.0)) continue;
+        for (std::size_t f = 0; f < F; ++f) out[k * F + f] = S(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(f)) / w;
+    }
+    return out;
+}
+
+/// k-means++ (D² sampling, see the header comment): K rows of x [n × F] as initial centroids.
+inline std::vector<double> kmeans_plusplus(std::span<const double> x, std::size_t n, std::size_t F, std::size_t K, std::uint64_t seed) {
+    constexpr const char* where = "kmeans_plusplus";
+    if (F == 0) throw InvalidArgument(std::string(where) + ": the number of features F must be >= 1");
+    if (K == 0) throw InvalidArgument(std::string(where) + ": the number of clusters K must be >= 1");
+    if (n == 0) throw InvalidArgument(std::string(where) + ": no points (n = 0)");
+    check_size(x.size(), n * F, where, "points");
+    if (K > n) {
+        throw InvalidArgument(std::string(where) + ": K = " + std::to_string(K) + " clusters need at least K points, got n = " +
+                              std::to_string(n));
+    }
+    kmeans_detail::check_all_finite(x, where, "points");
+    kmeans_detail::SplitMix rng{seed};
+    std::vector<double> mu(K * F);
+    std::vector<double> d2(n, std::numeric_limits<double>::infinity());
+    std::size_t pick = rng.below(n);
+    for (std::size_t k = 0; k < K; ++k) {
+        if (k > 0) {
+            double total = 0.0;
+            for (const double v : d2) total += v;
+            if (total > 0.0) {
+                const double u = rng.uniform() * total;
+                double acc = 0.0;
+                pick = n; // the last point with d2 > 0 when u lands on the rounding edge
+                for (std::size_t i = 0; i < n; ++i) {
+                    if (d2[i] <= 0.0) continue;
+                    acc += d2[i];
+                    pick = i;
+                    if (u < acc) break;
+                }
+            } else {
+                pick = rng.below(n);
+            }
+        }
+        std::copy(x.begin() + static_cast<std::ptrdiff_t>(pick * F), x.begin() + static_cast<std::ptrdiff_t>((pick + 1) * F),
+                  mu.begin() + static_cast<std::ptrdiff_t>(k * F));
+        for (std::size_t i = 0; i < n; ++i) {
+            double s = 0.0;
+            for (std::size_t f = 0; f < F; ++f) {
+                const double d = x[i * F + f] - mu[k * F + f];
+                s += d * d;
+            }
+            d2[i] = std::min(d2[i], s);
+        }
+    }
+    return mu;
+}
+
+struct LloydOptions {
+    std::size_t max_iter = 300;
+    /// Relative tolerance: stop when Σ_k ‖μ_k^new − μ_k‖² ≤ tol · mean_f Var(x_·f) (scikit-learn's
+    /// tol, the variance with divisor n).
+    double tol = 1e-4;
+};
+
+struct LloydResult {
+    std::vector<double> centroids; ///< [K × F]
+    std::vector<int> labels;       ///< [n]
+    double inertia = 0.0;
+    std::size_t iterations = 0;    ///< scikit-learn's n_iter_
+    bool strict_convergence = false; ///< the labels stopped changing (else: tol or max_iter)
+};
+
+/// Lloyd's k-means from the given initial centroids, iteration by iteration as scikit-learn's
+/// KMeans(init=centroids, n_init=1, algorithm="lloyd"): each iteration labels every point by its
+/// nearest centroid and moves each centroid to the mean of its points; stop when the labels equal
+/// the previous iteration's (strict convergence) or the squared centroid shift is ≤ the scaled
+/// tolerance; without strict convergence the points are labelled once more with the final
+/// centroids. Empty clusters keep their centroid.
+template <exec::HostPolicy P = exec::Cpu>
+LloydResult lloyd(std::span<const double> x, std::size_t n, std::span<const double> initial, std::size_t K, const LloydOptions& opt = {},
+                  const P& policy = {}) {
+    constexpr const char* where = "lloyd";
+    const std::size_t F = kmeans_detail::check_shapes(x.size(), n, initial.size(), K, where);
+    if (K > n) throw InvalidArgument(std::string(where) + ": K = " + std::to_string(K) + " exceeds the number of points n = " + std::to_string(n));
+    if (opt.max_iter == 0) throw InvalidArgument(std::string(where) + ": 'max_iter' must be >= 1");
+    if (!(opt.tol >= 0.0) || !std::isfinite(opt.tol)) throw InvalidArgument(std::string(where) + ": 'tol' must be finite and >= 0");
+    kmeans_detail::check_all_finite(x, where, "points");
+    kmeans_detail::check_all_finite(initial, where, "centroids");
+    // tol · mean over features of the (biased) variance
+    double var_mean = 0.0;
+    for (std::size_t f = 0; f < F; ++f) {
+        double m = 0.0;
+        for (std::size_t i = 0; i < n; ++i) m += x[i * F + f];
+        m /= static_cast<double>(n);
+        double v = 0.0;
+        for (std::size_t i = 0; i < n; ++i) v += (x[i * F + f] - m) * (x[i * F + f] - m);
+        var_mean += v / static_cast<double>(n);
+    }
+    const double tol = opt.tol * var_mean / static_cast<double>(F);
+
+    LloydResult res;
+    res.centroids.assign(initial.begin(), initial.end());
+    res.labels.assign(n, 0);
+    std::vector<int> old(n, -1);
+    std::vector<double> sums(K * F), counts(K);
+    std::size_t it = 0;
+    for (; it < opt.max_iter; ++it) {
+        kmeans_detail::forward<double>(policy, x.data(), n, F, res.centroids.data(), K, 1.0, nullptr, nullptr, res.labels.data(), nullptr);
+        std::fill(sums.begin(), sums.end(), 0.0);
+        std::fill(counts.begin(), counts.end(), 0.0);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto k = static_cast<std::size_t>(res.labels[i]);
+            counts[k] += 1.0;
+            for (std::size_t f = 0; f < F; ++f) sums[k * F + f] += x[i * F + f];
+        }
+        double shift = 0.0;
+        for (std::size_t k = 0; k < K; ++k) {
+            if (counts[k] == 0.0) continue;
+            for (std::size_t f = 0; f < F; ++f) {
+                const double c = sums[k * F + f] / counts[k];
+                shift += (c - res.centroids[k * F + f]) * (c - res.centroids[k * F + f]);
+                res.centroids[k * F + f] = c;
+            }
+        }
+        if (res.labels == old) {
+            res.strict_convergence = true;
+            break;
+        }
+        if (shift <= tol) break;
+        old = res.labels;
+    }
+    res.iterations = std::min(it + 1, opt.max_iter);
+    if (!res.strict_convergence) {
+        kmeans_detail::forward<double>(policy, x.data(), n, F, res.centroids.data(), K, 1.0, nullptr, nullptr, res.labels.data(), nullptr);
+    }
+    res.inertia = kmeans_detail::inertia(x.data(), n, F, res.centroids.data(), res.labels.data());
+    return res;
+}
+
+struct SoftKMeansConfig {
+    std::size_t n_clusters = 10;
+    std::size_t n_features = 50;
+    double temperature = 1.0; ///< τ of apply() (a temperature passed to apply overrides it)
+    std::uint64_t seed = 0;   ///< k-means++ seed
+    void validate() const {
+        if (n_clusters == 0) throw InvalidArgument("SoftKMeansConfig: 'n_clusters' must be >= 1");
+        if (n_features == 0) throw InvalidArgument("SoftKMeansConfig: 'n_features' must be >= 1");
+        check_temperature(temperature, "SoftKMeansConfig", "temperature");
+    }
+};
+
+struct SoftKMeansFitOptions {
+    double tau_start = 0.0;        ///< first τ; 0: the mean squared distance of a point to its nearest initial centroid
+    double tau_end = 0.0;          ///< last τ; 0: 1e-4 · tau_start
+    double decay = 0.5;            ///< τ ← τ·decay between stages, in (0, 1)
+    std::size_t inner_iterations = 20; ///< soft EM steps per τ at most
+    double tol = 1e-4;             ///< stage ends when Σ‖Δμ‖² ≤ tol · mean feature variance
+    bool finish_with_lloyd = true; ///< then Lloyd's hard iterations to convergence
+    LloydOptions lloyd = {};
+};
+
+struct SoftKMeansFitReport {
+    std::size_t stages = 0;           ///< temperatures visited
+    std::size_t soft_iterations = 0;  ///< soft EM steps in all
+    std::size_t lloyd_iterations = 0; ///< Lloyd iterations of the finish (0 when disabled)
+    double inertia = 0.0;
+};
+
+template <class T>
+struct SoftKMeansResult {
+    std::vector<T> assignments; ///< [n × K] r_ik, rows sum to 1
+    std::vector<int> labels;    ///< [n] argmin distance, lowest index on ties
+};
+
+class SoftKMeans {
+public:
+    explicit SoftKMeans(SoftKMeansConfig cfg = {})
+        : cfg_((cfg.validate(), cfg)), centroids_("centroids", std::vector<double>(cfg.n_clusters * cfg.n_features, 0.0)) {}
+
+    const SoftKMeansConfig& config() const noexcept { return cfg_; }
+    ad::Parameter& centroids() noexcept { return centroids_; }
+    const ad::Parameter& centroids() const noexcept { return centroids_; }
+    std::vector<ad::Parameter*> parameters() { return {&centroids_}; }
+
+    /// Sets the centroids to k-means++ points of x [n × F] (seed from the config).
+    void init_kmeanspp(std::span<const double> x, std::size_t n) {
+        const auto mu = kmeans_plusplus(x, n, cfg_.n_features, cfg_.n_clusters, cfg_.seed);
+        std::copy(mu.begin(), mu.end(), centroids_.values().begin());
+    }
+    /// Sets the centroids ([K × F]).
+    void set_centroids(std::span<const double> mu) {
+        check_size(mu.size(), centroids_.size(), "SoftKMeans::set_centroids", "centroids");
+        kmeans_detail::check_all_finite(mu, "SoftKMeans::set_centroids", "centroids");
+        std::copy(mu.begin(), mu.end(), centroids_.values().begin());
+    }
+
+    /// Soft assignments of x [n × F] at the config's temperature (centroids from the binder).
+    template <class T, class S, exec::HostPolicy P = exec::Cpu>
+    SoftKMeansResult<promote_t<T, S>> apply(ad::Binder<T>& bind, std::span<const S> x, std::size_t n, const P& policy = {}) const {
+        return apply(bind, x, n, cfg_.temperature, policy);
+    }
+    /// As apply, at temperature tau (a double or a scalar to differentiate).
+    template <class T, class S, class Tau, exec::HostPolicy P = exec::Cpu>
+    SoftKMeansResult<promote_t<T, S, Tau>> apply(ad::Binder<T>& bind, std::span<const S> x, std::size_t n, const Tau& tau,
+                                                 const P& policy = {}) const {
+        check_size(x.size(), n * cfg_.n_features, "SoftKMeans::apply", "points");
+        SoftKMeansResult<promote_t<T, S, Tau>> out;
+        out.assignments = soft_assign(policy, x, n, bind(centroids_), cfg_.n_clusters, tau, &out.labels);
+        return out;
+    }
+
+    /// Deterministic annealing (see the header comment) from the current centroids, or from
+    /// k-means++ when `init` is true. Stores labels() and inertia().
+    template <exec::HostPolicy P = exec::Cpu>
+    SoftKMeansFitReport fit(std::span<const double> x, std::size_t n, const SoftKMeansFitOptions& opt = {}, bool init = true,
+                            const P& policy = {}) {
+        constexpr const char* where = "SoftKMeans::fit";
+        const std::size_t K = cfg_.n_clusters, F = cfg_.n_features;
+        check_size(x.size(), n * F, where, "points");
+        if (K > n) throw InvalidArgument(std::string(where) + ": K = " + std::to_string(K) + " exceeds the number of points n = " + std::to_string(n));
+        if (!(opt.decay > 0.0 && opt.decay < 1.0)) throw InvalidArgument(std::string(where) + ": 'decay' must be in (0, 1)");
+        if (opt.tau_start != 0.0) check_temperature(opt.tau_start, where, "tau_start");
+        if (opt.tau_end != 0.0) check_temperature(opt.tau_end, where, "tau_end");
+        kmeans_detail::check_all_finite(x, where, "points");
+        if (init) init_kmeanspp(x, n);
+        std::vector<double> mu(centroids_.values().begin(), centroids_.values().end());
+        std::vector<double> dmin(n), r(n * K);
+        kmeans_detail::forward<double>(policy, x.data(), n, F, mu.data(), K, 1.0, nullptr, nullptr, nullptr, dmin.data());
+        double tau = opt.tau_start;
+        if (tau == 0.0) {
+            for (const double d : dmin) tau += d;
+            tau /= static_cast<double>(n);
+            if (!(tau > 0.0)) tau = 1.0; // every point on a centroid
+        }
+        const double tau_end = opt.tau_end != 0.0 ? opt.tau_end : 1e-4 * tau;
+        double var_mean = 0.0;
+        for (std::size_t f = 0; f < F; ++f) {
+            double m = 0.0, v = 0.0;
+            for (std::size_t i = 0; i < n; ++i) m += x[i * F + f];
+            m /= static_cast<double>(n);
+            for (std::size_t i = 0; i < n; ++i) v += (x[i * F + f] - m) * (x[i * F + f] - m);
+            var_mean += v / static_cast<double>(n);
+        }
+        const double tol = opt.tol * var_mean / static_cast<double>(F);
+        SoftKMeansFitReport rep;
+        for (;;) {
+            ++rep.stages;
+            for (std::size_t s = 0; s < opt.inner_iterations; ++s) {
+                kmeans_detail::forward<double>(policy, x.data(), n, F, mu.data(), K, tau, r.data(), nullptr, nullptr, nullptr);
+                const auto next = soft_centroid_update(x, n, r, K, mu);
+                double shift = 0.0;
+                for (std::size_t j = 0; j < mu.size(); ++j) shift += (next[j] - mu[j]) * (next[j] - mu[j]);
+                mu = next;
+                ++rep.soft_iterations;
+                if (shift <= tol) break;
+            }
+            if (tau <= tau_end) break;
+            tau = std::max(tau * opt.decay, tau_end);
+        }
+        if (opt.finish_with_lloyd) {
+            auto res = lloyd(x, n, std::span<const double>(mu), K, opt.lloyd, policy);
+            mu = std::move(res.centroids);
+            labels_ = std::move(res.labels);
+            inertia_ = res.inertia;
+            rep.lloyd_iterations = res.iterations;
+        } else {
+            labels_.assign(n, 0);
+            kmeans_detail::forward<double>(policy, x.data(), n, F, mu.data(), K, 1.0, nullptr, nullptr, labels_.data(), nullptr);
+            inertia_ = kmeans_detail::inertia(x.data(), n, F, mu.data(), labels_.data());
+        }
+        std::copy(mu.begin(), mu.end(), centroids_.values().begin());
+        rep.inertia = inertia_;
+        return rep;
+    }
+
+    /// Hard labels of the last fit.
+    const std::vector<int>& labels() const noexcept { return labels_; }
+    /// Σ_i ‖x_i − μ_{l_i}‖² of the last fit.
+    double inertia() const noexcept { return inertia_; }
+    /// Hard labels of new points with the current centroids.
+    template <exec::HostPolicy P = exec::Cpu>
+    std::vector<int> predict(std::span<const double> x, std::size_t n, const P& policy = {}) const {
+        return hard_assign(x, n, centroids_.values(), cfg_.n_clusters, policy);
+    }
+
+private:
+    SoftKMeansConfig cfg_;
+    ad::Parameter centroids_;
+    std::vector<int> labels_;
+    double inertia_ = 0.0;
+};
+
+} // namespace diffbio::ops

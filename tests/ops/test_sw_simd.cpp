@@ -1,0 +1,241 @@
+// The batched SIMD kernels of the smooth Smith-Waterman (sw_simd.hpp) against the scalar per-pair
+// kernels (sw_kernel.hpp): forward scores of every model, backward sinks and gradients.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <diffbio/ops/alignment/sw_kernel.hpp>
+#include <diffbio/ops/alignment/sw_simd.hpp>
+#include <diffbio/ops/alignment/smith_waterman.hpp>
+
+using namespace diffbio::ops::detail;
+
+namespace {
+
+struct CodeBatch {
+    std::vector<std::vector<std::uint8_t>> q, t;
+    std::vector<SwSeqPair<std::uint8_t>> pairs() const {
+        std::vector<SwSeqPair<std::uint8_t>> out;
+        for (std::size_t k = 0; k < q.size(); ++k) out.push_back({q[k].data(), q[k].size(), t[k].data(), t[k].size()});
+        return out;
+    }
+};
+
+/// Random pairs over A letters: lengths in [1, max_len] plus some of length 1 and very unequal shapes.
+CodeBatch random_batch(std::mt19937& rng, std::size_t count, std::size_t max_len, std::size_t A) {
+    std::uniform_int_distribution<std::size_t> len(1, max_len);
+    std::uniform_int_distribution<int> code(0, static_cast<int>(A) - 1);
+    CodeBatch b;
+    for (std::size_t k = 0; k < count; ++k) {
+        std::size_t m = len(rng), n = len(rng);
+        if (k % 7 == 0) m = 1;
+        if (k % 11 == 3) n = 1;
+        if (k % 5 == 2) n = max_len * 3; // lanes of very different shapes in one batch
+        std::vector<std::uint8_t> q(m), t(n);
+        for (auto& c : q) c = static_cast<std::uint8_t>(code(rng));
+        for (auto& c : t) c = static_cast<std::uint8_t>(code(rng));
+        if (k % 3 == 0) t = q; // related pairs: long alignments
+        b.q.push_back(std::move(q));
+        b.t.push_back(std::move(t));
+    }
+    return b;
+}
+
+template <class F>
+std::vector<F> random_matrix(std::mt19937& rng, std::size_t A, bool integer) {
+    std::uniform_real_distribution<double> u(-4.0, 4.0);
+    std::vector<F> S(A * A);
+    for (std::size_t a = 0; a < A; ++a) {
+        for (std::size_t b = 0; b < A; ++b) {
+            const double v = a == b ? 5.0 + u(rng) / 4 : u(rng);
+            S[a * A + b] = static_cast<F>(integer ? std::round(v) : v);
+        }
+    }
+    return S;
+}
+
+std::string model_name(const SwModel& md) {
+    const char* k = md.kind == SwKind::Linear ? "linear" : (md.kind == SwKind::Affine ? "affine" : "compat");
+    return std::string(k) + (md.local ? " local" : " global") + (md.hard ? " hard" : " soft");
+}
+
+std::vector<SwModel> all_models() {
+    std::vector<SwModel> out;
+    for (SwKind kind : {SwKind::Linear, SwKind::Affine, SwKind::Compat}) {
+        for (bool local : {true, false}) {
+            if (kind == SwKind::Compat && !local) continue;
+            for (bool hard : {false, true}) out.push_back({kind, local, hard});
+        }
+    }
+    return out;
+}
+
+template <class F>
+void check_forward_codes(double rel, std::size_t max_len, double tau) {
+    std::mt19937 rng(42);
+    const std::size_t A = 5;
+    for (const SwModel& md : all_models()) {
+        const CodeBatch b = random_batch(rng, 37, max_len, A);
+        const auto pairs = b.pairs();
+        const std::vector<F> S = random_matrix<F>(rng, A, md.hard);
+        const SwScalars<F> p{F(3), F(1), static_cast<F>(tau)};
+        std::vector<F> got(pairs.size());
+        sw_simd_scores_codes<F>(md, p, S.data(), A, pairs, got.data(), 1, 0.0); // SIMD for every group
+        std::vector<F> scratch;
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            const SwCodeCell<F> cell{S.data(), A, pairs[k].q, pairs[k].t};
+            const F want = sw_forward<F>(md, p, pairs[k].m, pairs[k].n, cell, static_cast<F*>(nullptr), scratch);
+            INFO(model_name(md) << ", pair " << k << " (" << pairs[k].m << " x " << pairs[k].n << "): simd " << got[k]
+                                << ", scalar " << want);
+            REQUIRE(std::isfinite(got[k]));
+            if (md.hard) {
+                CHECK(got[k] == want);
+            } else {
+                CHECK(std::fabs(got[k] - want) <= rel * std::max<double>(1.0, std::fabs(want)));
+            }
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE("SIMD forward equals the scalar kernel (double, every model, mixed lengths)", "[ops][sw_simd]") {
+    check_forward_codes<double>(1e-12, 40, 1.0);
+    check_forward_codes<double>(1e-12, 25, 0.3);
+}
+
+TEST_CASE("SIMD forward equals the scalar kernel (float, every model, mixed lengths)", "[ops][sw_simd]") {
+    check_forward_codes<float>(1e-5, 40, 1.0);
+}
+
+TEST_CASE("SIMD forward of soft profiles equals the scalar kernel (every model)", "[ops][sw_simd]") {
+    std::mt19937 rng(9);
+    const std::size_t A = 4;
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    const CodeBatch shapes = random_batch(rng, 21, 30, A);
+    std::vector<std::vector<double>> xs, ys;
+    auto profile = [&](std::size_t len) {
+        std::vector<double> v(len * A);
+        for (std::size_t i = 0; i < len; ++i) {
+            double z = 0.0;
+            for (std::size_t a = 0; a < A; ++a) z += (v[i * A + a] = u(rng));
+            for (std::size_t a = 0; a < A; ++a) v[i * A + a] /= z;
+        }
+        return v;
+    };
+    for (std::size_t k = 0; k < shapes.q.size(); ++k) {
+        xs.push_back(profile(shapes.q[k].size()));
+        ys.push_back(profile(shapes.t[k].size()));
+    }
+    std::vector<SwSeqPair<double>> pairs;
+    for (std::size_t k = 0; k < xs.size(); ++k) pairs.push_back({xs[k].data(), xs[k].size() / A, ys[k].data(), ys[k].size() / A});
+    for (const SwModel& md : all_models()) {
+        const std::vector<double> S = random_matrix<double>(rng, A, false);
+        const SwScalars<double> p{2.5, 0.75, 0.9};
+        std::vector<double> got(pairs.size()), scratch, B;
+        sw_simd_scores_profiles<double, double>(md, p, S.data(), A, pairs, got.data(), 1, 0.0);
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            sw_times_matrix<double, double>(S.data(), A, pairs[k].t, pairs[k].n, B);
+            const SwProfileCell<double, double> cell{pairs[k].q, B.data(), A};
+            const double want = sw_forward<double>(md, p, pairs[k].m, pairs[k].n, cell, static_cast<double*>(nullptr), scratch);
+            INFO(model_name(md) << ", pair " << k << " (" << pairs[k].m << " x " << pairs[k].n << ")");
+            CHECK(got[k] == Approx(want).epsilon(1e-12).margin(1e-12));
+        }
+    }
+}
+
+namespace {
+
+/// Σ_k fbar_k·∂F_k/∂(S, open, extend, τ) by the scalar double kernels (the reference).
+SwBatchGrads scalar_grads(const SwModel& md, const SwScalars<double>& p, const std::vector<double>& S, std::size_t A,
+                          const std::vector<SwSeqPair<std::uint8_t>>& pairs, const std::vector<double>& fbar,
+                          std::vector<double>& scores) {
+    SwBatchGrads out;
+    out.Sbar.assign(A * A, 0.0);
+    std::vector<double> table, scratch;
+    scores.assign(pairs.size(), 0.0);
+    for (std::size_t k = 0; k < pairs.size(); ++k) {
+        const auto& pr = pairs[k];
+        const SwCodeCell<double> cell{S.data(), A, pr.q, pr.t};
+        table.assign(md.states() * (pr.m + 1) * (pr.n + 1), 0.0);
+        scores[k] = sw_forward<double>(md, p, pr.m, pr.n, cell, table.data(), scratch);
+        if (fbar[k] == 0.0) continue;
+        double* Sb = out.Sbar.data();
+        sw_backward(md, p, pr.m, pr.n, cell, table.data(), scores[k], fbar[k],
+                    [&](std::size_t i, std::size_t j, double v) { Sb[pr.q[i] * A + pr.t[j]] += v; }, out.g, scratch);
+    }
+    return out;
+}
+
+template <class F>
+void check_backward_codes(double rel, std::size_t max_len, double tau, std::size_t count, std::size_t checkpoint = 0) {
+    std::mt19937 rng(7);
+    const std::size_t A = 4;
+    for (const SwModel& md : all_models()) {
+        const CodeBatch b = random_batch(rng, count, max_len, A);
+        const auto pairs = b.pairs();
+        const std::vector<double> S = random_matrix<double>(rng, A, md.hard);
+        const std::vector<F> Sf(S.begin(), S.end());
+        const SwScalars<double> p{3.0, 1.0, tau};
+        const SwScalars<F> pf{F(3), F(1), static_cast<F>(tau)};
+        std::vector<double> fbar(pairs.size());
+        std::uniform_real_distribution<double> u(-1.0, 2.0);
+        // hard: integer weights, so that every sum is exact in any order and the gradients must be equal
+        for (std::size_t k = 0; k < fbar.size(); ++k) {
+            fbar[k] = k % 4 == 1 ? 0.0 : (md.hard ? std::round(u(rng)) : u(rng));
+        }
+        std::vector<double> want_scores;
+        const SwBatchGrads want = scalar_grads(md, p, S, A, pairs, fbar, want_scores);
+        std::vector<F> got_scores(pairs.size());
+        SwBatchGrads got;
+        sw_simd_value_and_grad_codes<F, double>(md, pf, Sf.data(), A, pairs, fbar.data(), got_scores.data(), got, 1,
+                                                checkpoint);
+        INFO(model_name(md) << " tau " << tau << " checkpoint " << checkpoint);
+        double scale = 1.0;
+        for (double v : want.Sbar) scale = std::max(scale, std::fabs(v));
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            CHECK(std::fabs(got_scores[k] - want_scores[k]) <= rel * std::max(1.0, std::fabs(want_scores[k])));
+        }
+        for (std::size_t e = 0; e < A * A; ++e) {
+            INFO("S entry " << e << ": simd " << got.Sbar[e] << ", scalar " << want.Sbar[e]);
+            CHECK(std::isfinite(got.Sbar[e]));
+            CHECK(std::fabs(got.Sbar[e] - want.Sbar[e]) <= rel * scale);
+        }
+        auto close = [&](double a, double w) { return std::fabs(a - w) <= rel * std::max(scale, std::fabs(w)); };
+        INFO("open " << got.g.open << " vs " << want.g.open << ", extend " << got.g.extend << " vs " << want.g.extend
+                     << ", tau " << got.g.tau << " vs " << want.g.tau);
+        CHECK(close(got.g.open, want.g.open));
+        CHECK(close(got.g.extend, want.g.extend));
+        CHECK(close(got.g.tau, want.g.tau));
+        if (md.hard) {
+            CHECK(got.g.tau == 0.0);
+            // (compat splits its max's adjoint among ties: a division, not exact in every order)
+            if (md.kind != SwKind::Compat) {
+                for (std::size_t e = 0; e < A * A; ++e) CHECK(got.Sbar[e] == want.Sbar[e]);
+                CHECK(got.g.open == want.g.open);
+                CHECK(got.g.extend == want.g.extend);
+            }
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE("SIMD backward equals the scalar backward (double, every model)", "[ops][sw_simd]") {
+    check_backward_codes<double>(1e-12, 30, 1.0, 29);
+    check_backward_codes<double>(1e-12, 20, 0.25, 19);
+}
+
+TEST_CASE("Checkpointed SIMD backward equals the scalar backward (every k, incl. 1 and blocks past the end)",
+          "[ops][sw_simd]") {
+    for (std::size_t k : {1, 2, 3, 5, 8}) check_backward_codes<double>(1e-12, 24, 0.7, 13, k);
+    check_backward_codes<float>(1e-5, 24, 1.0, 13, 4);
+}
+
+TEST_CASE("SIMD backward equals the scalar backward (float, every model)", "[ops][sw_simd]") {
+    check_backward_codes<float>(1e-5, 30, 1.0, 29);
+}
