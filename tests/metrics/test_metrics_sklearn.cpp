@@ -7,27 +7,21 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
+#include "python_peer.hpp"
 
 #include <diffbio/metrics/ari.hpp>
 #include <diffbio/metrics/nmi.hpp>
 #include <diffbio/metrics/silhouette.hpp>
 
-namespace fs = std::filesystem;
 namespace m = diffbio::metrics;
 
 namespace {
-
-constexpr const char* python = "/usr/bin/python3";
 
 // Reads blocks "L <n>" (two labelings follow, one per line) and "S <n> <d>" (a labeling, then n·d
 // coordinates); prints ARI and NMI for L, the silhouette for S, one per line, full precision.
@@ -64,19 +58,6 @@ struct Lcg {
     int below(int k) { return static_cast<int>(next() * k); }
 };
 
-bool have_sklearn() {
-    if (!fs::exists(python)) {
-        WARN("skipped: " << python << " not found (Debian: python3-sklearn)");
-        return false;
-    }
-    const std::string cmd = std::string(python) + " -c 'import sklearn' >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) != 0) {
-        WARN("skipped: " << python << " cannot import sklearn (Debian: python3-sklearn)");
-        return false;
-    }
-    return true;
-}
-
 struct LabelCase {
     std::vector<int> a, b;
 };
@@ -86,16 +67,10 @@ struct SilCase {
     std::size_t dim;
 };
 
-template <class V>
-void write_line(std::ostream& out, const V& v) {
-    for (std::size_t i = 0; i < v.size(); ++i) out << (i ? " " : "") << v[i];
-    out << '\n';
-}
-
 } // namespace
 
 TEST_CASE("ARI, NMI and silhouette equal scikit-learn's on the same labels", "[metrics][sklearn]") {
-    if (!have_sklearn()) return;
+    if (!diffbio::test::python_can_import("sklearn")) return;
     Lcg rng{2024};
     std::vector<LabelCase> lc;
     auto random_case = [&](int n, int ka, int kb, int offset) {
@@ -143,33 +118,24 @@ TEST_CASE("ARI, NMI and silhouette equal scikit-learn's on the same labels", "[m
     blobs(61, 3, 2, 0.5);
     sc.back().labels.back() = 9; // a singleton cluster
 
-    const fs::path dir = fs::temp_directory_path();
-    const std::string tag = "diffbio_metrics_" + std::to_string(::getpid());
-    const fs::path data = dir / (tag + ".txt"), py = dir / (tag + ".py");
-    {
-        std::ofstream out(data);
-        out << std::setprecision(17);
-        for (const auto& c : lc) {
-            out << "L " << c.a.size() << '\n';
-            write_line(out, c.a);
-            write_line(out, c.b);
-        }
-        for (const auto& c : sc) {
-            out << "S " << c.labels.size() << ' ' << c.dim << '\n';
-            write_line(out, c.labels);
-            write_line(out, c.x);
-        }
-        std::ofstream(py) << script;
+    std::ostringstream out;
+    out << std::setprecision(17);
+    for (const auto& c : lc) {
+        out << "L " << c.a.size() << '\n';
+        diffbio::test::write_line(out, c.a);
+        diffbio::test::write_line(out, c.b);
     }
-    const std::string cmd = std::string(python) + " " + py.string() + " " + data.string();
+    for (const auto& c : sc) {
+        out << "S " << c.labels.size() << ' ' << c.dim << '\n';
+        diffbio::test::write_line(out, c.labels);
+        diffbio::test::write_line(out, c.x);
+    }
+    const diffbio::test::PythonRun run = diffbio::test::run_python(script, out.str(), "metrics_sklearn");
+    INFO("python output:\n" << run.output);
+    REQUIRE(run.status == 0);
     std::vector<double> sk;
-    if (FILE* f = ::popen(cmd.c_str(), "r")) {
-        char buf[128];
-        while (std::fgets(buf, sizeof buf, f)) sk.push_back(std::strtod(buf, nullptr));
-        ::pclose(f);
-    }
-    fs::remove(data);
-    fs::remove(py);
+    std::istringstream lines(run.output);
+    for (std::string line; std::getline(lines, line);) sk.push_back(std::strtod(line.c_str(), nullptr));
     REQUIRE(sk.size() == 2 * lc.size() + sc.size());
 
     std::size_t at = 0;

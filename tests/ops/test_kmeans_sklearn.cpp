@@ -8,28 +8,21 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
+#include "python_peer.hpp"
 
 #include <diffbio/core/simulate_counts.hpp>
 #include <diffbio/ops/singlecell/normalize.hpp>
 #include <diffbio/ops/singlecell/pca.hpp>
 #include <diffbio/ops/singlecell/soft_kmeans.hpp>
 
-namespace fs = std::filesystem;
 using namespace diffbio;
 
 namespace {
-
-constexpr const char* python = "/usr/bin/python3";
 
 // Blocks "C n F K max_iter", then a line of n·F points and a line of K·F centroids; prints per
 // block a line of labels, then inertia and n_iter_ on the next line.
@@ -52,19 +45,6 @@ while i < len(lines):
     i += 3
 )";
 
-bool have_sklearn() {
-    if (!fs::exists(python)) {
-        WARN("skipped: " << python << " not found (Debian: python3-sklearn)");
-        return false;
-    }
-    const std::string cmd = std::string(python) + " -c 'import sklearn.cluster' >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) != 0) {
-        WARN("skipped: " << python << " cannot import sklearn (Debian: python3-sklearn)");
-        return false;
-    }
-    return true;
-}
-
 /// simulate -> normalise -> log1p -> HVG -> PCA scores [n × n_pcs].
 std::vector<double> pca_of_simulation(std::size_t cells, std::size_t clusters, std::uint64_t seed, std::size_t n_pcs, double fold) {
     CountSimulationConfig sc;
@@ -86,16 +66,10 @@ struct Case {
     std::size_t n, F, K, max_iter;
 };
 
-template <class V>
-void write_line(std::ostream& out, const V& v) {
-    for (std::size_t i = 0; i < v.size(); ++i) out << (i ? " " : "") << v[i];
-    out << '\n';
-}
-
 } // namespace
 
 TEST_CASE("Lloyd from k-means++ centroids equals scikit-learn's KMeans on simulated cells", "[ops][soft-kmeans][sklearn]") {
-    if (!have_sklearn()) return;
+    if (!diffbio::test::python_can_import("sklearn.cluster")) return;
     std::vector<Case> cases;
     auto add = [&](std::size_t cells, std::size_t clusters, std::uint64_t sim_seed, std::size_t F, std::size_t K, std::uint64_t init_seed,
                    std::size_t max_iter, double fold) {
@@ -110,27 +84,17 @@ TEST_CASE("Lloyd from k-means++ centroids equals scikit-learn's KMeans on simula
     add(1200, 5, 2, 15, 9, 12, 3, 0.4);    // stopped by max_iter: the final relabelling step
     add(2000, 8, 4, 30, 8, 14, 300, 0.5);
 
-    const fs::path dir = fs::temp_directory_path() / ("diffbio_kmeans_sklearn_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    {
-        std::ofstream py(dir / "run.py");
-        py << script;
-        std::ofstream in(dir / "cases.txt");
-        in << std::setprecision(17);
-        for (const Case& c : cases) {
-            in << "C " << c.n << ' ' << c.F << ' ' << c.K << ' ' << c.max_iter << '\n';
-            write_line(in, c.x);
-            write_line(in, c.init);
-        }
+    std::ostringstream in;
+    in << std::setprecision(17);
+    for (const Case& c : cases) {
+        in << "C " << c.n << ' ' << c.F << ' ' << c.K << ' ' << c.max_iter << '\n';
+        diffbio::test::write_line(in, c.x);
+        diffbio::test::write_line(in, c.init);
     }
-    const std::string cmd = std::string(python) + " " + (dir / "run.py").string() + " " + (dir / "cases.txt").string() + " > " +
-                            (dir / "out.txt").string() + " 2>&1";
-    const int rc = std::system(cmd.c_str());
-    std::ifstream outf(dir / "out.txt");
-    std::stringstream all;
-    all << outf.rdbuf();
-    fs::remove_all(dir);
-    INFO("python output:\n" << all.str());
+    const diffbio::test::PythonRun run = diffbio::test::run_python(script, in.str(), "kmeans_sklearn");
+    std::istringstream all(run.output);
+    const int rc = run.status;
+    INFO("python output:\n" << run.output);
     REQUIRE(rc == 0);
 
     for (std::size_t ci = 0; ci < cases.size(); ++ci) {
