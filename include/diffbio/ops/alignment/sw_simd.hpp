@@ -989,23 +989,44 @@ inline bool sw_simd_worth_it(const std::size_t* m, const std::size_t* n, int use
 
 inline constexpr double sw_simd_min_lanes = 4.0;
 
+/// The score-only paths run every pair with its longer sequence along the rows (the DP is
+/// symmetric: a transposed pair swaps its sequences and uses Sᵀ), so the rolling rows are short.
+template <class F>
+struct SwOrientation {
+    std::vector<F> ST;              ///< Sᵀ, the matrix of the transposed pairs
+    std::vector<std::size_t> m, n;  ///< rows ≥ columns of each pair after orienting it
+    std::vector<char> tr;           ///< 1 when pair k is transposed
+};
+
+template <class F, class X>
+SwOrientation<F> sw_orient(const F* S, std::size_t A, std::span<const SwSeqPair<X>> pairs) {
+    SwOrientation<F> o;
+    o.ST.resize(A * A);
+    for (std::size_t a = 0; a < A; ++a) {
+        for (std::size_t b = 0; b < A; ++b) o.ST[b * A + a] = S[a * A + b];
+    }
+    const std::size_t K = pairs.size();
+    o.m.resize(K);
+    o.n.resize(K);
+    o.tr.resize(K);
+    for (std::size_t k = 0; k < K; ++k) {
+        o.tr[k] = pairs[k].n > pairs[k].m ? 1 : 0;
+        o.m[k] = o.tr[k] ? pairs[k].n : pairs[k].m;
+        o.n[k] = o.tr[k] ? pairs[k].m : pairs[k].n;
+    }
+    return o;
+}
+
 template <class F>
 void sw_simd_scores_codes(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
                           std::span<const SwSeqPair<std::uint8_t>> pairs, F* out, int threads,
                           double min_lanes = sw_simd_min_lanes) {
     constexpr int L = sw_simd_lanes<F>;
-    std::vector<F> ST(A * A);
-    for (std::size_t a = 0; a < A; ++a) {
-        for (std::size_t b = 0; b < A; ++b) ST[b * A + a] = S[a * A + b];
-    }
-    const std::size_t K = pairs.size();
-    std::vector<std::size_t> m(K), n(K);
-    std::vector<char> tr(K);
-    for (std::size_t k = 0; k < K; ++k) {
-        tr[k] = pairs[k].n > pairs[k].m ? 1 : 0;
-        m[k] = tr[k] ? pairs[k].n : pairs[k].m;
-        n[k] = tr[k] ? pairs[k].m : pairs[k].n;
-    }
+    const SwOrientation<F> o = sw_orient(S, A, pairs);
+    const std::vector<F>& ST = o.ST;
+    const std::vector<std::size_t>& m = o.m;
+    const std::vector<std::size_t>& n = o.n;
+    const std::vector<char>& tr = o.tr;
     sw_for_lane_groups<L, SwVScoreWork<F, L>>(
         m, n, threads,
         [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, SwVScoreWork<F, L>& w) {
@@ -1046,18 +1067,11 @@ void sw_simd_scores_profiles(const SwModel& md, const SwScalars<F>& p, const F* 
                              std::span<const SwSeqPair<X>> pairs, F* out, int threads,
                              double min_lanes = sw_simd_min_lanes) {
     constexpr int L = sw_simd_lanes<F>;
-    std::vector<F> ST(A * A);
-    for (std::size_t a = 0; a < A; ++a) {
-        for (std::size_t b = 0; b < A; ++b) ST[b * A + a] = S[a * A + b];
-    }
-    const std::size_t K = pairs.size();
-    std::vector<std::size_t> m(K), n(K);
-    std::vector<char> tr(K);
-    for (std::size_t k = 0; k < K; ++k) {
-        tr[k] = pairs[k].n > pairs[k].m ? 1 : 0;
-        m[k] = tr[k] ? pairs[k].n : pairs[k].m;
-        n[k] = tr[k] ? pairs[k].m : pairs[k].n;
-    }
+    const SwOrientation<F> o = sw_orient(S, A, pairs);
+    const std::vector<F>& ST = o.ST;
+    const std::vector<std::size_t>& m = o.m;
+    const std::vector<std::size_t>& n = o.n;
+    const std::vector<char>& tr = o.tr;
     sw_for_lane_groups<L, SwVScoreWork<F, L>>(
         m, n, threads,
         [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, SwVScoreWork<F, L>& w) {
