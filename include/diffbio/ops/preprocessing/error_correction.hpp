@@ -926,31 +926,10 @@ private:
                         const std::size_t o = (i * lay.length + l) * 4;
                         const double* s = sv.data() + o;
                         const double* gc = gy.data() + o;
-                        double m = zr[0];
-                        for (std::size_t a = 1; a < 4; ++a) m = zr[a] > m ? zr[a] : m;
-                        double p[4], sum = 0.0;
-                        for (std::size_t a = 0; a < 4; ++a) {
-                            p[a] = std::exp((zr[a] - m) * inv_t);
-                            sum += p[a];
-                        }
-                        const double mass = s[0] + s[1] + s[2] + s[3];
-                        double dot_gp = 0.0; // ⟨ḡ, p⟩
-                        for (std::size_t a = 0; a < 4; ++a) {
-                            p[a] /= sum;
-                            dot_gp += gc[a] * p[a];
-                        }
-                        // p̄ = m·λ·ḡ;  ū = p ⊙ (p̄ − ⟨p̄, p⟩)
-                        const double scale = mass * lambda;
-                        const double dot_p = scale * dot_gp;
-                        for (std::size_t a = 0; a < 4; ++a) {
-                            const double gu = p[a] * (scale * gc[a] - dot_p);
-                            gz[(lay.row_offset[i] + l) * 4 + a] += gu * inv_t;
-                            gt -= gu * (zr[a] - m) * inv_t;
-                            gl += gc[a] * (mass * p[a] - s[a]);
-                        }
-                        if (!gs.empty()) {
-                            for (std::size_t a = 0; a < 4; ++a) gs[o + a] += (1.0 - lambda) * gc[a] + lambda * dot_gp;
-                        }
+                        double gzr[4];
+                        detail::ec::blend_row_backward(zr, s, gc, lambda, inv_t, gzr, gl, gt,
+                                                       gs.empty() ? nullptr : gs.data() + o);
+                        for (std::size_t a = 0; a < 4; ++a) gz[(lay.row_offset[i] + l) * 4 + a] += gzr[a];
                     }
                     g_lambda[i] = gl;
                     g_logt[i] = gt;
