@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <numeric>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #if defined(__SSE__)
@@ -392,6 +393,17 @@ SwVRows<V> sw_vrows_rolling(const SwModel& md, std::size_t N, std::vector<V>& bu
     return r;
 }
 
+/// Calls fn(std::bool_constant<hard>{}, std::bool_constant<local>{}) for the model's run-time
+/// flags: the kernels take them as template parameters so their inner loops carry no branches.
+template <class Fn>
+void sw_with_model_flags(const SwModel& md, Fn&& fn) {
+    if (md.hard) {
+        md.local ? fn(std::true_type{}, std::true_type{}) : fn(std::true_type{}, std::false_type{});
+    } else {
+        md.local ? fn(std::false_type{}, std::true_type{}) : fn(std::false_type{}, std::false_type{});
+    }
+}
+
 /// Forward DP of one lane group over `rows`: out[l] = lane l's score (see the kernels above).
 template <class F, int L, class Fill>
 void sw_vforward(const SwModel& md, const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill,
@@ -401,22 +413,14 @@ void sw_vforward(const SwModel& md, const SwScalars<F>& p, const SwGroupShape<L>
     F* sb = sbuf.data();
     switch (md.kind) {
     case SwKind::Linear:
-        if (md.hard) {
-            md.local ? sw_vforward_linear<true, true>(p, g, fill, sb, r, out, rr, ex)
-                     : sw_vforward_linear<true, false>(p, g, fill, sb, r, out, rr, ex);
-        } else {
-            md.local ? sw_vforward_linear<false, true>(p, g, fill, sb, r, out, rr, ex)
-                     : sw_vforward_linear<false, false>(p, g, fill, sb, r, out, rr, ex);
-        }
+        sw_with_model_flags(md, [&](auto hard, auto local) {
+            sw_vforward_linear<decltype(hard)::value, decltype(local)::value>(p, g, fill, sb, r, out, rr, ex);
+        });
         break;
     case SwKind::Affine:
-        if (md.hard) {
-            md.local ? sw_vforward_affine<true, true>(p, g, fill, sb, r, out, rr, ex)
-                     : sw_vforward_affine<true, false>(p, g, fill, sb, r, out, rr, ex);
-        } else {
-            md.local ? sw_vforward_affine<false, true>(p, g, fill, sb, r, out, rr, ex)
-                     : sw_vforward_affine<false, false>(p, g, fill, sb, r, out, rr, ex);
-        }
+        sw_with_model_flags(md, [&](auto hard, auto local) {
+            sw_vforward_affine<decltype(hard)::value, decltype(local)::value>(p, g, fill, sb, r, out, rr, ex);
+        });
         break;
     case SwKind::Compat:
         md.hard ? sw_vforward_compat<true>(p, g, fill, sb, r, out, rr, ex)
@@ -706,22 +710,14 @@ void sw_vbackward(const SwModel& md, const SwScalars<F>& p, const SwGroupShape<L
                   SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc, std::vector<simd::pack<F, L>>& adj) {
     switch (md.kind) {
     case SwKind::Linear:
-        if (md.hard) {
-            md.local ? sw_vbackward_linear<true, true>(p, g, tab, score, fbar, ex, sink_row, acc, adj)
-                     : sw_vbackward_linear<true, false>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
-        } else {
-            md.local ? sw_vbackward_linear<false, true>(p, g, tab, score, fbar, ex, sink_row, acc, adj)
-                     : sw_vbackward_linear<false, false>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
-        }
+        sw_with_model_flags(md, [&](auto hard, auto local) {
+            sw_vbackward_linear<decltype(hard)::value, decltype(local)::value>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
+        });
         break;
     case SwKind::Affine:
-        if (md.hard) {
-            md.local ? sw_vbackward_affine<true, true>(p, g, tab, score, fbar, ex, sink_row, acc, adj)
-                     : sw_vbackward_affine<true, false>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
-        } else {
-            md.local ? sw_vbackward_affine<false, true>(p, g, tab, score, fbar, ex, sink_row, acc, adj)
-                     : sw_vbackward_affine<false, false>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
-        }
+        sw_with_model_flags(md, [&](auto hard, auto local) {
+            sw_vbackward_affine<decltype(hard)::value, decltype(local)::value>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
+        });
         break;
     case SwKind::Compat:
         md.hard ? sw_vbackward_compat<true>(p, g, tab, fbar, ex, fill, sbuf, sink_row, acc, adj)
