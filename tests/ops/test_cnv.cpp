@@ -175,6 +175,179 @@ TEST_CASE("CNVSegmentation: gradient descent moves wrong state means to the data
     CHECK(mu[2] == Approx(0.585).margin(0.06));
 }
 
+namespace {
+
+/// Values of every output and the gradients of a weighted sum of them (all outputs used) with
+/// respect to μ, log σ, λ and y, on the tape: through apply (the fused node) or apply_generic.
+struct TapeRun {
+    std::vector<double> values, grad_params, grad_y;
+};
+
+TapeRun tape_run(CNVSegmentation& cnv, const std::vector<double>& y, double tau, bool fused) {
+    for (auto* p : cnv.parameters()) p->zero_grad();
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<ad::Var> bind(tape);
+    const auto yv = tape.variables(y);
+    const auto r = fused ? cnv.apply(bind, yv, tau) : cnv.apply_generic(bind, yv, tau);
+    TapeRun out;
+    std::vector<ad::Var> all{r.log_partition};
+    all.insert(all.end(), r.posteriors.begin(), r.posteriors.end());
+    all.insert(all.end(), r.boundaries.begin(), r.boundaries.end());
+    all.insert(all.end(), r.smoothed.begin(), r.smoothed.end());
+    ad::Var loss = 0.0;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        out.values.push_back(tape.value(all[i]));
+        loss = loss + std::sin(0.37 * static_cast<double>(i) + 0.1) * all[i]; // fixed, mixed-sign weights
+    }
+    tape.backward(loss);
+    bind.accumulate_grad();
+    for (auto* p : cnv.parameters()) out.grad_params.insert(out.grad_params.end(), p->grad().begin(), p->grad().end());
+    out.grad_y.resize(y.size());
+    tape.adjoints(yv, out.grad_y);
+    return out;
+}
+
+/// The same weighted sum in double (generic recursion), for finite differences.
+double plain_loss(const CNVSegmentation& cnv, const std::vector<double>& y, double tau) {
+    ad::Binder<double> bind;
+    const auto r = cnv.apply(bind, std::span<const double>(y), tau);
+    std::vector<double> all{r.log_partition};
+    all.insert(all.end(), r.posteriors.begin(), r.posteriors.end());
+    all.insert(all.end(), r.boundaries.begin(), r.boundaries.end());
+    all.insert(all.end(), r.smoothed.begin(), r.smoothed.end());
+    double loss = 0.0;
+    for (std::size_t i = 0; i < all.size(); ++i) loss += std::sin(0.37 * static_cast<double>(i) + 0.1) * all[i];
+    return loss;
+}
+
+std::vector<double> wiggly_signal(std::size_t n) {
+    std::vector<double> y(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const double level = (i / 15) % 4 == 1 ? 0.6 : (i / 15) % 4 == 3 ? -0.8 : 0.0;
+        y[i] = level + 0.25 * std::sin(1.7 * static_cast<double>(i)) + 0.1 * std::cos(0.31 * static_cast<double>(i * i));
+    }
+    return y;
+}
+
+/// value_abs: the absolute margin on values; the generic boundaries 1 − P(stay) carry a rounding
+/// error of about ulp(|scores|/τ) that the fused node's sum over switches does not.
+void compare_fused_generic(CNVSegmentation& cnv, const std::vector<double>& y, double tau, double rel,
+                           double value_abs = 1e-12) {
+    const TapeRun f = tape_run(cnv, y, tau, true), g = tape_run(cnv, y, tau, false);
+    REQUIRE(f.values.size() == g.values.size());
+    for (std::size_t i = 0; i < f.values.size(); ++i) {
+        INFO("output " << i << ": fused " << f.values[i] << ", generic " << g.values[i]);
+        CHECK(f.values[i] == Approx(g.values[i]).epsilon(1e-10).margin(value_abs));
+    }
+    REQUIRE(f.grad_params.size() == g.grad_params.size());
+    for (std::size_t i = 0; i < f.grad_params.size(); ++i) {
+        INFO("parameter gradient " << i << ": fused " << f.grad_params[i] << ", generic " << g.grad_params[i]);
+        CHECK(std::isfinite(f.grad_params[i]));
+        CHECK(f.grad_params[i] == Approx(g.grad_params[i]).epsilon(rel).margin(1e-9));
+    }
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        INFO("d/dy[" << i << "]: fused " << f.grad_y[i] << ", generic " << g.grad_y[i]);
+        CHECK(std::isfinite(f.grad_y[i]));
+        CHECK(f.grad_y[i] == Approx(g.grad_y[i]).epsilon(rel).margin(1e-9));
+    }
+}
+
+} // namespace
+
+TEST_CASE("CNVSegmentation: the fused Var node equals the generic recursion and finite differences",
+          "[variant][cnv][ad]") {
+    CNVSegmentation cnv(CNVSegmentationConfig{.state_means = {-0.9, -0.2, 0.3, 0.7}, .noise_sd = 0.3, .switch_penalty = 2.5});
+    const auto y = wiggly_signal(90);
+    const double tau = 0.7;
+    compare_fused_generic(cnv, y, tau, 1e-8);
+    // central differences of the double loss, every parameter entry and some y entries
+    const TapeRun f = tape_run(cnv, y, tau, true);
+    const double h = 1e-6;
+    std::size_t j = 0;
+    for (auto* p : cnv.parameters()) {
+        for (std::size_t k = 0; k < p->size(); ++k, ++j) {
+            const double v0 = p->values()[k];
+            p->values()[k] = v0 + h;
+            const double up = plain_loss(cnv, y, tau);
+            p->values()[k] = v0 - h;
+            const double down = plain_loss(cnv, y, tau);
+            p->values()[k] = v0;
+            INFO(p->name() << "[" << k << "]");
+            CHECK(f.grad_params[j] == Approx((up - down) / (2 * h)).epsilon(1e-5).margin(1e-6));
+        }
+    }
+    for (std::size_t i : {0, 14, 15, 16, 44, 45, 89}) {
+        auto yp = y, ym = y;
+        yp[i] += h;
+        ym[i] -= h;
+        INFO("y[" << i << "]");
+        CHECK(f.grad_y[i] == Approx((plain_loss(cnv, yp, tau) - plain_loss(cnv, ym, tau)) / (2 * h)).epsilon(1e-5).margin(1e-6));
+    }
+}
+
+TEST_CASE("CNVSegmentation: fused node at the edges (tau -> 0, negative lambda, n = 1, plain parameters)",
+          "[variant][cnv][ad]") {
+    const auto y = wiggly_signal(40);
+    SECTION("tau = 1e-3 with lambda = 10: switch weights underflow, values and gradients stay exact") {
+        CNVSegmentation cnv;
+        compare_fused_generic(cnv, y, 1e-3, 1e-7, 1e-10); // generic boundaries: 1 − stay ≈ ±2^-37 here
+        // the fused boundaries are exactly 0 where the path cannot switch (e^{−λ/τ} = e^{−10^4})
+        ad::Tape tape;
+        ad::ScopedTape scope(tape);
+        ad::Binder<ad::Var> bind(tape);
+        const auto r = cnv.apply(bind, std::span<const double>(y), 1e-3);
+        const auto path = cnv.viterbi(std::span<const double>(y));
+        for (std::size_t i = 1; i < y.size(); ++i) {
+            CHECK(tape.value(r.boundaries[i]) == Approx(path[i] != path[i - 1] ? 1.0 : 0.0).margin(1e-12));
+        }
+    }
+    SECTION("negative switch penalty (a step may push lambda below 0)") {
+        CNVSegmentation cnv(CNVSegmentationConfig{.noise_sd = 0.5});
+        cnv.switch_penalty().values()[0] = -0.8;
+        compare_fused_generic(cnv, y, 1.3, 1e-8);
+    }
+    SECTION("a single probe") {
+        CNVSegmentation cnv;
+        compare_fused_generic(cnv, std::vector<double>{0.4}, 0.9, 1e-8);
+    }
+    SECTION("plain parameters (Binder<double>), y on the tape") {
+        CNVSegmentation cnv(CNVSegmentationConfig{.noise_sd = 0.35, .switch_penalty = 1.5});
+        std::vector<double> grad[2];
+        for (int fused = 0; fused < 2; ++fused) {
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<double> bind;
+            const auto yv = tape.variables(y);
+            const auto r = fused ? cnv.apply(bind, yv, 0.8) : cnv.apply_generic(bind, yv, 0.8);
+            ad::Var loss = r.log_partition;
+            for (std::size_t i = 0; i < y.size(); ++i) loss = loss + 0.5 * r.smoothed[i] - r.boundaries[i] + r.posteriors[3 * i];
+            tape.backward(loss);
+            grad[fused].resize(y.size());
+            tape.adjoints(yv, grad[fused]);
+        }
+        for (std::size_t i = 0; i < y.size(); ++i) CHECK(grad[1][i] == Approx(grad[0][i]).epsilon(1e-8).margin(1e-10));
+    }
+}
+
+TEST_CASE("CNVSegmentation: the fused node is one tape record", "[variant][cnv][ad]") {
+    CNVSegmentation cnv;
+    const auto y = wiggly_signal(200);
+    std::size_t vars[2];
+    for (int fused = 0; fused < 2; ++fused) {
+        ad::Tape tape;
+        ad::ScopedTape scope(tape);
+        ad::Binder<ad::Var> bind(tape);
+        (void)(fused ? cnv.apply(bind, std::span<const double>(y)) : cnv.apply_generic(bind, std::span<const double>(y)));
+        vars[fused] = tape.num_vars();
+        if (fused) CHECK(tape.num_nodes() == 1);
+    }
+    // parameters (3 + 1 + 1) + outputs (1 + 3n + n + n) for the node; the generic recursion
+    // records O(n·K²) intermediate variables
+    CHECK(vars[1] == 5 + 1 + 5 * y.size());
+    CHECK(vars[0] > 10 * vars[1]);
+}
+
 TEST_CASE("CNVSegmentation: bad input", "[variant][cnv]") {
     CHECK_THROWS_AS(CNVSegmentation(CNVSegmentationConfig{.state_means = {0.0}}), diffbio::InvalidArgument);
     CHECK_THROWS_AS(CNVSegmentation(CNVSegmentationConfig{.noise_sd = 0.0}), diffbio::InvalidArgument);

@@ -17,9 +17,21 @@
 // Difference from DiffBio's DifferentiableCNVSegmentation (attention boundaries and free
 // segment centroids, which have no hard limit): this is a segmental model whose τ → 0 limit is
 // a classic algorithm.
-// Scalars: double, float, ad::Dual, ad::Var (parameters through Binder<T>, y plain or T); the
-// recursion is ordinary generic arithmetic (Var: O(n·K²) tape operations).
-// Cost O(n·K²) time, O(n·K) memory.
+// Scalars: double, float, ad::Dual, ad::Var (parameters through Binder<T>, y plain or T).
+// double, float and Dual run the recursion in ordinary generic arithmetic (apply_generic).
+// ad::Var records ONE tape node for all outputs (F, γ, b, ŷ): values from the forward-backward
+// in double; its backward pushes the output adjoints into μ, log σ, λ and y analytically:
+//   F̄:  ∂F/∂e_t(k) = γ_t(k), ∂F/∂λ = −Σ_t b_t
+//   ŷ̄:  γ̄_t(k) += ŷ̄_t·μ_k, μ̄_k += Σ_t ŷ̄_t·γ_t(k)
+//   γ̄, b̄: γ and b are the gradient of log Z with respect to the scaled emissions a = e/τ and
+//        the per-step switch scores w_t = −λ/τ, so their pull-back is the Hessian of log Z
+//        times (γ̄, b̄); the Hessian is symmetric, so this is the directional derivative of
+//        (γ, b) along (γ̄, b̄): one forward-mode (Dual<double>) pass of the same recursion.
+// τ is a fixed number (not learnable): no adjoint goes to it. apply_generic keeps the plain
+// recursion on the tape (O(n·K²) records) as the reference the fused node is tested against.
+// Cost O(n·K²) time for apply_generic; the fused node's recursion is O(n·K) (the stay/switch
+// transition structure: Σ_{j≠k} e^{α(j)} = S − e^{α(k)}), its backward about twice that; O(n·K)
+// memory.
 
 #include <algorithm>
 #include <cmath>
@@ -32,12 +44,101 @@
 #include <vector>
 
 #include <diffbio/ad/binder.hpp>
+#include <diffbio/ad/dual.hpp>
 #include <diffbio/ad/parameter.hpp>
+#include <diffbio/ad/tape.hpp>
+#include <diffbio/ad/var.hpp>
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/scalar_traits.hpp>
 #include <diffbio/core/validate.hpp>
+#include <diffbio/soft/detail/ad_operand.hpp>
 
 namespace diffbio::ops {
+
+namespace detail {
+
+/// log(e^x + e^y) for scalars of one type (max-shifted on the primal).
+template <class R>
+R cnv_lse2(const R& x, const R& y) {
+    using std::exp;
+    using std::log;
+    const double m = std::max(primal(x), primal(y));
+    return passive<R>(m) + log(exp(x - passive<R>(m)) + exp(y - passive<R>(m)));
+}
+
+/// log(p + c·o) where p = e^{x−m} (x ≤ m), c = e^{w}, o ≥ 1: the plain form, or when it
+/// underflows (c and p both below the double range: τ → 0 with a large λ) the log-space form.
+template <class R>
+R cnv_log_mix(const R& p, const R& c, const R& o, const R& x_minus_m, const R& w) {
+    using std::log;
+    const R v = p + c * o;
+    if (primal(v) > 1e-300) return log(v);
+    return cnv_lse2(x_minus_m, w + log(o));
+}
+
+/// Forward-backward of the stay/switch chain on scaled scores, in log space, O(n·K):
+///   a [n×K] emission scores (already divided by τ), w [n] switch scores (w[0] unused),
+///   α_t(k) = a_t(k) + log(e^{α_{t−1}(k)} + e^{w_t}·Σ_{j≠k} e^{α_{t−1}(j)}),
+///   β_t(j) = log(e^{u(j)} + e^{w_{t+1}}·Σ_{k≠j} e^{u(k)}), u(k) = a_{t+1}(k) + β_{t+1}(k).
+/// Writes γ [n×K] and b [n] (b_0 = 0; b_t = Σ_k Σ_{j≠k} e^{α_{t−1}(j) + w_t + a_t(k) + β_t(k) − log Z},
+/// a sum of positive terms, exact for tiny b); returns log Z. R: double, or Dual<double> (the
+/// backward's Hessian-vector product). Scratch: alpha and beta [n×K].
+template <class R>
+R cnv_forward_backward(std::span<const R> a, std::span<const R> w, std::size_t K, std::span<R> alpha,
+                       std::span<R> beta, std::span<R> gamma, std::span<R> bnd) {
+    using std::exp;
+    const std::size_t n = w.size();
+    std::vector<R> p(K), xm(K);
+    // p_j = e^{x_j − m} and Σ_j p_j for one row x; returns m.
+    auto shifted = [&](const R* x, R& S) {
+        double m = primal(x[0]);
+        for (std::size_t j = 1; j < K; ++j) m = std::max(m, primal(x[j]));
+        S = passive<R>(0.0);
+        for (std::size_t j = 0; j < K; ++j) {
+            xm[j] = x[j] - passive<R>(m);
+            p[j] = exp(xm[j]);
+            S = S + p[j];
+        }
+        return m;
+    };
+    for (std::size_t k = 0; k < K; ++k) alpha[k] = a[k];
+    R S{};
+    for (std::size_t t = 1; t < n; ++t) {
+        const double m = shifted(&alpha[(t - 1) * K], S);
+        const R c = exp(w[t]);
+        for (std::size_t k = 0; k < K; ++k) {
+            alpha[t * K + k] = a[t * K + k] + passive<R>(m) + cnv_log_mix(p[k], c, R(S - p[k]), xm[k], w[t]);
+        }
+    }
+    for (std::size_t k = 0; k < K; ++k) beta[(n - 1) * K + k] = passive<R>(0.0);
+    std::vector<R> u(K);
+    for (std::size_t t = n - 1; t-- > 0;) {
+        for (std::size_t k = 0; k < K; ++k) u[k] = a[(t + 1) * K + k] + beta[(t + 1) * K + k];
+        const double m = shifted(u.data(), S);
+        const R c = exp(w[t + 1]);
+        for (std::size_t j = 0; j < K; ++j) {
+            beta[t * K + j] = passive<R>(m) + cnv_log_mix(p[j], c, R(S - p[j]), xm[j], w[t + 1]);
+        }
+    }
+    const double mz = shifted(&alpha[(n - 1) * K], S);
+    using std::log;
+    const R logz = passive<R>(mz) + log(S);
+    for (std::size_t i = 0; i < n * K; ++i) gamma[i] = exp(alpha[i] + beta[i] - logz);
+    bnd[0] = passive<R>(0.0);
+    for (std::size_t t = 1; t < n; ++t) {
+        const double m = shifted(&alpha[(t - 1) * K], S);
+        R b = passive<R>(0.0);
+        for (std::size_t k = 0; k < K; ++k) {
+            const R o = S - p[k]; // Σ_{j≠k} e^{α_{t−1}(j) − m} ≥ 1 unless k is the only maximum
+            if (primal(o) <= 0.0) continue;
+            b = b + exp(passive<R>(m) + w[t] + a[t * K + k] + beta[t * K + k] - logz + log(o));
+        }
+        bnd[t] = b;
+    }
+    return logz;
+}
+
+} // namespace detail
 
 struct CNVSegmentationConfig {
     /// Initial state means (log2 ratios); default loss / neutral / gain of one copy in a diploid.
@@ -88,12 +189,29 @@ public:
     ad::Parameter& state_means() noexcept { return means_; }
     ad::Parameter& log_noise_sd() noexcept { return log_sd_; }
     ad::Parameter& switch_penalty() noexcept { return penalty_; }
+    const ad::Parameter& state_means() const noexcept { return means_; }
+    const ad::Parameter& log_noise_sd() const noexcept { return log_sd_; }
+    const ad::Parameter& switch_penalty() const noexcept { return penalty_; }
     std::vector<ad::Parameter*> parameters() { return {&means_, &log_sd_, &penalty_}; }
 
     /// Soft segmentation of y (see the header comment). τ: the config's temperature, or `tau`
-    /// when given (> 0). Errors: InvalidArgument for an empty or non-finite y or a bad τ.
+    /// when given (> 0). ad::Var: one fused tape node; other scalars: apply_generic.
+    /// Errors: InvalidArgument for an empty or non-finite y or a bad τ.
     template <class T, class Y>
     CNVSegmentationResult<promote_t<T, Y>> apply(ad::Binder<T>& bind, std::span<const Y> y, double tau = 0.0) const {
+        using R = promote_t<T, Y>;
+        if constexpr (soft::detail::is_var_v<R>) {
+            return apply_fused(bind, y, tau);
+        } else {
+            return apply_generic(bind, y, tau);
+        }
+    }
+
+    /// The same outputs by the plain recursion in generic arithmetic, O(n·K²) (for ad::Var:
+    /// O(n·K²) tape records; the reference for the fused node).
+    template <class T, class Y>
+    CNVSegmentationResult<promote_t<T, Y>> apply_generic(ad::Binder<T>& bind, std::span<const Y> y,
+                                                         double tau = 0.0) const {
         using R = promote_t<T, Y>;
         using std::exp;
         using std::log;
@@ -213,6 +331,125 @@ public:
     }
 
 private:
+    /// The Var path: one node with outputs [F, γ (n×K), b (n), ŷ (n)].
+    template <class T, class Y>
+    CNVSegmentationResult<ad::Var> apply_fused(ad::Binder<T>& bind, std::span<const Y> y, double tau) const {
+        namespace sd = soft::detail;
+        const double t = tau > 0.0 ? tau : cfg_.temperature;
+        check_temperature(t, "CNVSegmentation", "temperature");
+        check_signal(y);
+        ad::Tape* tp = nullptr;
+        if constexpr (sd::is_var_v<T>) {
+            tp = &bind.tape();
+        } else {
+            tp = &ad::Tape::active();
+        }
+        ad::Tape& tape = *tp;
+        const std::size_t n = y.size(), K = num_states();
+        const std::span<const T> mu = bind(means_), lsd = bind(log_sd_), lam = bind(penalty_);
+        const std::span<const double> saved_mu = sd::saved_values(tape, mu), saved_lsd = sd::saved_values(tape, lsd),
+                                      saved_lam = sd::saved_values(tape, lam), saved_y = sd::saved_values(tape, y);
+        const std::size_t n_out = 1 + n * K + 2 * n;
+        auto outs = tape.record_node_uninitialised(
+            {sd::node_inputs(mu), sd::node_inputs(lsd), sd::node_inputs(lam), sd::node_inputs(y)}, n_out,
+            [=](const ad::NodeGrad& g) {
+                const auto muv = sd::input_values<T>(g, 0, saved_mu);
+                const double ls = sd::input_values<T>(g, 1, saved_lsd)[0];
+                const double lm = sd::input_values<T>(g, 2, saved_lam)[0];
+                const auto yv = sd::input_values<Y>(g, 3, saved_y);
+                const auto ybar = g.out_adjoint();
+                const auto val = g.out_value();
+                const double Fbar = ybar[0];
+                const double* gbar = ybar.data() + 1;
+                const double* bbar = gbar + n * K;
+                const double* sbar = bbar + n;
+                const double* gam = val.data() + 1;
+                const double* bnd = gam + n * K;
+                const double iv = std::exp(-2.0 * ls) / t; // 1/(σ²τ)
+                std::vector<double> mubar(K, 0.0);
+                // direction of the Hessian-vector product: (γ̄ + ŷ̄·μ, b̄)
+                using D = ad::Dual<double>;
+                std::vector<D> a(n * K), w(n), alpha(n * K), beta(n * K), gd(n * K), bd(n);
+                bool any = false;
+                for (std::size_t i = 0; i < n; ++i) {
+                    for (std::size_t k = 0; k < K; ++k) {
+                        const double d = yv[i] - muv[k];
+                        const double dir = gbar[i * K + k] + sbar[i] * muv[k];
+                        any = any || dir != 0.0;
+                        a[i * K + k] = D(-0.5 * d * d * iv, dir);
+                        mubar[k] += sbar[i] * gam[i * K + k];
+                    }
+                    const double dir = i > 0 ? bbar[i] : 0.0;
+                    any = any || dir != 0.0;
+                    w[i] = D(-lm / t, dir);
+                }
+                std::vector<double> abar(n * K), wbar(n, 0.0);
+                if (any) {
+                    detail::cnv_forward_backward<D>(a, w, K, alpha, beta, gd, bd);
+                    for (std::size_t i = 0; i < n * K; ++i) abar[i] = gd[i].tangent;
+                    for (std::size_t i = 1; i < n; ++i) wbar[i] = bd[i].tangent;
+                }
+                // F = τ·log Z: ∂F/∂a = τ·γ, ∂F/∂w_t = τ·b_t
+                for (std::size_t i = 0; i < n * K; ++i) abar[i] += t * Fbar * gam[i];
+                for (std::size_t i = 1; i < n; ++i) wbar[i] += t * Fbar * bnd[i];
+                // a_t(k) = −(y_t − μ_k)²/(2σ²τ), w_t = −λ/τ
+                const auto ybar_in = g.in_adjoint(3);
+                double lsbar = 0.0, lambar = 0.0;
+                for (std::size_t i = 0; i < n; ++i) {
+                    double yb = 0.0;
+                    for (std::size_t k = 0; k < K; ++k) {
+                        const double d = yv[i] - muv[k];
+                        const double ab = abar[i * K + k];
+                        mubar[k] += ab * d * iv;
+                        yb -= ab * d * iv;
+                        lsbar += ab * d * d * iv; // ∂a/∂ log σ = −2a = d²/(σ²τ)
+                    }
+                    if (!ybar_in.empty()) ybar_in[i] += yb;
+                    lambar -= wbar[i] / t;
+                }
+                if (const auto m = g.in_adjoint(0); !m.empty()) {
+                    for (std::size_t k = 0; k < K; ++k) m[k] += mubar[k];
+                }
+                if (const auto l = g.in_adjoint(1); !l.empty()) l[0] += lsbar;
+                if (const auto l = g.in_adjoint(2); !l.empty()) l[0] += lambar;
+            });
+        // Forward in double (nothing is recorded until the outputs are written).
+        const auto muv = sd::forward_values(tape, mu, saved_mu);
+        const double ls = sd::forward_values(tape, lsd, saved_lsd)[0];
+        const double lm = sd::forward_values(tape, lam, saved_lam)[0];
+        const std::vector<double> yv = [&] {
+            const auto v = sd::forward_values(tape, y, saved_y);
+            return std::vector<double>(v.begin(), v.end());
+        }();
+        const std::vector<double> mus(muv.begin(), muv.end());
+        const double iv = std::exp(-2.0 * ls) / t;
+        std::vector<double> a(n * K), w(n, -lm / t), alpha(n * K), beta(n * K);
+        for (std::size_t i = 0; i < n; ++i) {
+            for (std::size_t k = 0; k < K; ++k) {
+                const double d = yv[i] - mus[k];
+                a[i * K + k] = -0.5 * d * d * iv;
+            }
+        }
+        const std::span<double> ov = tape.values_of(outs);
+        const std::span<double> gam = ov.subspan(1, n * K), bnd = ov.subspan(1 + n * K, n),
+                                sm = ov.subspan(1 + n * K + n, n);
+        const double logz = detail::cnv_forward_backward<double>(a, w, K, alpha, beta, gam, bnd);
+        ov[0] = t * logz;
+        for (std::size_t i = 0; i < n; ++i) {
+            double s = 0.0;
+            for (std::size_t k = 0; k < K; ++k) s += gam[i * K + k] * mus[k];
+            sm[i] = s;
+        }
+        CNVSegmentationResult<ad::Var> out;
+        out.states = K;
+        out.log_partition = outs[0];
+        out.posteriors.assign(outs.begin() + 1, outs.begin() + 1 + static_cast<std::ptrdiff_t>(n * K));
+        out.boundaries.assign(outs.begin() + 1 + static_cast<std::ptrdiff_t>(n * K),
+                              outs.begin() + 1 + static_cast<std::ptrdiff_t>(n * K + n));
+        out.smoothed.assign(outs.begin() + 1 + static_cast<std::ptrdiff_t>(n * K + n), outs.end());
+        return out;
+    }
+
     template <class Y>
     static void check_signal(std::span<const Y> y) {
         if (y.empty()) throw InvalidArgument("CNVSegmentation: empty signal");
