@@ -35,11 +35,19 @@ concept Scalar = requires { ScalarTraits<std::remove_cvref_t<T>>::is_ad; };
 template <class T>
 inline constexpr bool is_ad_v = ScalarTraits<std::remove_cvref_t<T>>::is_ad;
 
+// Host-and-device for the plain and Dual scalars; for host-only types (Var) nvcc must not
+// check the device side (as passive below).
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable
+#endif
 template <class T>
 DIFFBIO_HD constexpr double primal(const T& x) {
     return ScalarTraits<T>::primal(x);
 }
 
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable
+#endif
 template <class T>
 DIFFBIO_HD constexpr auto value_of(const T& x) {
     return ScalarTraits<T>::value(x);

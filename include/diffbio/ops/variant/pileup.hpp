@@ -469,6 +469,8 @@ public:
     const PileupConfig& config() const noexcept { return cfg_; }
     ad::Parameter& quality_scale() noexcept { return scale_; }
     ad::Parameter& quality_offset() noexcept { return offset_; }
+    const ad::Parameter& quality_scale() const noexcept { return scale_; }
+    const ad::Parameter& quality_offset() const noexcept { return offset_; }
     /// The learnable parameters (none when quality weights are off).
     std::vector<ad::Parameter*> parameters() {
         if (!cfg_.use_quality_weights) return {};
