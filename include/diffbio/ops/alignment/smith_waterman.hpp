@@ -64,6 +64,7 @@
 // to ±1e4, in float and double.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -570,7 +571,9 @@ private:
     void check_pairs(std::span<const ProfilePair<X>> pairs, const char* where) const {
         const std::size_t A = alphabet_size();
         for (std::size_t p = 0; p < pairs.size(); ++p) {
-            for (const auto& [seq, name] : {std::pair{pairs[p].query, "query"}, std::pair{pairs[p].target, "target"}}) {
+            // std::array, not a braced list: nvcc 13 rejects a braced range in a member template
+            for (const auto& [seq, name] :
+                 std::array{std::pair{pairs[p].query, "query"}, std::pair{pairs[p].target, "target"}}) {
                 if (seq.size() % A != 0) {
                     throw ShapeError(std::string(where) + ": pair " + std::to_string(p) + ", " + name + " profile has " +
                                      std::to_string(seq.size()) + " values, not a multiple of the alphabet size " +
@@ -822,7 +825,7 @@ private:
         for (std::size_t k = 0; k < N; ++k) {
             const ProfilePair<X>& pr = pairs[k];
             dims[k] = {off, off + pr.query.size(), pr.query.size() / A, pr.target.size() / A};
-            for (const auto& seq : {pr.query, pr.target}) {
+            for (const auto& seq : std::array{pr.query, pr.target}) { // std::array: see check_pairs
                 for (const X& v : seq) {
                     if constexpr (x_var) {
                         prof_vars.push_back(v);
