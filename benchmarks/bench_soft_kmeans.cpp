@@ -5,6 +5,16 @@
 //                           points, the centroids and τ)
 //   BM_assign_centroids_fwdbwd<P>  the training case: constant points, Var centroids and τ
 //   BM_lloyd_step<P>        one hard assignment pass (the τ → 0 labels)
+// The shapes of issue 6 (n × F points, K centroids: 100000 × 50, K = 20 and 1000000 × 32,
+// K = 256; Gaussian blobs, k-means++ centroids; benchmarks/peers/kmeans_speed.sh runs the same
+// entries next to scikit-learn):
+//   BM_lloyd_iteration<P>   ops::lloyd with max_iter = 1 (scikit-learn's fit(max_iter=1): one
+//                           iteration, the final relabelling, the inertia)
+//   BM_soft_forward<R, P>   ops::soft_assign_into (double / float) into a kept buffer
+//   BM_soft_fwdbwd_node<P>  the fused node's forward and backward kernels (∂/∂centroids, ∂/∂τ
+//                           given ∂L/∂r), into kept buffers: the soft step without tape bookkeeping
+//   BM_soft_fwdbwd_tape<P>  the training case on a tape (100000 × 50 only: the 10^6 × 256 case
+//                           needs ~12 GB of tape)
 // P = Cpu or CpuParallel{2}. Counters: items/s = points per second. Run with
 // --benchmark_repetitions=N --benchmark_report_aggregates_only=true and quote the medians.
 
@@ -13,7 +23,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <span>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -140,8 +152,117 @@ void BM_lloyd_step(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kN));
 }
 
+/// Issue-6 data: n points in K Gaussian blobs (centres ~ N(0, 3²) per coordinate, unit noise),
+/// k-means++ centroids (seed 1), ∂L/∂r = a fixed pattern in [-1, 1].
+const Data& shaped(std::size_t n, std::size_t F, std::size_t K) {
+    static std::map<std::tuple<std::size_t, std::size_t, std::size_t>, Data> cache;
+    auto it = cache.find({n, F, K});
+    if (it != cache.end()) return it->second;
+    Data out;
+    std::uint64_t s = 77;
+    auto u = [&] {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (static_cast<double>(s >> 11) + 0.5) * 0x1.0p-53;
+    };
+    auto normal = [&] { return std::sqrt(-2.0 * std::log(u())) * std::cos(6.283185307179586 * u()); };
+    std::vector<double> centres(K * F);
+    for (double& c : centres) c = 3.0 * normal();
+    out.x.resize(n * F);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t c = static_cast<std::size_t>(u() * static_cast<double>(K)) % K;
+        for (std::size_t f = 0; f < F; ++f) out.x[i * F + f] = centres[c * F + f] + normal();
+    }
+    out.mu = diffbio::ops::kmeans_plusplus(out.x, n, F, K, 1);
+    out.w.resize(n * K);
+    for (std::size_t j = 0; j < out.w.size(); ++j) out.w[j] = static_cast<double>(static_cast<int>((j * 2654435761ULL) % 2001) - 1000) * 1e-3;
+    return cache.emplace(std::make_tuple(n, F, K), std::move(out)).first->second;
+}
+
+template <class P>
+void BM_lloyd_iteration(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0)), F = static_cast<std::size_t>(state.range(1)),
+               K = static_cast<std::size_t>(state.range(2));
+    const Data& d = shaped(n, F, K);
+    for (auto _ : state) {
+        auto r = diffbio::ops::lloyd(d.x, n, d.mu, K, {.max_iter = 1, .tol = 0.0}, policy<P>());
+        benchmark::DoNotOptimize(r.inertia);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+
+template <class R, class P>
+void BM_soft_forward(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0)), F = static_cast<std::size_t>(state.range(1)),
+               K = static_cast<std::size_t>(state.range(2));
+    const Data& d = shaped(n, F, K);
+    const std::vector<R> x(d.x.begin(), d.x.end()), mu(d.mu.begin(), d.mu.end());
+    std::vector<R> r(n * K);
+    const R tau = static_cast<R>(F);
+    for (auto _ : state) {
+        diffbio::ops::soft_assign_into(policy<P>(), std::span<const R>(x), n, std::span<const R>(mu), K, tau, std::span<R>(r));
+        benchmark::DoNotOptimize(r.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+
+template <class P>
+void BM_soft_fwdbwd_node(benchmark::State& state) {
+    namespace kd = diffbio::ops::kmeans_detail;
+    const auto n = static_cast<std::size_t>(state.range(0)), F = static_cast<std::size_t>(state.range(1)),
+               K = static_cast<std::size_t>(state.range(2));
+    const Data& d = shaped(n, F, K);
+    std::vector<double> r(n * K), gm(K * F);
+    const double tau = static_cast<double>(F);
+    for (auto _ : state) {
+        kd::forward<double>(policy<P>(), d.x.data(), n, F, d.mu.data(), K, tau, r.data(), nullptr, nullptr);
+        double gt = 0.0;
+        std::fill(gm.begin(), gm.end(), 0.0);
+        kd::backward(policy<P>(), d.x.data(), n, F, d.mu.data(), K, tau, r.data(), d.w.data(), nullptr, gm.data(), &gt);
+        benchmark::DoNotOptimize(gt);
+        benchmark::DoNotOptimize(gm.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+
+template <class P>
+void BM_soft_fwdbwd_tape(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0)), F = static_cast<std::size_t>(state.range(1)),
+               K = static_cast<std::size_t>(state.range(2));
+    const Data& d = shaped(n, F, K);
+    diffbio::ad::Tape tape;
+    diffbio::ad::ScopedTape scope(tape);
+    const auto start = tape.mark();
+    std::vector<double> gm(d.mu.size());
+    for (auto _ : state) {
+        tape.rewind(start);
+        const auto mv = tape.variables(d.mu);
+        const diffbio::ad::Var t = tape.variable(static_cast<double>(F));
+        auto r = diffbio::ops::soft_assign(policy<P>(), std::span<const double>(d.x), n, std::span<const diffbio::ad::Var>(mv), K, t);
+        const diffbio::ad::Var loss = tape.push_nary(0.0, r, d.w);
+        tape.backward(loss);
+        tape.adjoints(mv, gm);
+        benchmark::DoNotOptimize(gm.data());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+
 using diffbio::exec::Cpu;
 using diffbio::exec::CpuParallel;
+
+void issue6_shapes(benchmark::internal::Benchmark* b) {
+    b->Args({100000, 50, 20})->Args({1000000, 32, 256})->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK_TEMPLATE(BM_lloyd_iteration, Cpu)->Apply(issue6_shapes);
+BENCHMARK_TEMPLATE(BM_lloyd_iteration, CpuParallel)->Apply(issue6_shapes);
+BENCHMARK_TEMPLATE(BM_soft_forward, double, Cpu)->Apply(issue6_shapes);
+BENCHMARK_TEMPLATE(BM_soft_forward, double, CpuParallel)->Apply(issue6_shapes);
+BENCHMARK_TEMPLATE(BM_soft_forward, float, Cpu)->Apply(issue6_shapes);
+BENCHMARK_TEMPLATE(BM_soft_forward, float, CpuParallel)->Apply(issue6_shapes);
+BENCHMARK_TEMPLATE(BM_soft_fwdbwd_node, Cpu)->Apply(issue6_shapes);
+BENCHMARK_TEMPLATE(BM_soft_fwdbwd_node, CpuParallel)->Apply(issue6_shapes);
+BENCHMARK_TEMPLATE(BM_soft_fwdbwd_tape, Cpu)->Args({100000, 50, 20})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_soft_fwdbwd_tape, CpuParallel)->Args({100000, 50, 20})->Unit(benchmark::kMillisecond);
 
 BENCHMARK_TEMPLATE(BM_assign_plain, double, Cpu)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_assign_plain, double, CpuParallel)->Unit(benchmark::kMillisecond);

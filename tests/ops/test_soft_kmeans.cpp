@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -55,6 +56,69 @@ TEST_CASE("soft_assign: hand-computed assignments and labels", "[ops][soft-kmean
     const std::vector<float> xf(x.begin(), x.end()), muf(mu.begin(), mu.end());
     const auto rf = ops::soft_assign(std::span<const float>(xf), 2, std::span<const float>(muf), 2, 2.0f);
     for (std::size_t k = 0; k < 4; ++k) CHECK(rf[k] == Approx(r[k]).epsilon(1e-6));
+}
+
+TEST_CASE("soft_assign: exponentials across the range, subnormal and underflowing entries included", "[ops][soft-kmeans][numerics]") {
+    // one point at 0, 1-D centroids μ_k = √d_k: the scores are E_k = fl(μ_k²) and m = 0, so
+    // r_k = e^{−E_k/τ} / Σ_j e^{−E_j/τ} with τ = 1, computed here with std::exp
+    const std::vector<double> d{0.0, 0.5, 3.0, 20.0, 300.0, 700.0, 720.0, 745.0, 800.0, 1e5};
+    std::vector<double> mu;
+    for (const double v : d) mu.push_back(std::sqrt(v));
+    const std::vector<double> x{0.0};
+    const auto r = ops::soft_assign(std::span<const double>(x), 1, std::span<const double>(mu), d.size(), 1.0);
+    double s = 0.0;
+    for (const double m : mu) s += std::exp(-(m * m));
+    for (std::size_t k = 0; k < d.size(); ++k) {
+        CHECK(r[k] == Approx(std::exp(-(mu[k] * mu[k])) / s).epsilon(1e-15).margin(std::numeric_limits<double>::min()));
+    }
+    CHECK(r[6] > 0.0);  // e^-720: subnormal, not flushed
+    CHECK(r[8] == 0.0); // e^-800 underflows
+    // float: normal down to e^-87, subnormal below, 0 below e^-104
+    const std::vector<float> df{0.0f, 0.25f, 7.0f, 60.0f, 86.0f, 90.0f, 100.0f, 110.0f};
+    std::vector<float> muf;
+    for (const float v : df) muf.push_back(std::sqrt(v));
+    const std::vector<float> xf{0.0f};
+    const auto rf = ops::soft_assign(std::span<const float>(xf), 1, std::span<const float>(muf), df.size(), 1.0f);
+    float sf = 0.0f;
+    for (const float m : muf) sf += std::exp(-(m * m));
+    for (std::size_t k = 0; k < 5; ++k) CHECK(rf[k] == Approx(std::exp(-(muf[k] * muf[k])) / sf).epsilon(4e-7).margin(0.0));
+    CHECK(rf[5] > 0.0f);
+    CHECK(rf[7] == 0.0f);
+    // many entries (the vectorised loop's body, not only its remainder) against std::exp
+    const std::size_t K = 200;
+    std::vector<double> mus(K);
+    for (std::size_t k = 0; k < K; ++k) mus[k] = std::sqrt(0.37 * static_cast<double>(k) * static_cast<double>(k % 7 + 1));
+    // (the operator scales by 1/τ: the reference uses the same arguments, else their rounding,
+    // amplified by |t| up to ~1e3, would dominate; subnormal results to within DBL_MIN)
+    const double inv_tau = 1.0 / 3.0;
+    const auto rs = ops::soft_assign(std::span<const double>(x), 1, std::span<const double>(mus), K, 3.0);
+    double ss = 0.0;
+    for (const double m : mus) ss += std::exp(-(m * m) * inv_tau);
+    for (std::size_t k = 0; k < K; ++k) {
+        CHECK(rs[k] == Approx(std::exp(-(mus[k] * mus[k]) * inv_tau) / ss).epsilon(1e-15).margin(std::numeric_limits<double>::min()));
+    }
+}
+
+TEST_CASE("soft_assign_into writes soft_assign's values into the caller's buffer", "[ops][soft-kmeans]") {
+    const std::size_t n = 700, F = 6, K = 9;
+    const auto x = blobs(n, F, K, 2.0, 31);
+    const auto mu = ops::kmeans_plusplus(x, n, F, K, 3);
+    std::vector<int> la, lb;
+    const auto r = ops::soft_assign(exec::CpuParallel{2}, std::span<const double>(x), n, std::span<const double>(mu), K, 1.7, &la);
+    std::vector<double> out(n * K, -1.0);
+    ops::soft_assign_into(exec::Cpu{}, std::span<const double>(x), n, std::span<const double>(mu), K, 1.7, std::span<double>(out), &lb);
+    CHECK(out == r);
+    CHECK(la == lb);
+    const std::vector<float> xf(x.begin(), x.end()), mf(mu.begin(), mu.end());
+    const auto rf = ops::soft_assign(std::span<const float>(xf), n, std::span<const float>(mf), K, 1.7f);
+    std::vector<float> outf(n * K);
+    ops::soft_assign_into(exec::Cpu{}, std::span<const float>(xf), n, std::span<const float>(mf), K, 1.7f, std::span<float>(outf));
+    CHECK(outf == rf);
+    std::vector<double> small(n * K - 1);
+    CHECK_THROWS_AS(ops::soft_assign_into(exec::Cpu{}, std::span<const double>(x), n, std::span<const double>(mu), K, 1.7, std::span<double>(small)),
+                    ShapeError);
+    CHECK_THROWS_WITH(ops::soft_assign_into(exec::Cpu{}, std::span<const double>(x), n, std::span<const double>(mu), K, 0.0, std::span<double>(out)),
+                      Contains("tau"));
 }
 
 TEST_CASE("soft_assign is stable for tau in [1e-4, 1e4] and far points", "[ops][soft-kmeans][numerics]") {

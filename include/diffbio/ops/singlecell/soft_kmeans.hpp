@@ -2,27 +2,32 @@
 // SoftKMeans: k-means with soft assignments that gradients flow through.
 //
 // Points x [n × F] (row-major), centroids μ [K × F], temperature τ > 0:
-//   D_ik = max(‖x_i‖² − 2 x_i·μ_k + ‖μ_k‖², 0)            squared distances, as one GEMM X·Mᵀ
+//   D_ik = ‖x_i − μ_k‖² = ‖x_i‖² + E_ik,  E_ik = ‖μ_k‖² − 2 x_i·μ_k   squared distances
 //   r_ik = softmax_k(−D_ik/τ) = e^{−(D_ik − m_i)/τ} / Σ_j e^{−(D_ij − m_i)/τ},  m_i = min_k D_ik
-// Every exponent is ≤ 0 and the nearest centroid contributes e^0 = 1, so the sum is ≥ 1: no
-// overflow, no division by 0, no NaN for any τ in [1e-4, 1e4] (and beyond). Hard labels are
-// argmin_k D_ik, the lowest index on exact ties (as scikit-learn).
+// D_ik − m_i = E_ik − min_j E_ij: the kernels compute only the scores E (one GEMM X·Mᵀ, as
+// scikit-learn), never ‖x_i‖², which cancels. Every exponent is ≤ 0 and the nearest centroid
+// contributes e^0 = 1, so the sum is ≥ 1: no overflow, no division by 0, no NaN for any τ in
+// [1e-4, 1e4] (and beyond). Hard labels are argmin_k E_ik, the lowest index on exact ties (as
+// scikit-learn, whose labels are the argmin of the same scores).
 //
 // Gradients (one reverse sweep, all GEMMs), with G_ik = r_ik (r̄_ik − Σ_j r̄_ij r_ij), D̄ = −G/τ:
 //   x̄_i = 2 (Σ_k D̄_ik) x_i − 2 (D̄ M)_i          μ̄_k = 2 (Σ_i D̄_ik) μ_k − 2 (D̄ᵀ X)_k
 //   τ̄   = Σ_ik G_ik (D_ik − m_i)/τ²
-// (the derivative of the exact squared distance; the clamp at 0 only removes GEMM round-off).
+// (the derivative of the exact squared distance).
 //
 // τ → 0: r becomes the one-hot of the hard label (split evenly on exact ties), and the soft
 // centroid update μ_k = Σ_i r_ik x_i / Σ_i r_ik becomes Lloyd's mean of the points labelled k:
 // lloyd() below is that limit, step by step the algorithm of scikit-learn's
 // KMeans(algorithm="lloyd") from given initial centroids (same labels, inertia, iterations).
 //
-// Kernels: float/double run blocks of 512 rows (GEMM + row softmax) without a tape; Var records
-// ONE fused node (forward in double; the backward runs the two GEMMs per block; inputs x, μ and
-// τ may each be plain or Var); Dual evaluates the same formulas directly (small problems).
-// exec::CpuParallel splits the row blocks over OpenMP threads; partial sums of μ̄ and τ̄ are
-// added in thread order (deterministic for a fixed thread count).
+// Kernels: float/double run blocks of rows (65536/K rows, 16 to 512: the block's scores stay in
+// the L2 cache) through one pass: the GEMM, then per row the minimum and its index and the
+// softmax (a vectorised e^t, within ~1 ulp of std::exp) without a tape; Lloyd's pass adds each
+// point to its centroid's sum (and the inertia) in the same pass. Var records ONE fused node
+// (forward in double; the backward runs the two GEMMs per block; inputs x, μ and τ may each be
+// plain or Var); Dual evaluates the same formulas directly (small problems). exec::CpuParallel
+// splits the row blocks over OpenMP threads; partial sums of μ̄, τ̄ and Lloyd's sums are added in
+// thread order (deterministic for a fixed thread count).
 //
 // Initialisation (kmeans_plusplus): Arthur & Vassilvitskii's D² sampling with an explicit seed.
 // The first centroid is a point drawn uniformly; each next one is a point drawn with probability
@@ -48,6 +53,8 @@
 // infinite data or centroids (naming the first bad entry); ShapeError for sizes that disagree.
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +65,11 @@
 #include <vector>
 
 #include <Eigen/Core>
+
+#if defined(__linux__) && __has_include(<sys/mman.h>) && __has_include(<unistd.h>)
+#include <sys/mman.h> // madvise (large_output)
+#include <unistd.h>   // sysconf
+#endif
 
 #include <diffbio/ad/binder.hpp>
 #include <diffbio/ad/parameter.hpp>
@@ -76,8 +88,6 @@ namespace kmeans_detail {
 
 template <class V>
 using Mat = Eigen::Matrix<V, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-inline constexpr std::size_t block_rows = 512;
 
 /// Every entry finite, else InvalidArgument naming the first bad one.
 template <class S>
@@ -107,18 +117,29 @@ inline std::size_t check_shapes(std::size_t x_size, std::size_t n, std::size_t c
     return F;
 }
 
-/// D = max(‖x‖² − 2 X Mᵀ + ‖μ‖², 0) for `rows` rows starting at x.
-template <class V>
-void block_distances(const V* x, std::size_t rows, std::size_t F, const V* mu, const V* mu_norm2, std::size_t K, Mat<V>& D) {
-    const Eigen::Map<const Mat<V>> X(x, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(F));
-    const Eigen::Map<const Mat<V>> M(mu, static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
-    D.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(K));
-    D.noalias() = X * M.transpose();
-    for (Eigen::Index i = 0; i < D.rows(); ++i) {
-        const V xn = X.row(i).squaredNorm();
-        for (Eigen::Index k = 0; k < D.cols(); ++k) {
-            const V d = xn - V(2) * D(i, k) + mu_norm2[k];
-            D(i, k) = d > V(0) ? d : V(0);
+/// Rows per block: a block's rows × K scores (at most 512 KiB in double) stay in the L2 cache
+/// between the GEMM that writes them and the row pass that reads them. Depends on K only, so that
+/// every policy cuts the same blocks and computes the same numbers.
+inline std::size_t block_rows(std::size_t K) {
+    const std::size_t r = std::size_t{65536} / std::max<std::size_t>(K, 1);
+    return std::clamp<std::size_t>(r - r % 16, 16, 512);
+}
+
+/// Runs body(i0, i1, thread) over blocks of `rows` rows, in parallel under CpuParallel.
+template <class P, class Body>
+void for_blocks(const P& policy, std::size_t n, std::size_t rows, Body&& body) {
+    const auto nb = static_cast<std::ptrdiff_t>((n + rows - 1) / rows);
+    [[maybe_unused]] const int threads = exec::thread_count(policy);
+    if constexpr (std::is_same_v<P, exec::CpuParallel>) {
+        DIFFBIO_OMP(parallel for schedule(static) num_threads(threads))
+        for (std::ptrdiff_t b = 0; b < nb; ++b) {
+            const std::size_t i0 = static_cast<std::size_t>(b) * rows;
+            body(i0, std::min(n, i0 + rows), exec::this_thread_index());
+        }
+    } else {
+        for (std::ptrdiff_t b = 0; b < nb; ++b) {
+            const std::size_t i0 = static_cast<std::size_t>(b) * rows;
+            body(i0, std::min(n, i0 + rows), std::size_t{0});
         }
     }
 }
@@ -132,68 +153,203 @@ std::vector<V> row_norms2(const V* mu, std::size_t K, std::size_t F) {
     return out;
 }
 
-/// Runs body(i0, i1, thread) over blocks of rows, in parallel under CpuParallel.
-template <class P, class Body>
-void for_blocks(const P& policy, std::size_t n, Body&& body) {
-    const auto nb = static_cast<std::ptrdiff_t>((n + block_rows - 1) / block_rows);
-    [[maybe_unused]] const int threads = exec::thread_count(policy);
-    if constexpr (std::is_same_v<P, exec::CpuParallel>) {
-        DIFFBIO_OMP(parallel for schedule(static) num_threads(threads))
-        for (std::ptrdiff_t b = 0; b < nb; ++b) {
-            const std::size_t i0 = static_cast<std::size_t>(b) * block_rows;
-            body(i0, std::min(n, i0 + block_rows), exec::this_thread_index());
+/// Scores E_ik = ‖μ_k‖² − 2 x_i·μ_k of `rows` points starting at x: the squared distances less
+/// ‖x_i‖² (scikit-learn's form), one GEMM (the −2 goes into its α) and a broadcast add.
+template <class V>
+void block_scores(const V* x, std::size_t rows, std::size_t F, const V* mu, const V* mu_norm2, std::size_t K, Mat<V>& E) {
+    const Eigen::Map<const Mat<V>> X(x, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(F));
+    const Eigen::Map<const Mat<V>> M(mu, static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
+    const Eigen::Map<const Eigen::Matrix<V, 1, Eigen::Dynamic>> mn(mu_norm2, static_cast<Eigen::Index>(K));
+    E.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(K));
+    E.noalias() = (V(-2) * X) * M.transpose();
+    E.rowwise() += mn;
+}
+
+/// The smallest of e[0..K) into m, and its lowest index.
+template <class V>
+std::size_t row_argmin(const V* e, std::size_t K, V& m) {
+    m = Eigen::Map<const Eigen::Array<V, 1, Eigen::Dynamic>>(e, static_cast<Eigen::Index>(K)).minCoeff();
+    std::size_t k = 0;
+    for (; k + 16 <= K; k += 16) { // find the chunk first (vectorised compares), then the entry
+        bool hit = false;
+        for (std::size_t j = 0; j < 16; ++j) hit = hit || e[k + j] == m;
+        if (hit) break;
+    }
+    for (; k < K; ++k) {
+        if (e[k] == m) return k;
+    }
+    // reached only when the row holds a NaN (a distance that overflowed): the first smallest by <
+    std::size_t best = 0;
+    for (k = 1; k < K; ++k) {
+        if (e[k] < e[best]) best = k;
+    }
+    m = e[best];
+    return best;
+}
+
+/// Constants of exp_nonpositive: the range where e^t is a normal number, the reduction t = (n +
+/// r/ln 2)·ln 2 with |r| ≤ ln 2 / 2, and Taylor's 1/j! up to a degree whose remainder is below
+/// half an ulp there (r^14/14! < 5e-18; float: r^8/8! < 6e-9).
+template <class V>
+struct ExpConstants;
+template <>
+struct ExpConstants<double> {
+    using Bits = std::uint64_t;
+    static constexpr double normal_from = -708.0;  // e^-708 > DBL_MIN
+    static constexpr double zero_below = -745.2;   // e^t rounds to 0 below
+    static constexpr double log2e = 1.4426950408889634;
+    static constexpr double round_shift = 0x1.8p52; // adding it rounds to an integer in the low bits
+    static constexpr double ln2_hi = 6.93147180369123816490e-01; // trailing zero bits: n·ln2_hi is exact
+    static constexpr double ln2_lo = 1.90821492927058770002e-10;
+    static constexpr int mantissa_bits = 52;
+    static constexpr std::int64_t bias = 1023;
+    static constexpr int degree = 13;
+};
+template <>
+struct ExpConstants<float> {
+    using Bits = std::uint32_t;
+    static constexpr float normal_from = -87.0f; // e^-87 > FLT_MIN
+    static constexpr float zero_below = -104.0f;
+    static constexpr float log2e = 1.44269504f;
+    static constexpr float round_shift = 0x1.8p23f;
+    static constexpr float ln2_hi = 0.693145751953125f;
+    static constexpr float ln2_lo = 1.428606765330187045e-06f;
+    static constexpr int mantissa_bits = 23;
+    static constexpr std::int64_t bias = 127;
+    static constexpr int degree = 7;
+};
+
+/// out[j] = e^{t[j]} for t[j] ≤ 0 (V = float or double), within about 1 ulp of std::exp, in a loop
+/// the compiler vectorises (std::exp is a call per entry): e^t = 2^n e^r with n = round(t/ln 2) and
+/// a polynomial in r, 2^n built in the exponent bits. Results below the normal range (rare: a
+/// softmax entry < 1e-308, float 1e-38) are taken from std::exp in a second pass.
+template <class V>
+void exp_nonpositive(const V* t, V* out, std::size_t n) {
+    using C = ExpConstants<V>;
+    using Bits = typename C::Bits;
+    using SBits = std::make_signed_t<Bits>;
+    static constexpr auto coef = [] {
+        std::array<V, C::degree + 1> c{};
+        double f = 1.0;
+        for (int j = 0; j <= C::degree; ++j) {
+            if (j > 0) f *= j;
+            c[static_cast<std::size_t>(j)] = static_cast<V>(1.0 / f);
         }
-    } else {
-        for (std::ptrdiff_t b = 0; b < nb; ++b) {
-            const std::size_t i0 = static_cast<std::size_t>(b) * block_rows;
-            body(i0, std::min(n, i0 + block_rows), std::size_t{0});
+        return c;
+    }();
+    const auto shift_bits = static_cast<SBits>(std::bit_cast<Bits>(C::round_shift));
+    int below = 0;
+    DIFFBIO_OMP(simd reduction(+ : below))
+    for (std::size_t j = 0; j < n; ++j) {
+        const bool normal = t[j] >= C::normal_from;
+        below += normal ? 0 : 1;
+        const V s = normal ? t[j] : C::normal_from;
+        const V shifted = s * C::log2e + C::round_shift;
+        const V nf = shifted - C::round_shift;
+        const V r = (s - nf * C::ln2_hi) - nf * C::ln2_lo;
+        V p = coef[C::degree];
+        for (int d = C::degree - 1; d >= 0; --d) p = p * r + coef[static_cast<std::size_t>(d)];
+        const SBits e = static_cast<SBits>(std::bit_cast<Bits>(shifted)) - shift_bits; // n, in [-1021, 0]
+        const V two_n = std::bit_cast<V>(static_cast<Bits>(static_cast<Bits>(e + static_cast<SBits>(C::bias)) << C::mantissa_bits));
+        out[j] = normal ? p * two_n : V(0);
+    }
+    if (below > 0) {
+        for (std::size_t j = 0; j < n; ++j) {
+            if (t[j] < C::normal_from && t[j] > C::zero_below) out[j] = std::exp(t[j]);
         }
     }
 }
 
-/// Forward kernel. Writes (each when not null): p [n × K] the soft assignments at τ, dshift
-/// [n × K] the shifted distances D − m (double), labels [n] the argmin (lowest index on ties),
-/// dmin [n] the minimum squared distance.
+/// Forward kernel. Writes (each when not null): p [n × K] the soft assignments at τ, labels [n]
+/// the argmin (lowest index on ties), dmin [n] the minimum squared distance.
 template <class V, class P>
-void forward(const P& policy, const V* x, std::size_t n, std::size_t F, const V* mu, std::size_t K, V tau, V* p, double* dshift,
-             int* labels, double* dmin) {
+void forward(const P& policy, const V* x, std::size_t n, std::size_t F, const V* mu, std::size_t K, V tau, V* p, int* labels,
+             double* dmin) {
     const std::vector<V> mn = row_norms2(mu, K, F);
     const V inv = V(1) / tau;
-    auto block = [&](std::size_t i0, std::size_t i1, std::size_t) {
-        thread_local Mat<V> D;
-        block_distances(x + i0 * F, i1 - i0, F, mu, mn.data(), K, D);
+    using RowArray = Eigen::Map<Eigen::Array<V, 1, Eigen::Dynamic>>;
+    for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t) {
+        thread_local Mat<V> E;
+        block_scores(x + i0 * F, i1 - i0, F, mu, mn.data(), K, E);
         for (std::size_t i = i0; i < i1; ++i) {
-            const V* d = D.data() + (i - i0) * K;
-            std::size_t best = 0;
-            for (std::size_t k = 1; k < K; ++k) {
-                if (d[k] < d[best]) best = k;
-            }
-            const V m = d[best];
+            V* e = E.data() + (i - i0) * K;
+            V m;
+            const std::size_t best = row_argmin(e, K, m);
             if (labels != nullptr) labels[i] = static_cast<int>(best);
-            if (dmin != nullptr) dmin[i] = static_cast<double>(m);
-            if (dshift != nullptr) {
-                for (std::size_t k = 0; k < K; ++k) dshift[i * K + k] = static_cast<double>(d[k] - m);
+            if (dmin != nullptr) {
+                const V d = Eigen::Map<const Eigen::Matrix<V, 1, Eigen::Dynamic>>(x + i * F, static_cast<Eigen::Index>(F)).squaredNorm() + m;
+                dmin[i] = d > V(0) ? static_cast<double>(d) : 0.0;
             }
             if (p != nullptr) {
+                for (std::size_t k = 0; k < K; ++k) e[k] = (m - e[k]) * inv; // −(D_ik − m_i)/τ ≤ 0
                 V* pi = p + i * K;
-                V s = V(0);
-                for (std::size_t k = 0; k < K; ++k) {
-                    pi[k] = std::exp(-(d[k] - m) * inv);
-                    s += pi[k];
-                }
-                const V is = V(1) / s;
-                for (std::size_t k = 0; k < K; ++k) pi[k] *= is;
+                exp_nonpositive(e, pi, K);
+                RowArray row(pi, static_cast<Eigen::Index>(K));
+                row *= V(1) / row.sum();
             }
         }
-    };
-    for_blocks(policy, n, block);
+    });
 }
 
-/// Backward kernel (double): given p, dshift (needed only for τ̄) and p̄, ACCUMULATES x̄ [n × F],
-/// μ̄ [K × F] and τ̄ (each skipped when null).
+/// One labelling pass of Lloyd's algorithm (double) over blocks of points: labels [n] (nearest
+/// centroid, lowest index on exact ties) and, each when not null and fused into the same pass, the
+/// sums Σ x_i [K × F] and counts [K] of the points of each label and the inertia Σ_i ‖x_i −
+/// μ_{l_i}‖² (each squared distance summed coordinate by coordinate). Partial sums per thread,
+/// added in thread order (with Cpu: in point order).
+template <class P>
+void hard_pass(const P& policy, const double* x, std::size_t n, std::size_t F, const double* mu, std::size_t K, int* labels, double* sums,
+               double* counts, double* inertia) {
+    const std::vector<double> mn = row_norms2(mu, K, F);
+    const auto T = static_cast<std::size_t>(exec::thread_count(policy));
+    std::vector<double> sum_part(sums != nullptr ? T * K * F : 0, 0.0), count_part(counts != nullptr ? T * K : 0, 0.0);
+    std::vector<double> inertia_part(T, 0.0);
+    for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t t) {
+        thread_local Mat<double> E;
+        block_scores(x + i0 * F, i1 - i0, F, mu, mn.data(), K, E);
+        double* st = sums != nullptr ? sum_part.data() + t * K * F : nullptr;
+        double* ct = counts != nullptr ? count_part.data() + t * K : nullptr;
+        double acc = inertia_part[t];
+        for (std::size_t i = i0; i < i1; ++i) {
+            double m;
+            const std::size_t best = row_argmin(E.data() + (i - i0) * K, K, m);
+            labels[i] = static_cast<int>(best);
+            const double* xi = x + i * F;
+            if (st != nullptr) {
+                double* s = st + best * F;
+                for (std::size_t f = 0; f < F; ++f) s[f] += xi[f];
+            }
+            if (ct != nullptr) ct[best] += 1.0;
+            if (inertia != nullptr) {
+                const double* c = mu + best * F;
+                double s = 0.0;
+                for (std::size_t f = 0; f < F; ++f) {
+                    const double d = xi[f] - c[f];
+                    s += d * d;
+                }
+                acc += s;
+            }
+        }
+        inertia_part[t] = acc;
+    });
+    for (std::size_t t = 0; t < T; ++t) {
+        if (sums != nullptr) {
+            for (std::size_t j = 0; j < K * F; ++j) sums[j] = t == 0 ? sum_part[j] : sums[j] + sum_part[t * K * F + j];
+        }
+        if (counts != nullptr) {
+            for (std::size_t k = 0; k < K; ++k) counts[k] = t == 0 ? count_part[k] : counts[k] + count_part[t * K + k];
+        }
+        if (inertia != nullptr) *inertia = t == 0 ? inertia_part[0] : *inertia + inertia_part[t];
+    }
+}
+
+/// Backward kernel (double): given p and p̄, ACCUMULATES x̄ [n × F], μ̄ [K × F] and τ̄ (each
+/// skipped when null). τ̄ needs the shifted distances D − m: each block recomputes them (the
+/// forward's GEMM and minimum on the same block, so the same numbers) rather than keeping n × K
+/// of them from the forward, which would cost more memory traffic than the GEMM.
 template <class P>
 void backward(const P& policy, const double* x, std::size_t n, std::size_t F, const double* mu, std::size_t K, double tau,
-              const double* p, const double* dshift, const double* pbar, double* xbar, double* mubar, double* taubar) {
+              const double* p, const double* pbar, double* xbar, double* mubar, double* taubar) {
+    const std::vector<double> mn = taubar != nullptr ? row_norms2(mu, K, F) : std::vector<double>();
     const int threads = exec::thread_count(policy);
     const auto T = static_cast<std::size_t>(threads);
     std::vector<Mat<double>> mu_part(mubar != nullptr ? T : 0);
@@ -205,21 +361,30 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
     }
     const Eigen::Map<const Mat<double>> M(mu, static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
     const double inv = 1.0 / tau;
-    auto block = [&](std::size_t i0, std::size_t i1, std::size_t t) {
+    using Row = Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>>;
+    using RowOut = Eigen::Map<Eigen::Array<double, 1, Eigen::Dynamic>>;
+    const auto Ki = static_cast<Eigen::Index>(K);
+    for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t t) {
         const auto rows = static_cast<Eigen::Index>(i1 - i0);
-        thread_local Mat<double> Dbar, XB;
-        Dbar.resize(rows, static_cast<Eigen::Index>(K));
+        thread_local Mat<double> Dbar, XB, E;
+        Dbar.resize(rows, Ki);
+        if (taubar != nullptr) block_scores(x + i0 * F, i1 - i0, F, mu, mn.data(), K, E);
         double tb = 0.0;
+        double* colsum = mubar != nullptr ? col_part[t].data() : nullptr;
         for (std::size_t i = i0; i < i1; ++i) {
-            const double* pi = p + i * K;
-            const double* gi = pbar + i * K;
-            double dot = 0.0;
-            for (std::size_t k = 0; k < K; ++k) dot += gi[k] * pi[k];
-            double* db = Dbar.data() + (i - i0) * K;
-            for (std::size_t k = 0; k < K; ++k) {
-                const double g = pi[k] * (gi[k] - dot);
-                db[k] = -g * inv;
-                if (taubar != nullptr) tb += g * dshift[i * K + k];
+            const Row pi(p + i * K, Ki), gi(pbar + i * K, Ki);
+            const double dot = (gi * pi).sum();
+            RowOut db(Dbar.data() + (i - i0) * K, Ki);
+            db = pi * (gi - dot); // G_ik
+            if (taubar != nullptr) {
+                RowOut e(E.data() + (i - i0) * K, Ki);
+                double m;
+                (void)row_argmin(e.data(), K, m);
+                tb += (db * (e - m)).sum(); // Σ_k G_ik (D_ik − m_i)
+            }
+            db *= -inv; // D̄ = −G/τ
+            if (colsum != nullptr) {
+                for (std::size_t k = 0; k < K; ++k) colsum[k] += db[static_cast<Eigen::Index>(k)];
             }
         }
         tau_part[t] += tb;
@@ -232,12 +397,8 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
                 for (std::size_t f = 0; f < F; ++f) xb[f] += XB(i, static_cast<Eigen::Index>(f)) + rs * X(i, static_cast<Eigen::Index>(f));
             }
         }
-        if (mubar != nullptr) {
-            mu_part[t].noalias() -= 2.0 * (Dbar.transpose() * X);
-            for (Eigen::Index k = 0; k < static_cast<Eigen::Index>(K); ++k) col_part[t][static_cast<std::size_t>(k)] += Dbar.col(k).sum();
-        }
-    };
-    for_blocks(policy, n, block);
+        if (mubar != nullptr) mu_part[t].noalias() -= 2.0 * (Dbar.transpose() * X);
+    });
     if (mubar != nullptr) {
         for (std::size_t t = 0; t < T; ++t) {
             for (std::size_t k = 0; k < K; ++k) {
@@ -252,6 +413,28 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
         for (const double v : tau_part) tb += v;
         *taubar += tb * inv * inv;
     }
+}
+
+/// A vector of `size` value-initialised entries (an operator's output). On Linux, when it is large
+/// (≥ 64 MiB), its pages are marked for transparent huge pages before they are first touched
+/// (madvise, a hint that changes nothing else; ignored where THP is off): a gigabyte output then
+/// takes 512 times fewer page faults, which cost ~4x the computation of r on a virtual machine.
+template <class T>
+std::vector<T> large_output(std::size_t size) {
+    std::vector<T> v;
+    v.reserve(size);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const std::size_t bytes = size * sizeof(T);
+    const long page_size = ::sysconf(_SC_PAGESIZE);
+    if (bytes >= (std::size_t{64} << 20) && page_size > 0) {
+        const auto page = static_cast<std::uintptr_t>(page_size);
+        const auto begin = reinterpret_cast<std::uintptr_t>(v.data());
+        const std::uintptr_t lo = (begin + page - 1) / page * page, hi = (begin + bytes) / page * page;
+        if (hi > lo) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+    }
+#endif
+    v.resize(size);
+    return v;
 }
 
 /// Values of a span as V (a view when already V, else a converted copy in buf).
@@ -281,6 +464,25 @@ inline double inertia(const double* x, std::size_t n, std::size_t F, const doubl
     return total;
 }
 
+/// Σ_f Var(x_·f), the variances with divisor n (two passes: means, then squared deviations), each
+/// feature's sums in point order; row by row over x [n × F], so each pass reads x once.
+inline double feature_variance_sum(const double* x, std::size_t n, std::size_t F) {
+    std::vector<double> mean(F, 0.0), var(F, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t f = 0; f < F; ++f) mean[f] += x[i * F + f];
+    }
+    for (std::size_t f = 0; f < F; ++f) mean[f] /= static_cast<double>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t f = 0; f < F; ++f) {
+            const double d = x[i * F + f] - mean[f];
+            var[f] += d * d;
+        }
+    }
+    double total = 0.0;
+    for (std::size_t f = 0; f < F; ++f) total += var[f] / static_cast<double>(n);
+    return total;
+}
+
 /// A splitmix64 stream: uniform doubles in [0, 1).
 struct SplitMix {
     std::uint64_t state;
@@ -295,6 +497,27 @@ struct SplitMix {
 };
 
 } // namespace kmeans_detail
+
+/// soft_assign for float or double without allocating: writes r [n × K] into `out` (a buffer the
+/// caller keeps across calls, e.g. in a training loop: r is n·K values, 2 GB in double for 10^6
+/// points and 256 centroids, and first touching fresh memory costs more than computing r).
+template <exec::HostPolicy P, class V>
+    requires std::is_floating_point_v<V>
+void soft_assign_into(const P& policy, std::span<const V> x, std::size_t n, std::span<const V> centroids, std::size_t K,
+                      std::type_identity_t<V> tau, std::span<V> out, std::vector<int>* labels = nullptr) {
+    constexpr const char* where = "soft_assign_into";
+    const std::size_t F = kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, where);
+    check_temperature(tau, where, "tau");
+    check_size(out.size(), n * K, where, "output");
+    kmeans_detail::check_all_finite(x, where, "points");
+    kmeans_detail::check_all_finite(centroids, where, "centroids");
+    int* lab = nullptr;
+    if (labels != nullptr) {
+        labels->assign(n, 0);
+        lab = labels->data();
+    }
+    kmeans_detail::forward<V>(policy, x.data(), n, F, centroids.data(), K, tau, out.data(), lab, nullptr);
+}
 
 /// Soft assignments r [n × K] of points x [n × F] to centroids [K × F] at temperature τ (see the
 /// header comment). Scalars: any mix of double, float, Dual, Var (the result is their promotion);
@@ -317,8 +540,8 @@ std::vector<promote_t<S, C, Tau>> soft_assign(const P& policy, std::span<const S
         std::vector<R> xb, cb;
         const R* xv = kmeans_detail::values_as<R>(x, xb);
         const R* cv = kmeans_detail::values_as<R>(centroids, cb);
-        std::vector<R> p(n * K);
-        kmeans_detail::forward<R>(policy, xv, n, F, cv, K, static_cast<R>(primal(tau)), p.data(), nullptr, lab, nullptr);
+        std::vector<R> p = kmeans_detail::large_output<R>(n * K);
+        kmeans_detail::forward<R>(policy, xv, n, F, cv, K, static_cast<R>(primal(tau)), p.data(), lab, nullptr);
         return p;
     } else if constexpr (std::is_same_v<R, ad::Var>) {
         namespace sd = soft::detail;
@@ -327,23 +550,22 @@ std::vector<promote_t<S, C, Tau>> soft_assign(const P& policy, std::span<const S
         const std::span<const double> saved_x = sd::saved_values(tape, x);
         const std::span<const double> saved_c = sd::saved_values(tape, centroids);
         const double tau_v = sd::primal_scalar(tau);
-        const std::span<double> dshift = tau_var ? tape.allocate<double>(n * K) : std::span<double>();
         auto y = tape.record_node_uninitialised(
             {sd::node_inputs(x), sd::node_inputs(centroids), sd::node_input(tau)}, n * K, [=](const ad::NodeGrad& g) {
                 const auto xd = sd::input_values<S>(g, 0, saved_x);
                 const auto cd = sd::input_values<C>(g, 1, saved_c);
                 const double t = tau_var ? g.in_value(2)[0] : tau_v;
                 double tb = 0.0;
-                kmeans_detail::backward(policy, xd.data(), n, F, cd.data(), K, t, g.out_value().data(), dshift.data(),
-                                        g.out_adjoint().data(), sd::is_var_v<S> ? g.in_adjoint(0).data() : nullptr,
+                kmeans_detail::backward(policy, xd.data(), n, F, cd.data(), K, t, g.out_value().data(), g.out_adjoint().data(), sd::is_var_v<S> ? g.in_adjoint(0).data() : nullptr,
                                         sd::is_var_v<C> ? g.in_adjoint(1).data() : nullptr, tau_var ? &tb : nullptr);
                 if constexpr (tau_var) g.in_adjoint(2)[0] += tb;
             });
         const auto xd = sd::forward_values(tape, x, saved_x);
         const auto cd = sd::forward_values(tape, centroids, saved_c);
-        kmeans_detail::forward<double>(policy, xd.data(), n, F, cd.data(), K, tau_v, tape.values_of(y).data(),
-                                       tau_var ? dshift.data() : nullptr, lab, nullptr);
-        return {y.begin(), y.end()};
+        kmeans_detail::forward<double>(policy, xd.data(), n, F, cd.data(), K, tau_v, tape.values_of(y).data(), lab, nullptr);
+        std::vector<ad::Var> out = kmeans_detail::large_output<ad::Var>(n * K);
+        std::copy(y.begin(), y.end(), out.begin());
+        return out;
     } else {
         // Dual (and other AD scalars): the same formulas, element by element.
         using std::exp;
@@ -352,16 +574,13 @@ std::vector<promote_t<S, C, Tau>> soft_assign(const P& policy, std::span<const S
         for (std::size_t k = 0; k < K; ++k) {
             for (std::size_t f = 0; f < F; ++f) mn[k] = mn[k] + centroids[k * F + f] * centroids[k * F + f];
         }
-        std::vector<R> d(K, passive<R>(0.0));
+        std::vector<R> d(K, passive<R>(0.0)); // the scores E_ik = ‖μ_k‖² − 2 x_i·μ_k (D_ik − ‖x_i‖²)
         for (std::size_t i = 0; i < n; ++i) {
-            R xn = passive<R>(0.0);
-            for (std::size_t f = 0; f < F; ++f) xn = xn + x[i * F + f] * x[i * F + f];
             std::size_t best = 0;
             for (std::size_t k = 0; k < K; ++k) {
                 R dot = passive<R>(0.0);
                 for (std::size_t f = 0; f < F; ++f) dot = dot + x[i * F + f] * centroids[k * F + f];
-                d[k] = xn - 2.0 * dot + mn[k];
-                if (!(primal(d[k]) > 0.0)) d[k] = passive<R>(0.0);
+                d[k] = mn[k] - 2.0 * dot;
                 if (primal(d[k]) < primal(d[best])) best = k;
             }
             if (lab != nullptr) lab[i] = static_cast<int>(best);
@@ -392,7 +611,7 @@ std::vector<int> hard_assign(std::span<const double> x, std::size_t n, std::span
     kmeans_detail::check_all_finite(x, where, "points");
     kmeans_detail::check_all_finite(centroids, where, "centroids");
     std::vector<int> labels(n);
-    kmeans_detail::forward<double>(policy, x.data(), n, F, centroids.data(), K, 1.0, nullptr, nullptr, labels.data(), nullptr);
+    kmeans_detail::hard_pass(policy, x.data(), n, F, centroids.data(), K, labels.data(), nullptr, nullptr, nullptr);
     return labels;
 }
 
@@ -508,16 +727,7 @@ LloydResult lloyd(std::span<const double> x, std::size_t n, std::span<const doub
     kmeans_detail::check_all_finite(x, where, "points");
     kmeans_detail::check_all_finite(initial, where, "centroids");
     // tol · mean over features of the (biased) variance
-    double var_mean = 0.0;
-    for (std::size_t f = 0; f < F; ++f) {
-        double m = 0.0;
-        for (std::size_t i = 0; i < n; ++i) m += x[i * F + f];
-        m /= static_cast<double>(n);
-        double v = 0.0;
-        for (std::size_t i = 0; i < n; ++i) v += (x[i * F + f] - m) * (x[i * F + f] - m);
-        var_mean += v / static_cast<double>(n);
-    }
-    const double tol = opt.tol * var_mean / static_cast<double>(F);
+    const double tol = opt.tol * kmeans_detail::feature_variance_sum(x.data(), n, F) / static_cast<double>(F);
 
     LloydResult res;
     res.centroids.assign(initial.begin(), initial.end());
@@ -526,14 +736,8 @@ LloydResult lloyd(std::span<const double> x, std::size_t n, std::span<const doub
     std::vector<double> sums(K * F), counts(K);
     std::size_t it = 0;
     for (; it < opt.max_iter; ++it) {
-        kmeans_detail::forward<double>(policy, x.data(), n, F, res.centroids.data(), K, 1.0, nullptr, nullptr, res.labels.data(), nullptr);
-        std::fill(sums.begin(), sums.end(), 0.0);
-        std::fill(counts.begin(), counts.end(), 0.0);
-        for (std::size_t i = 0; i < n; ++i) {
-            const auto k = static_cast<std::size_t>(res.labels[i]);
-            counts[k] += 1.0;
-            for (std::size_t f = 0; f < F; ++f) sums[k * F + f] += x[i * F + f];
-        }
+        // labels, and the sums and counts per label, in one pass over the points
+        kmeans_detail::hard_pass(policy, x.data(), n, F, res.centroids.data(), K, res.labels.data(), sums.data(), counts.data(), nullptr);
         double shift = 0.0;
         for (std::size_t k = 0; k < K; ++k) {
             if (counts[k] == 0.0) continue;
@@ -551,10 +755,11 @@ LloydResult lloyd(std::span<const double> x, std::size_t n, std::span<const doub
         old = res.labels;
     }
     res.iterations = std::min(it + 1, opt.max_iter);
-    if (!res.strict_convergence) {
-        kmeans_detail::forward<double>(policy, x.data(), n, F, res.centroids.data(), K, 1.0, nullptr, nullptr, res.labels.data(), nullptr);
+    if (!res.strict_convergence) { // relabel with the final centroids, the inertia in the same pass
+        kmeans_detail::hard_pass(policy, x.data(), n, F, res.centroids.data(), K, res.labels.data(), nullptr, nullptr, &res.inertia);
+    } else {
+        res.inertia = kmeans_detail::inertia(x.data(), n, F, res.centroids.data(), res.labels.data());
     }
-    res.inertia = kmeans_detail::inertia(x.data(), n, F, res.centroids.data(), res.labels.data());
     return res;
 }
 
@@ -646,7 +851,7 @@ public:
         if (init) init_kmeanspp(x, n);
         std::vector<double> mu(centroids_.values().begin(), centroids_.values().end());
         std::vector<double> dmin(n), r(n * K);
-        kmeans_detail::forward<double>(policy, x.data(), n, F, mu.data(), K, 1.0, nullptr, nullptr, nullptr, dmin.data());
+        kmeans_detail::forward<double>(policy, x.data(), n, F, mu.data(), K, 1.0, nullptr, nullptr, dmin.data());
         double tau = opt.tau_start;
         if (tau == 0.0) {
             for (const double d : dmin) tau += d;
@@ -654,20 +859,12 @@ public:
             if (!(tau > 0.0)) tau = 1.0; // every point on a centroid
         }
         const double tau_end = opt.tau_end != 0.0 ? opt.tau_end : 1e-4 * tau;
-        double var_mean = 0.0;
-        for (std::size_t f = 0; f < F; ++f) {
-            double m = 0.0, v = 0.0;
-            for (std::size_t i = 0; i < n; ++i) m += x[i * F + f];
-            m /= static_cast<double>(n);
-            for (std::size_t i = 0; i < n; ++i) v += (x[i * F + f] - m) * (x[i * F + f] - m);
-            var_mean += v / static_cast<double>(n);
-        }
-        const double tol = opt.tol * var_mean / static_cast<double>(F);
+        const double tol = opt.tol * kmeans_detail::feature_variance_sum(x.data(), n, F) / static_cast<double>(F);
         SoftKMeansFitReport rep;
         for (;;) {
             ++rep.stages;
             for (std::size_t s = 0; s < opt.inner_iterations; ++s) {
-                kmeans_detail::forward<double>(policy, x.data(), n, F, mu.data(), K, tau, r.data(), nullptr, nullptr, nullptr);
+                kmeans_detail::forward<double>(policy, x.data(), n, F, mu.data(), K, tau, r.data(), nullptr, nullptr);
                 const auto next = soft_centroid_update(x, n, r, K, mu);
                 double shift = 0.0;
                 for (std::size_t j = 0; j < mu.size(); ++j) shift += (next[j] - mu[j]) * (next[j] - mu[j]);
@@ -686,8 +883,7 @@ public:
             rep.lloyd_iterations = res.iterations;
         } else {
             labels_.assign(n, 0);
-            kmeans_detail::forward<double>(policy, x.data(), n, F, mu.data(), K, 1.0, nullptr, nullptr, labels_.data(), nullptr);
-            inertia_ = kmeans_detail::inertia(x.data(), n, F, mu.data(), labels_.data());
+            kmeans_detail::hard_pass(policy, x.data(), n, F, mu.data(), K, labels_.data(), nullptr, nullptr, &inertia_);
         }
         std::copy(mu.begin(), mu.end(), centroids_.values().begin());
         rep.inertia = inertia_;
