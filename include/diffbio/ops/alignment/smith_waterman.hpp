@@ -48,7 +48,10 @@
 //
 // Kernels. double and float forwards, the Var node's forward values, its backward for code pairs
 // and value_and_grad run the batched SIMD kernels of sw_simd.hpp: each vector lane is one pair,
-// pairs sorted by size into lane groups (CpuParallel: lane groups across threads). The scalar
+// pairs sorted by size into lane groups (CpuParallel: lane groups across threads); pairs too few
+// to fill the lanes (a single pair) run the anti-diagonal wavefront of sw_wavefront.hpp instead,
+// the SIMD width across one pair (forward, and backward with its full table when that is no
+// larger than the lane group's, checkpointed or not). The scalar
 // per-pair kernels of sw_kernel.hpp remain the reference they are tested against (and serve
 // posteriors, tracebacks and the profile-pair backward); Dual (forward mode) runs the naive
 // reference recursion (sw_reference.hpp).

@@ -21,6 +21,12 @@
 // Soft max with the maximum factored out: smax(c) = m + τ·log(1 + Σ_{k≠k*} e^{(c_k − m)/τ}) where
 // the K − 1 non-maxima come from a min/max network (2 candidates: min; 3: min(a, b), min(max(a, b), c);
 // 4: min(a, b), min(c, d), min(max(a, b), max(c, d))), so K − 1 exps and one log per soft max.
+// Soft affine forwards compute at each cell the three soft maxes it feeds (sw_vaffine_out) with
+// one shared normalisation, 3 exps (local 4, + 1 for the end sum) instead of 7 (8) per cell.
+//
+// Few pairs. Score drivers run lane groups too empty for the inter-pair kernel pair by pair
+// (sw_simd_worth_it): large pairs by the intra-pair anti-diagonal wavefront of sw_wavefront.hpp
+// (one pair across the whole SIMD width; a lone pair above all), small ones by the scalar kernel.
 //
 // Memory. Score only: two rows of K packs per state ((N + 1)·K·L values) and one row of cell
 // scores; the batch driver orients each pair so that N runs along its shorter sequence
@@ -97,6 +103,64 @@ inline V sw_vsmax4(const V& a, const V& b, const V& c, const V& d, const SwSoft<
         const V r = simd::exp_nonpos((simd::min(a, b) - mx) * t.inv) + simd::exp_nonpos((simd::min(c, d) - mx) * t.inv) +
                     simd::exp_nonpos((simd::min(ab, cd) - mx) * t.inv);
         return mx + t.tau * simd::log_normal(r + typename V::value_type(1));
+    }
+}
+
+/// The three soft maxes an affine cell (M, X, Y) feeds ("outgoing" form: computed once at the
+/// source cell instead of at each destination):
+///   g1 = smax(M − o, X − e, Y − o)    = X of the cell below
+///   g2 = smax(M − o, Y − e, X − o)    = Y of the cell to the right
+///   g3 = smax([local: 0], M, X, Y)    M of the diagonal cell = s + g3
+/// Fast (soft only, |o − e|/τ ≤ sw_affine_fast_range<F>): the three share one normalisation. With
+/// m = max(M, X, Y), a_c = e^{(c − m)/τ} (≤ 1, the maximum's is 1), p = min(o, e),
+/// k_o = e^{−(o − p)/τ}, k_e = e^{−(e − p)/τ} (one of them 1, the other ≥ e^{−range}):
+///   g1 = m − p + τ·log(k_o·(a_M + a_Y) + k_e·a_X),  g2 = m − p + τ·log(k_o·(a_M + a_X) + k_e·a_Y),
+///   g3 = m + τ·log(a_M + a_X + a_Y)   (local: max(m, 0) + τ·log of the same sum with e^{−|m|/τ}
+///                                      for the 0 candidate, on the scale of the larger of m and 0)
+/// so 3 exps (4 local) and 3 logs per cell instead of 7 (8) and 3. Every log argument is ≥ the
+/// smaller k (≥ e^{−50} float, e^{−600} double): normal, and terms flushed below the smallest normal
+/// are < 1e-21 of it. The exact (per-candidate, max-shifted) soft maxes otherwise, and hard max.
+template <class F>
+inline constexpr F sw_affine_fast_range = sizeof(F) == 4 ? F(50) : F(600);
+
+template <class V>
+struct SwAffineOut {
+    using F = typename V::value_type;
+    SwSoft<V> t;
+    V o, e, p, ko, ke;
+    SwAffineOut(F open, F extend, F tau)
+        : t{V::broadcast(tau), V::broadcast(F(1) / tau)}, o(V::broadcast(open)), e(V::broadcast(extend)),
+          p(V::broadcast(std::min(open, extend))), ko(V::broadcast(std::exp(-(open - std::min(open, extend)) / tau))),
+          ke(V::broadcast(std::exp(-(extend - std::min(open, extend)) / tau))) {}
+};
+
+template <bool Hard, bool Local, bool Fast, class V>
+inline void sw_vaffine_out(const V& M, const V& X, const V& Y, const SwAffineOut<V>& c, V& g1, V& g2, V& g3) {
+    using F = typename V::value_type;
+    const V zero = V::broadcast(F(0));
+    if constexpr (Hard || !Fast) {
+        g1 = sw_vsmax3<Hard>(M - c.o, X - c.e, Y - c.o, c.t);
+        g2 = sw_vsmax3<Hard>(M - c.o, Y - c.e, X - c.o, c.t);
+        if constexpr (Local) {
+            g3 = sw_vsmax4<Hard>(zero, M, X, Y, c.t);
+        } else {
+            g3 = sw_vsmax3<Hard>(M, X, Y, c.t);
+        }
+    } else {
+        const V mx = simd::max(simd::max(M, X), Y);
+        const V aM = simd::exp_nonpos((M - mx) * c.t.inv), aX = simd::exp_nonpos((X - mx) * c.t.inv),
+                aY = simd::exp_nonpos((Y - mx) * c.t.inv);
+        const V mp = mx - c.p, sMX = aM + aX;
+        g1 = mp + c.t.tau * simd::log_normal(c.ko * (aM + aY) + c.ke * aX);
+        g2 = mp + c.t.tau * simd::log_normal(c.ko * sMX + c.ke * aY);
+        const V S = sMX + aY;
+        if constexpr (Local) {
+            const V z = simd::exp_nonpos(-(simd::abs(mx) * c.t.inv));
+            const V arg = simd::select(mx >= zero, S + z, z * S + F(1));
+            g3 = simd::max(mx, zero) + c.t.tau * simd::log_normal(arg);
+        } else {
+            g3 = mx + c.t.tau * simd::log_normal(S);
+        }
     }
 }
 
@@ -256,10 +320,97 @@ void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const F
     }
 }
 
+/// Soft affine forward in the outgoing form (sw_vaffine_out, Fast): each cell's (M, X, Y) gives
+/// g1 (X of the cell below), g2 (Y of the next cell, carried) and g3 (M of the diagonal cell minus
+/// its score) with shared exps; one row of g1 and g3, updated in place. M, X, Y are still stored
+/// where the rows are kept (the backward's table, checkpoints, blocks); score-only (rolling) rows
+/// skip them, and the global score is g3 = smax(M, X, Y) at (m_l, n_l).
+template <bool Local, class F, int L, class Fill>
+void sw_vforward_affine_out(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
+                            const SwVRows<simd::pack<F, L>>& rows, F* out, SwRowRange rr) {
+    using V = simd::pack<F, L>;
+    const SwAffineOut<V> c(p.open, p.extend, p.tau);
+    const V none = V::broadcast(sw_none<F>), zero = V::broadcast(F(0));
+    const std::size_t N = g.N, M = std::min(g.M, rr.hi);
+    const bool scoring = out != nullptr, store = rows.mode != SwVRows<V>::Mode::Rolling;
+    std::vector<V> gbuf; // resize, not the size constructor (nvcc rejects initializer_list<pack>)
+    gbuf.resize(2 * (N + 1));
+    V* g1 = gbuf.data();
+    V* g3 = g1 + (N + 1);
+    auto capture = [&](std::size_t i) {
+        if constexpr (!Local) {
+            if (!scoring) return;
+            for (int l = 0; l < L; ++l) {
+                if (g.m[l] == i) out[l] = sw_unnone(g3[g.n[l]][l]);
+            }
+        } else {
+            (void)i;
+        }
+    };
+    std::size_t first = 0;
+    if (rr.lo == 0) { // row 0: M_00 (0 global, none local), Y_0j = g2 of (0, j − 1), the rest none
+        V* M0 = rows.row(0, 0);
+        V* X0 = rows.row(1, 0);
+        V* Y0 = rows.row(2, 0);
+        V Mv = Local ? none : zero, Yv = none, g2 = none;
+        for (std::size_t j = 0; j <= N; ++j) {
+            if (j > 0) Mv = none, Yv = g2;
+            if (store) M0[j] = Mv, X0[j] = none, Y0[j] = Yv;
+            sw_vaffine_out<false, Local, true>(Mv, none, Yv, c, g1[j], g2, g3[j]);
+        }
+        capture(0);
+        first = 1;
+    } else { // a recomputation from the stored row lo − 1
+        first = rr.lo;
+        const V* Mu = rows.row(0, rr.lo - 1);
+        const V* Xu = rows.row(1, rr.lo - 1);
+        const V* Yu = rows.row(2, rr.lo - 1);
+        V g2;
+        for (std::size_t j = 0; j <= N; ++j) {
+            sw_vaffine_out<false, Local, true>(Mu[j], Xu[j], Yu[j], c, g1[j], g2, g3[j]);
+        }
+    }
+    SwVEnd<false, V> end;
+    for (std::size_t i = first; i <= M; ++i) {
+        fill(i - 1, sbuf);
+        V* Mr = rows.row(0, i);
+        V* Xr = rows.row(1, i);
+        V* Yr = rows.row(2, i);
+        // column 0: M = Y = none, X = g1 of (i − 1, 0)
+        V g2, g3d = g3[0];
+        const V x0 = g1[0];
+        if (store) Mr[0] = none, Xr[0] = x0, Yr[0] = none;
+        sw_vaffine_out<false, Local, true>(none, x0, none, c, g1[0], g2, g3[0]);
+        for (std::size_t j = 1; j <= N; ++j) {
+            const V s = V::load(sbuf + (j - 1) * L);
+            const V Mv = s + g3d, Xv = g1[j], Yv = g2;
+            g3d = g3[j];
+            if constexpr (Local) {
+                if (scoring) end.add(Mv, c.t);
+            }
+            if (store) Mr[j] = Mv, Xr[j] = Xv, Yr[j] = Yv;
+            sw_vaffine_out<false, Local, true>(Mv, Xv, Yv, c, g1[j], g2, g3[j]);
+        }
+        capture(i);
+    }
+    if constexpr (Local) {
+        if (scoring) {
+            const V v = end.value(c.t);
+            for (int l = 0; l < L; ++l) out[l] = v[l];
+        }
+    }
+}
+
 template <bool Hard, bool Local, class F, int L, class Fill>
 void sw_vforward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
                         const SwVRows<simd::pack<F, L>>& rows, F* out, SwRowRange rr, SwVExtra<simd::pack<F, L>>* ex) {
     using V = simd::pack<F, L>;
+    if constexpr (!Hard) { // soft: the outgoing form with shared exps where the penalties allow it
+        if (std::fabs(p.open - p.extend) / p.tau <= sw_affine_fast_range<F>) {
+            sw_vforward_affine_out<Local>(p, g, fill, sbuf, rows, out, rr);
+            return;
+        }
+    }
     const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
     const V o = V::broadcast(p.open), e = V::broadcast(p.extend), none = V::broadcast(sw_none<F>),
             zero = V::broadcast(F(0));
@@ -757,12 +908,16 @@ struct SwVCheckpointTab {
     const V* row(std::size_t state, std::size_t i) const { return block.row(state, i); }
 };
 
+template <class F>
+struct SwWaveWork; // sw_wavefront.hpp
+
 template <class F, int L>
 struct SwVGradWork {
     std::vector<simd::pack<F, L>> table, block, rows, adj;
     std::vector<F> sbuf;
     std::vector<double> Sbar;
     SwGrads g;
+    SwWaveWork<F> wave; // lane groups run pair by pair (sw_wave_grad_worth_it)
 };
 
 /// Forward and backward of one lane group: out[l] = lane l's score; sink_row and acc as in
@@ -964,23 +1119,47 @@ void sw_for_lane_groups(std::span<const std::size_t> m, std::span<const std::siz
     }
 }
 
+// The intra-pair wavefront (sw_wavefront.hpp, included at the end of this header): the score
+// drivers below run it for the pairs of lane groups too empty for the inter-pair kernel.
+template <class F>
+F sw_wavefront_score_codes(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A, const std::uint8_t* q,
+                           std::size_t m, const std::uint8_t* t, std::size_t n, SwWaveWork<F>& w);
+template <class F, class X>
+F sw_wavefront_score_profiles(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A, const X* x,
+                              std::size_t m, const X* y, std::size_t n, SwWaveWork<F>& w);
+inline bool sw_wave_worth_it(const SwModel& md, std::size_t m, std::size_t n);
+template <class F>
+F sw_wavefront_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
+                                    const std::uint8_t* q, std::size_t m, const std::uint8_t* t, std::size_t n,
+                                    F fbar, double* Sbar, SwGrads& g, SwWaveWork<F>& w);
+
 template <class F, int L>
 struct SwVScoreWork {
     std::vector<simd::pack<F, L>> rows;
     std::vector<F> sbuf, B;
+    SwWaveWork<F> wave;
 };
 
 /// Scores of a batch of code pairs (forward only, O(min(m, n)) memory per lane): each pair is
 /// oriented so that its shorter sequence runs along the rows (a transposed pair reads Sᵀ; every
 /// model is symmetric in its two sequences, so the score is the same).
-/// A lane group whose pairs fill fewer than `min_lanes` lanes' worth of its M × N cells runs the
-/// scalar kernel pair by pair instead (one SIMD step costs about as much as 3-4 scalar cells; a
-/// single pair, or a long pair grouped with short ones, is faster that way).
-inline bool sw_simd_worth_it(const std::size_t* m, const std::size_t* n, int used, std::size_t M, std::size_t N,
-                             double min_lanes) {
+/// A lane group whose pairs fill fewer than `min_lanes` lanes' worth of its M × N cells runs pair
+/// by pair instead (one SIMD step costs about as much as 3-4 scalar cells; a single pair, or a long
+/// pair grouped with short ones, is faster that way): large pairs by the intra-pair wavefront
+/// (sw_wavefront.hpp, sw_wave_worth_it), small ones by the scalar kernel. A group of large pairs
+/// (M·N ≥ 64k cells) also runs pair by pair, by the wavefront, when it fills less than half of its
+/// L lanes (unless min_lanes = 0, which forces the inter-pair kernel): the wavefront runs one such
+/// pair about as fast as the inter-pair kernel runs a full group (float, AVX-512, one 1000 × 1000
+/// pair: linear 450-530 against 420 M cells/s for full groups of 150 × 150, affine 350-390 against
+/// 260-340).
+inline bool sw_simd_worth_it(const SwModel& md, int L, const std::size_t* m, const std::size_t* n, int used,
+                             std::size_t M, std::size_t N, double min_lanes) {
     double cells = 0.0;
     for (int l = 0; l < used; ++l) cells += static_cast<double>(m[l]) * static_cast<double>(n[l]);
-    return cells >= min_lanes * static_cast<double>(M) * static_cast<double>(N);
+    const double MN = static_cast<double>(M) * static_cast<double>(N);
+    if (cells < min_lanes * MN) return false;
+    const bool large = MN >= 65536.0 && sw_wave_worth_it(md, M, N);
+    return !(min_lanes > 0.0 && large && cells < 0.5 * static_cast<double>(L) * MN);
 }
 
 inline constexpr double sw_simd_min_lanes = 4.0;
@@ -1026,12 +1205,19 @@ void sw_simd_scores_codes(const SwModel& md, const SwScalars<F>& p, const F* S, 
     sw_for_lane_groups<L, SwVScoreWork<F, L>>(
         m, n, threads,
         [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, SwVScoreWork<F, L>& w) {
-            if (!sw_simd_worth_it(g.m.data(), g.n.data(), used, g.M, g.N, min_lanes)) {
+            if (!sw_simd_worth_it(md, L, g.m.data(), g.n.data(), used, g.M, g.N, min_lanes)) {
+                // Too few pairs to fill the lanes: pair by pair, a large one by the intra-pair
+                // wavefront (sw_wavefront.hpp, the whole SIMD width on one pair), a small one by
+                // the scalar kernel.
                 for (int l = 0; l < used; ++l) {
                     const std::size_t k = lanes[l];
                     const F* SS = tr[k] ? ST.data() : S;
                     const std::uint8_t* rr = tr[k] ? pairs[k].t : pairs[k].q;
                     const std::uint8_t* cc = tr[k] ? pairs[k].q : pairs[k].t;
+                    if (sw_wave_worth_it(md, g.m[l], g.n[l])) {
+                        out[k] = sw_wavefront_score_codes<F>(md, p, SS, A, rr, g.m[l], cc, g.n[l], w.wave);
+                        continue;
+                    }
                     auto cell = [SS, rr, cc, A](std::size_t i, std::size_t j) { return SS[rr[i] * A + cc[j]]; };
                     out[k] = sw_forward<F>(md, p, g.m[l], g.n[l], cell, static_cast<F*>(nullptr), w.sbuf);
                 }
@@ -1094,8 +1280,17 @@ void sw_simd_scores_profiles(const SwModel& md, const SwScalars<F>& p, const F* 
                 fill.m[l] = g.m[l];
                 fill.n[l] = g.n[l];
             }
-            if (!sw_simd_worth_it(g.m.data(), g.n.data(), used, g.M, g.N, min_lanes)) {
+            if (!sw_simd_worth_it(md, L, g.m.data(), g.n.data(), used, g.M, g.N, min_lanes)) {
+                // Too few pairs to fill the lanes: pair by pair, a large one by the intra-pair
+                // wavefront (sw_wavefront.hpp), a small one by the scalar kernel.
                 for (int l = 0; l < used; ++l) {
+                    if (sw_wave_worth_it(md, g.m[l], g.n[l])) {
+                        const std::size_t k = lanes[l];
+                        out[k] = sw_wavefront_score_profiles<F, X>(md, p, tr[k] ? ST.data() : S, A,
+                                                                   tr[k] ? pairs[k].t : pairs[k].q, g.m[l],
+                                                                   tr[k] ? pairs[k].q : pairs[k].t, g.n[l], w.wave);
+                        continue;
+                    }
                     const X* x = fill.x[l];
                     const F* B = fill.B[l];
                     auto cell = [x, B, A](std::size_t i, std::size_t j) {
@@ -1120,9 +1315,28 @@ struct SwBatchGrads {
     SwGrads g;
 };
 
+/// Whether a lane group of the gradient driver runs pair by pair through the wavefront's forward
+/// and backward (sw_wavefront.hpp): the score drivers' rule (sw_simd_worth_it), every pair large
+/// enough for the wavefront, and each pair's full table ((m+1)(n+1) values per state) no larger
+/// than the group's checkpointed table when `checkpoint` = k > 0 ((M/k + k + 4)(N+1) packs of L).
+inline bool sw_wave_grad_worth_it(const SwModel& md, int L, const std::size_t* m, const std::size_t* n, int used,
+                                  std::size_t M, std::size_t N, std::size_t checkpoint) {
+    if (sw_simd_worth_it(md, L, m, n, used, M, N, sw_simd_min_lanes)) return false;
+    for (int l = 0; l < used; ++l) {
+        if (!sw_wave_worth_it(md, m[l], n[l])) return false;
+        if (checkpoint > 0 && checkpoint < M &&
+            static_cast<double>(m[l] + 1) * static_cast<double>(n[l] + 1) >
+                static_cast<double>(M / checkpoint + checkpoint + 4) * static_cast<double>(N + 1) * L) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /// Scores (out, every pair) and, for the pairs with fbar ≠ 0, the backward: each lane group runs
 /// its forward into a full table (sw_vtable_states·(M+1)·(N+1) packs per thread) and sweeps it back.
-/// Pairs keep their orientation (the hard tie rules depend on it).
+/// Pairs keep their orientation (the hard tie rules depend on it). Lane groups too empty for the
+/// lanes (a single pair above all) run pair by pair through the wavefront (sw_wave_grad_worth_it).
 template <class F, class W>
 void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
                                   std::span<const SwSeqPair<std::uint8_t>> pairs, const W* fbar, F* out,
@@ -1139,6 +1353,18 @@ void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, cons
         m, n, threads,
         [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, Work& w) {
             if (w.Sbar.empty()) w.Sbar.assign(A * A, 0.0);
+            if (sw_wave_grad_worth_it(md, L, g.m.data(), g.n.data(), used, g.M, g.N, checkpoint)) {
+                // Too few pairs to fill the lanes: pair by pair by the intra-pair wavefront.
+                for (int l = 0; l < used; ++l) {
+                    const std::size_t k = lanes[l];
+                    const SwSeqPair<std::uint8_t>& pr = pairs[k];
+                    const F fb = static_cast<F>(fbar[k]);
+                    out[k] = fb == F(0) ? sw_wavefront_score_codes<F>(md, p, S, A, pr.q, pr.m, pr.t, pr.n, w.wave)
+                                        : sw_wavefront_value_and_grad_codes<F>(md, p, S, A, pr.q, pr.m, pr.t, pr.n,
+                                                                               fb, w.Sbar.data(), w.g, w.wave);
+                }
+                return;
+            }
             SwVCodeFill<F, L> fill;
             fill.A = A;
             fill.N = g.N;
@@ -1268,3 +1494,6 @@ void sw_simd_value_and_grad_profiles(const SwModel& md, const SwScalars<F>& p, c
 }
 
 } // namespace diffbio::ops::detail
+
+// The wavefront kernels declared above (after this header's primitives, which they use).
+#include <diffbio/ops/alignment/sw_wavefront.hpp>
