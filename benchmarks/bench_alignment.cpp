@@ -8,6 +8,7 @@
 //                                       simd::exp_nonpos/log_normal and max-factored form as the DP
 //   BM_naive_reference/<pairs>/<len>    sw_reference<double> (the naive generic recursion), small shape
 //   BM_scalar_forward<F, kind>          the scalar per-pair kernel (sw_score), forward only
+//   BM_single_pair_wavefront<F, kind>/<len>  the intra-pair wavefront kernel on one len × len pair
 //   BM_forward<F, kind>/<pairs>/<len>/<threads>        SmithWaterman::apply with Binder<F> (SIMD)
 //   BM_forward_backward<F, kind>/<pairs>/<len>/<threads>  SmithWaterman::value_and_grad<F> (SIMD)
 //   BM_forward_backward_ckpt<F, kind>   the same with checkpoint = √m
@@ -31,6 +32,7 @@
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/alignment/smith_waterman.hpp>
 #include <diffbio/ops/alignment/sw_simd.hpp>
+#include <diffbio/ops/alignment/sw_wavefront.hpp>
 
 #if defined(DIFFBIO_BENCH_PARASAIL)
 #include <parasail.h>
@@ -154,6 +156,29 @@ void BM_scalar_forward(benchmark::State& state) {
 BENCHMARK_TEMPLATE(BM_scalar_forward, float, SwKind::Linear)->Args({64, 150})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_scalar_forward, float, SwKind::Affine)->Args({64, 150})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_scalar_forward, double, SwKind::Affine)->Args({64, 150})->Unit(benchmark::kMillisecond);
+
+/// The intra-pair wavefront kernel (sw_wavefront.hpp) on one unbatched pair, forward only: the
+/// kernel SmithWaterman::apply runs for a lone large pair (BM_forward/1/1000/1 adds the API).
+template <class F, SwKind Kind>
+void BM_single_pair_wavefront(benchmark::State& state) {
+    const Batch& b = batch(1, static_cast<std::size_t>(state.range(0)));
+    const ops::SmithWaterman sw = aligner(Kind);
+    const std::vector<F> S(sw.substitution().values().begin(), sw.substitution().values().end());
+    const ops::detail::SwModel md{Kind, true, false};
+    const ops::detail::SwScalars<F> p{F(3), F(1), F(1)};
+    ops::detail::SwWaveWork<F> work;
+    const ops::CodePair& pr = b.pairs[0];
+    for (auto _ : state) {
+        const F score = ops::detail::sw_wavefront_score_codes<F>(md, p, S.data(), 4, pr.query.data(), pr.query.size(),
+                                                                 pr.target.data(), pr.target.size(), work);
+        benchmark::DoNotOptimize(score);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * b.cells));
+}
+BENCHMARK_TEMPLATE(BM_single_pair_wavefront, float, SwKind::Linear)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_single_pair_wavefront, float, SwKind::Affine)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_single_pair_wavefront, double, SwKind::Linear)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_single_pair_wavefront, double, SwKind::Affine)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 // ---- the SIMD kernels through the public API -----------------------------------------------------
 
