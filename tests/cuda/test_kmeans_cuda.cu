@@ -30,6 +30,8 @@
 #include <diffbio/ad/tape.hpp>
 #include <diffbio/ad/var.hpp>
 #include <diffbio/exec/cuda/error.cuh>
+
+#include "cuda_checks.hpp"
 #include <diffbio/ops/singlecell/soft_kmeans.hpp>
 
 namespace {
@@ -37,36 +39,11 @@ namespace {
 using namespace diffbio;
 namespace kk = ops::cuda::kmeans_kernels;
 
-int failures = 0;
-
-template <class A, class B>
-void expect_all_close(const std::vector<A>& got, const std::vector<B>& want, double rel, const std::string& what) {
-    if (got.size() != want.size()) {
-        std::printf("FAIL %s: sizes %zu vs %zu\n", what.c_str(), got.size(), want.size());
-        ++failures;
-        return;
-    }
-    int reported = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        const double g = static_cast<double>(got[i]), w = static_cast<double>(want[i]);
-        const double tol = rel * std::max(1.0, std::fabs(w));
-        if (!(std::fabs(g - w) <= tol)) {
-            if (reported++ < 5) std::printf("FAIL %s[%zu]: got %.17g want %.17g\n", what.c_str(), i, g, w);
-            ++failures;
-        }
-    }
-}
-
-void expect_close(double got, double want, double rel, const std::string& what) {
-    expect_all_close(std::vector<double>{got}, std::vector<double>{want}, rel, what);
-}
-
-void expect(bool ok, const std::string& what) {
-    if (!ok) {
-        std::printf("FAIL %s\n", what.c_str());
-        ++failures;
-    }
-}
+using cuda_checks::expect;
+using cuda_checks::expect_all_close;
+using cuda_checks::expect_close;
+using cuda_checks::expect_throw;
+using cuda_checks::failures;
 
 std::uint64_t rng_state = 99;
 double uniform() {
@@ -257,18 +234,6 @@ void emulated_backward(const Problem& p, double tau, const std::vector<double>& 
 }
 
 void check_validation() {
-    auto expect_throw = [&](auto&& call, const std::string& needle, const std::string& what) {
-        try {
-            call();
-            std::printf("FAIL %s: no exception\n", what.c_str());
-            ++failures;
-        } catch (const diffbio::Error& e) {
-            if (std::string(e.what()).find(needle) == std::string::npos) {
-                std::printf("FAIL %s: message '%s' lacks '%s'\n", what.c_str(), e.what(), needle.c_str());
-                ++failures;
-            }
-        }
-    };
     const exec::Cuda p{};
     std::vector<float> x{0.f, 1.f, 2.f, 3.f}, mu{0.f, 1.f};
     expect_throw([&] { (void)ops::cuda::soft_assign<float>(p, x, 2, mu, 1, 0.0f); }, "tau", "tau = 0");

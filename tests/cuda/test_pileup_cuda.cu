@@ -30,6 +30,8 @@
 #include <diffbio/ad/var.hpp>
 #include <diffbio/core/aligned_batch.hpp>
 #include <diffbio/exec/cuda/error.cuh>
+
+#include "cuda_checks.hpp"
 #include <diffbio/ops/variant/cuda/pileup.cuh>
 #include <diffbio/ops/variant/pileup.hpp>
 
@@ -38,36 +40,11 @@ namespace {
 using namespace diffbio;
 namespace pk = ops::cuda::pileup_kernels;
 
-int failures = 0;
-
-template <class A, class B>
-void expect_all_close(const std::vector<A>& got, const std::vector<B>& want, double rel, const std::string& what) {
-    if (got.size() != want.size()) {
-        std::printf("FAIL %s: sizes %zu vs %zu\n", what.c_str(), got.size(), want.size());
-        ++failures;
-        return;
-    }
-    int reported = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        const double g = static_cast<double>(got[i]), w = static_cast<double>(want[i]);
-        const double tol = rel * std::max(1.0, std::fabs(w));
-        if (!(std::fabs(g - w) <= tol)) {
-            if (reported++ < 5) std::printf("FAIL %s[%zu]: got %.17g want %.17g\n", what.c_str(), i, g, w);
-            ++failures;
-        }
-    }
-}
-
-void expect_close(double got, double want, double rel, const std::string& what) {
-    expect_all_close(std::vector<double>{got}, std::vector<double>{want}, rel, what);
-}
-
-void expect(bool ok, const std::string& what) {
-    if (!ok) {
-        std::printf("FAIL %s\n", what.c_str());
-        ++failures;
-    }
-}
+using cuda_checks::expect;
+using cuda_checks::expect_all_close;
+using cuda_checks::expect_close;
+using cuda_checks::expect_throw;
+using cuda_checks::failures;
 
 std::uint64_t rng_state = 7;
 std::uint64_t next_u64() {
@@ -337,18 +314,6 @@ void emulated_backward(const Case& c, const AlignedBatch& batch, const Data& d, 
 
 void check_validation(const AlignedBatch& batch) {
     ops::DifferentiablePileup op;
-    auto expect_throw = [&](auto&& call, const std::string& needle, const std::string& what) {
-        try {
-            call();
-            std::printf("FAIL %s: no exception\n", what.c_str());
-            ++failures;
-        } catch (const diffbio::Error& e) {
-            if (std::string(e.what()).find(needle) == std::string::npos) {
-                std::printf("FAIL %s: message '%s' lacks '%s'\n", what.c_str(), e.what(), needle.c_str());
-                ++failures;
-            }
-        }
-    };
     const exec::Cuda p{};
     expect_throw([&] { (void)ops::cuda::pileup_forward<float>(p, op, batch, ops::PileupRegion{5, 0, 10}); }, "contig 5",
                  "region on a missing contig");
