@@ -20,7 +20,7 @@
 //              the same operations, in the same order, as the CPU operator's finish.
 //   backward   (1) one thread per position turns the adjoints of the result's fields into the
 //              adjoint of the table (the normalising node's and the softmax's backward, in double);
-//              (2) ONE WARP PER READ walks the CIGAR as the forward and gathers, per aligned base,
+//              (2) ONE WARP PER READ walks the CIGAR as the forward (the same walk_read) and gathers, per aligned base,
 //              gw = Σ_c ∂L/∂table[p, c] · ∂table[p, c]/∂w (in double), writing ∂L/∂g_m and
 //              ∂L/∂soft_m (each base belongs to one lane: no atomics, deterministic), summing
 //              ∂L/∂ρ_i over the warp (shuffle reduction, written by lane 0: deterministic), and
@@ -193,16 +193,26 @@ DIFFBIO_HD inline void quality_derivatives(double a, double b, double Q, double&
     db = on ? pileup_detail::ln10_over_10 * e : 0.0;
 }
 
-/// The forward additions of read i that lane `lane` of `lanes` makes into table [L × 8] (zeroed
-/// before). qweight [256] may be null (no quality weights); qvalue [256].
+/// Whether read i is mapped to contig a.contig and overlaps [a.start, a.end) (the reads a walk visits).
 template <class T>
-DIFFBIO_HD void forward_read(const ReadArgs<T>& a, const T* qweight, const T* qvalue, std::size_t i, unsigned lane,
-                             unsigned lanes, T* table) {
+DIFFBIO_HD inline bool read_in_region(const ReadArgs<T>& a, std::size_t i) {
     const AlignedBatchView& b = a.batch;
-    if ((b.flags[i] & sam_flag::unmapped) != 0 || b.contig[i] != a.contig) return;
-    if (!(b.ref_end[i] >= a.start && b.ref_start[i] < a.end)) return;
-    const T rw = a.read_w != nullptr ? a.read_w[i] : T(1);
-    bool anchored = false; // an aligned or deleted position precedes (insertions need an anchor)
+    if ((b.flags[i] & sam_flag::unmapped) != 0 || b.contig[i] != a.contig) return false;
+    return b.ref_end[i] >= a.start && b.ref_start[i] < a.end;
+}
+
+/// Walks the CIGAR of read i (which read_in_region accepts) over [a.start, a.end) for lane `lane`
+/// of `lanes`, in CIGAR order: hard clips and padding are skipped; an aligned run's bases inside
+/// the region are split over the lanes (lane j takes the run's in-region bases j, j + lanes, ...)
+/// and each calls on_aligned(p, m) (p: position in the region, m: the base's index in the batch);
+/// a deletion's positions likewise call on_deletion(p); an insertion calls on_insertion(p) on lane
+/// 0 only, at its anchor p (the position before it), when an aligned, deleted or skipped position
+/// precedes it and the anchor is inside the region. The forward and the backward share this walk.
+template <class T, class OnAligned, class OnDeletion, class OnInsertion>
+DIFFBIO_HD void walk_read(const ReadArgs<T>& a, std::size_t i, unsigned lane, unsigned lanes, OnAligned&& on_aligned,
+                          OnDeletion&& on_deletion, OnInsertion&& on_insertion) {
+    const AlignedBatchView& b = a.batch;
+    bool anchored = false; // an aligned, deleted or skipped position precedes (insertions need an anchor)
     std::int64_t r = b.ref_start[i];
     std::size_t q = b.base_offset[i];
     for (std::size_t k = b.cigar_offset[i]; k < b.cigar_offset[i + 1]; ++k) {
@@ -218,28 +228,7 @@ DIFFBIO_HD void forward_read(const ReadArgs<T>& a, const T* qweight, const T* qv
                 const auto count = static_cast<std::size_t>(r1 - r0);
                 const std::size_t m0 = q + static_cast<std::size_t>(r0 - bs);
                 const std::size_t p0 = static_cast<std::size_t>(r0 - a.start);
-                for (std::size_t t = lane; t < count; t += lanes) {
-                    const std::size_t m = m0 + t;
-                    T* o = table + (p0 + t) * stride;
-                    const std::uint8_t qc = b.qualities[m];
-                    T w = rw;
-                    if (a.gates != nullptr) w = w * a.gates[m];
-                    if (qweight != nullptr) w = w * qweight[qc];
-                    if (a.soft != nullptr) {
-                        const T* sm = a.soft + m * 4;
-                        add_to(o + 0, w * sm[0]);
-                        add_to(o + 1, w * sm[1]);
-                        add_to(o + 2, w * sm[2]);
-                        add_to(o + 3, w * sm[3]);
-                        add_to(o + ch_cov, w);
-                    } else {
-                        // code 4 (N, or any stray code) goes to the coverage slot; finish() makes
-                        // that slot the coverage.
-                        const std::uint8_t code = b.bases[m];
-                        add_to(o + (code < 4 ? code : ch_cov), w);
-                    }
-                    add_to(o + ch_qsum, w * qvalue[qc]);
-                }
+                for (std::size_t t = lane; t < count; t += lanes) on_aligned(p0 + t, m0 + t);
             }
         } else if (op == static_cast<unsigned>(CigarOp::Deletion)) {
             anchored = true;
@@ -247,12 +236,12 @@ DIFFBIO_HD void forward_read(const ReadArgs<T>& a, const T* qweight, const T* qv
             if (r1 > r0) {
                 const auto count = static_cast<std::size_t>(r1 - r0);
                 const std::size_t p0 = static_cast<std::size_t>(r0 - a.start);
-                for (std::size_t t = lane; t < count; t += lanes) add_to(table + (p0 + t) * stride + ch_del, rw);
+                for (std::size_t t = lane; t < count; t += lanes) on_deletion(p0 + t);
             }
         } else if (op == static_cast<unsigned>(CigarOp::Insertion)) {
             const std::int64_t anchor = bs - 1;
             if (lane == 0 && anchored && anchor >= a.start && anchor < a.end) {
-                add_to(table + static_cast<std::size_t>(anchor - a.start) * stride + ch_ins, rw);
+                on_insertion(static_cast<std::size_t>(anchor - a.start));
             }
         } else if (op == static_cast<unsigned>(CigarOp::RefSkip)) {
             anchored = true;
@@ -260,6 +249,41 @@ DIFFBIO_HD void forward_read(const ReadArgs<T>& a, const T* qweight, const T* qv
         if (op_consumes_reference(op)) r += len;
         if (op_consumes_query(op)) q += len;
     }
+}
+
+/// The forward additions of read i that lane `lane` of `lanes` makes into table [L × 8] (zeroed
+/// before). qweight [256] may be null (no quality weights); qvalue [256].
+template <class T>
+DIFFBIO_HD void forward_read(const ReadArgs<T>& a, const T* qweight, const T* qvalue, std::size_t i, unsigned lane,
+                             unsigned lanes, T* table) {
+    if (!read_in_region(a, i)) return;
+    const AlignedBatchView& b = a.batch;
+    const T rw = a.read_w != nullptr ? a.read_w[i] : T(1);
+    walk_read(
+        a, i, lane, lanes,
+        [&](std::size_t p, std::size_t m) {
+            T* o = table + p * stride;
+            const std::uint8_t qc = b.qualities[m];
+            T w = rw;
+            if (a.gates != nullptr) w = w * a.gates[m];
+            if (qweight != nullptr) w = w * qweight[qc];
+            if (a.soft != nullptr) {
+                const T* sm = a.soft + m * 4;
+                add_to(o + 0, w * sm[0]);
+                add_to(o + 1, w * sm[1]);
+                add_to(o + 2, w * sm[2]);
+                add_to(o + 3, w * sm[3]);
+                add_to(o + ch_cov, w);
+            } else {
+                // code 4 (N, or any stray code) goes to the coverage slot; finish() makes that
+                // slot the coverage.
+                const std::uint8_t code = b.bases[m];
+                add_to(o + (code < 4 ? code : ch_cov), w);
+            }
+            add_to(o + ch_qsum, w * qvalue[qc]);
+        },
+        [&](std::size_t p) { add_to(table + p * stride + ch_del, rw); },
+        [&](std::size_t p) { add_to(table + p * stride + ch_ins, rw); });
 }
 
 /// The finish of position p: coverage and N spreading (hard bases), frequencies (may be null),
@@ -383,79 +407,45 @@ DIFFBIO_HD ReadGradPartial backward_read(const ReadArgs<T>& a, const double* qwe
                                          const double* qb, const T* gt, T* g_gates, T* g_soft, std::size_t i, unsigned lane,
                                          unsigned lanes) {
     ReadGradPartial out;
+    if (!read_in_region(a, i)) return out;
     const AlignedBatchView& b = a.batch;
-    if ((b.flags[i] & sam_flag::unmapped) != 0 || b.contig[i] != a.contig) return out;
-    if (!(b.ref_end[i] >= a.start && b.ref_start[i] < a.end)) return out;
     const double rw = a.read_w != nullptr ? static_cast<double>(a.read_w[i]) : 1.0;
-    bool anchored = false;
-    std::int64_t r = b.ref_start[i];
-    std::size_t q = b.base_offset[i];
-    for (std::size_t k = b.cigar_offset[i]; k < b.cigar_offset[i + 1]; ++k) {
-        const std::uint32_t c = b.cigar[k];
-        const unsigned op = c & 0xfu;
-        const std::uint32_t len = c >> 4;
-        if (op == static_cast<unsigned>(CigarOp::HardClip) || op == static_cast<unsigned>(CigarOp::Padding)) continue;
-        const std::int64_t bs = r, be = r + static_cast<std::int64_t>(len);
-        if (aligned_op(op)) {
-            anchored = true;
-            const std::int64_t r0 = bs > a.start ? bs : a.start, r1 = be < a.end ? be : a.end;
-            if (r1 > r0) {
-                const auto count = static_cast<std::size_t>(r1 - r0);
-                const std::size_t m0 = q + static_cast<std::size_t>(r0 - bs);
-                const std::size_t p0 = static_cast<std::size_t>(r0 - a.start);
-                for (std::size_t t = lane; t < count; t += lanes) {
-                    const std::size_t m = m0 + t;
-                    const T* g = gt + (p0 + t) * stride;
-                    const std::uint8_t qc = b.qualities[m];
-                    const double gate = a.gates != nullptr ? static_cast<double>(a.gates[m]) : 1.0;
-                    const double qw = qweight != nullptr ? qweight[qc] : 1.0;
-                    double gw = static_cast<double>(g[ch_cov]) + qvalue[qc] * static_cast<double>(g[ch_qsum]);
-                    if (a.soft != nullptr) {
-                        const T* s = a.soft + m * 4;
-                        gw += static_cast<double>(s[0]) * static_cast<double>(g[0]) + static_cast<double>(s[1]) * static_cast<double>(g[1]) +
-                              static_cast<double>(s[2]) * static_cast<double>(g[2]) + static_cast<double>(s[3]) * static_cast<double>(g[3]);
-                        if (g_soft != nullptr) {
-                            const double w = rw * gate * qw;
-                            T* gs = g_soft + m * 4;
-                            for (std::size_t ch = 0; ch < 4; ++ch) gs[ch] += static_cast<T>(w * static_cast<double>(g[ch]));
-                        }
-                    } else {
-                        const std::uint8_t code = b.bases[m];
-                        if (code < 4) {
-                            gw += static_cast<double>(g[code]);
-                        } else if (a.n_uniform) {
-                            gw += 0.25 * (static_cast<double>(g[0]) + static_cast<double>(g[1]) + static_cast<double>(g[2]) +
-                                          static_cast<double>(g[3]));
-                        }
-                    }
-                    out.read_w += gw * gate * qw;
-                    if (g_gates != nullptr) g_gates[m] += static_cast<T>(gw * rw * qw);
-                    if (qa != nullptr) {
-                        const double gq = gw * rw * gate;
-                        out.a += gq * qa[qc];
-                        out.b += gq * qb[qc];
-                    }
+    walk_read(
+        a, i, lane, lanes,
+        [&](std::size_t p, std::size_t m) {
+            const T* g = gt + p * stride;
+            const std::uint8_t qc = b.qualities[m];
+            const double gate = a.gates != nullptr ? static_cast<double>(a.gates[m]) : 1.0;
+            const double qw = qweight != nullptr ? qweight[qc] : 1.0;
+            double gw = static_cast<double>(g[ch_cov]) + qvalue[qc] * static_cast<double>(g[ch_qsum]);
+            if (a.soft != nullptr) {
+                const T* s = a.soft + m * 4;
+                gw += static_cast<double>(s[0]) * static_cast<double>(g[0]) + static_cast<double>(s[1]) * static_cast<double>(g[1]) +
+                      static_cast<double>(s[2]) * static_cast<double>(g[2]) + static_cast<double>(s[3]) * static_cast<double>(g[3]);
+                if (g_soft != nullptr) {
+                    const double w = rw * gate * qw;
+                    T* gs = g_soft + m * 4;
+                    for (std::size_t ch = 0; ch < 4; ++ch) gs[ch] += static_cast<T>(w * static_cast<double>(g[ch]));
+                }
+            } else {
+                const std::uint8_t code = b.bases[m];
+                if (code < 4) {
+                    gw += static_cast<double>(g[code]);
+                } else if (a.n_uniform) {
+                    gw += 0.25 * (static_cast<double>(g[0]) + static_cast<double>(g[1]) + static_cast<double>(g[2]) +
+                                  static_cast<double>(g[3]));
                 }
             }
-        } else if (op == static_cast<unsigned>(CigarOp::Deletion)) {
-            anchored = true;
-            const std::int64_t r0 = bs > a.start ? bs : a.start, r1 = be < a.end ? be : a.end;
-            if (r1 > r0) {
-                const auto count = static_cast<std::size_t>(r1 - r0);
-                const std::size_t p0 = static_cast<std::size_t>(r0 - a.start);
-                for (std::size_t t = lane; t < count; t += lanes) out.read_w += static_cast<double>(gt[(p0 + t) * stride + ch_del]);
+            out.read_w += gw * gate * qw;
+            if (g_gates != nullptr) g_gates[m] += static_cast<T>(gw * rw * qw);
+            if (qa != nullptr) {
+                const double gq = gw * rw * gate;
+                out.a += gq * qa[qc];
+                out.b += gq * qb[qc];
             }
-        } else if (op == static_cast<unsigned>(CigarOp::Insertion)) {
-            const std::int64_t anchor = bs - 1;
-            if (lane == 0 && anchored && anchor >= a.start && anchor < a.end) {
-                out.read_w += static_cast<double>(gt[static_cast<std::size_t>(anchor - a.start) * stride + ch_ins]);
-            }
-        } else if (op == static_cast<unsigned>(CigarOp::RefSkip)) {
-            anchored = true;
-        }
-        if (op_consumes_reference(op)) r += len;
-        if (op_consumes_query(op)) q += len;
-    }
+        },
+        [&](std::size_t p) { out.read_w += static_cast<double>(gt[p * stride + ch_del]); },
+        [&](std::size_t p) { out.read_w += static_cast<double>(gt[p * stride + ch_ins]); });
     return out;
 }
 
