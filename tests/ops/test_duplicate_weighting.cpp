@@ -229,3 +229,52 @@ TEST_CASE("DuplicateWeighting: chunked reverse mode = Dual; CpuParallel and floa
         CHECK(max_abs_diff(fl.weights, ref.weights) > 0.0); // the float kernels ran
     }
 }
+
+TEST_CASE("DuplicateWeighting: soft and masked reads (0 to 4 nonzero bases a position) equal the direct formulas",
+          "[ops][duplicates]") {
+    const ReadBatch b = chunked_batch();
+    // reads i ≡ 0 (mod 4): scaled one-hot (one nonzero a position, values != 1); i ≡ 1: positions
+    // with 2, 0 (masked) or 1 nonzero bases; i ≡ 2: 3, 0 or 1; i ≡ 3: 4, 2, 0, 1 or 3
+    std::vector<double> x(b.one_hot.begin(), b.one_hot.end());
+    for (std::size_t i = 0; i < b.num_reads; ++i) {
+        for (std::size_t p = 0; p < b.lengths[i]; ++p) {
+            double* xp = x.data() + (i * b.length + p) * 4;
+            const std::size_t hot = static_cast<std::size_t>(std::max_element(xp, xp + 4) - xp);
+            const std::size_t kinds[4][5] = {{3, 3, 3, 3, 3}, {1, 2, 3, 1, 3}, {4, 2, 3, 4, 3}, {0, 1, 2, 3, 4}};
+            const std::size_t kind = kinds[i % 4][(i + p) % 5];
+            for (std::size_t a = 0; a < 4; ++a) {
+                if (kind == 0) xp[a] = a == hot ? 0.7 : 0.1;
+                else if (kind == 1) xp[a] = a == hot ? 0.6 : (a == (hot + 1) % 4 ? 0.4 : 0.0);
+                else if (kind == 2) xp[a] = 0.0;
+                else if (kind == 4) xp[a] = a == hot ? 0.5 : (a == (hot + 2) % 4 ? 0.0 : 0.25);
+                else xp[a] = a == hot ? 0.3 + 0.01 * static_cast<double>(p % 50) : 0.0;
+            }
+        }
+    }
+    // E = 32: whole SIMD packs of features; E = 5: a partial pack (the features one by one)
+    for (const std::size_t E : {std::size_t{32}, std::size_t{5}}) {
+        INFO("embedding_dim " << E);
+        ops::DuplicateWeighting dw({.embedding_dim = E, .kernel_width = E == 5 ? std::size_t{4} : std::size_t{7}, .similarity_threshold = 0.6,
+                                    .temperature = 0.2, .block_size = 16});
+        const ops::ReadsView<double, float> view{x, b.quality, b.lengths, b.num_reads, b.length};
+        ad::Binder<double> bd;
+        const auto r = dw.apply(bd, view);
+        const auto rp = dw.apply(bd, view, exec::CpuParallel{2});
+        const std::vector<ad::Dual<double>> xd(x.begin(), x.end());
+        const ops::ReadsView<ad::Dual<double>, float> dview{xd, b.quality, b.lengths, b.num_reads, b.length};
+        ad::Binder<ad::Dual<double>> bdual;
+        const auto g = dw.apply(bdual, dview);
+        REQUIRE(r.embeddings.size() == g.embeddings.size());
+        for (std::size_t k = 0; k < r.embeddings.size(); ++k) CHECK(r.embeddings[k] == Approx(g.embeddings[k].value).margin(1e-13));
+        for (std::size_t i = 0; i < r.weights.size(); ++i) {
+            CHECK(r.weights[i] == Approx(g.weights[i].value).epsilon(1e-12));
+            CHECK(rp.weights[i] == Approx(r.weights[i]).epsilon(1e-13));
+        }
+        const std::vector<float> xf(x.begin(), x.end());
+        const ops::ReadsView<float, float> fview{xf, b.quality, b.lengths, b.num_reads, b.length};
+        ad::Binder<float> bf;
+        const auto f = dw.apply(bf, fview);
+        for (std::size_t k = 0; k < r.embeddings.size(); ++k) CHECK(f.embeddings[k] == Approx(r.embeddings[k]).margin(1e-5));
+        for (std::size_t i = 0; i < r.weights.size(); ++i) CHECK(f.weights[i] == Approx(r.weights[i]).epsilon(1e-4));
+    }
+}

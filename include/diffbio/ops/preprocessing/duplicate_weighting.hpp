@@ -11,11 +11,15 @@
 // so a read in a cluster of k near-identical reads gets weight ∝ 1/k and the weights average 1.
 // Learnable: K (init N(0, 1)·0.1, seeded), τ_s, T (stored as log T).
 //
-// Cost: the embedding is O(N·L·W·4·E): ONE GEMM per chunk of reads (about 4096 windows): the
-// reads are contiguous, so the windows of a chunk are a strided view of the reads (row stride 4,
-// 4W columns, overlapping rows; rows straddling two reads are computed and ignored) times the
-// kernel — no im2col copy. The weights are exact O(N²·E), computed in blocks of rows × columns
-// so memory stays O(N·E + block²): the N × N matrix is never stored. The backward recomputes
+// Cost: the embedding's forward is a direct convolution over each read's nonzero inputs, in
+// registers (O(N·L·W·m·E) with m ≤ 4 the most nonzero bases at a position of the read: m = 1 for
+// one-hot reads, also when scaled or masked, a quarter of the dense work). The backward runs ONE
+// GEMM per chunk of reads (about 4096 windows): the reads are contiguous, so the windows of a
+// chunk are a strided view of the reads (row stride 4, 4W columns, overlapping rows; rows
+// straddling two reads are computed and ignored) times the kernel — no im2col copy. The weights
+// are exact O(N²·E), computed in tiles of rows × columns so memory stays O(N·E + block²): the
+// N × N matrix is never stored; the forward computes only the tiles on and above the diagonal
+// (S is symmetric), σ vectorised with simd::exp, in float for Binder<float>. The backward recomputes
 // each block (S, σ'; the convolution's pre-activations) instead of storing it. For Var: two
 // fused nodes (embedding; weights); float/double run the same kernels without a tape (the
 // embedding in the binder's precision: float for Binder<float>; for Var in float when
@@ -41,6 +45,7 @@
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/math.hpp>
 #include <diffbio/core/scalar_traits.hpp>
+#include <diffbio/core/simd.hpp>
 #include <diffbio/core/validate.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/preprocessing/reads.hpp>
@@ -121,31 +126,161 @@ void relu_mask_rows(const V* __restrict x, std::size_t nt, std::size_t E, const 
     }
 }
 
+/// Nonzero inputs of one read in m slots per position (m = the most nonzero bases at any position:
+/// 1 for one-hot reads, scaled or masked ones; up to 4 for soft reads): slot (p, s) holds
+/// off = a·E (the row of base a in a kernel tap) and val = seq[p, a] for its s-th nonzero base a,
+/// or off = 0, val = 0 when position p has fewer (adding 0·K changes nothing).
+template <class V>
+struct ReadNonzeros {
+    std::size_t m = 0;
+    std::vector<std::uint32_t> off;
+    std::vector<V> val;
+
+    void build(const V* x, std::size_t len, std::size_t E) {
+        m = 1;
+        for (std::size_t p = 0; p < len; ++p) {
+            std::size_t c = 0;
+            for (std::size_t a = 0; a < 4; ++a) c += x[p * 4 + a] != V(0);
+            m = std::max(m, c);
+        }
+        off.resize(len * m);
+        val.resize(len * m);
+        if (m == 1) { // branch-free: the lone nonzero value is the sum, its base the weighted count
+            for (std::size_t p = 0; p < len; ++p) {
+                const V* xp = x + p * 4;
+                off[p] = static_cast<std::uint32_t>(E * (static_cast<std::size_t>(xp[1] != V(0)) + 2 * static_cast<std::size_t>(xp[2] != V(0)) +
+                                                         3 * static_cast<std::size_t>(xp[3] != V(0))));
+                val[p] = ((xp[0] + xp[1]) + xp[2]) + xp[3];
+            }
+            return;
+        }
+        std::fill(off.begin(), off.end(), 0u);
+        std::fill(val.begin(), val.end(), V(0));
+        for (std::size_t p = 0; p < len; ++p) {
+            std::size_t s = 0;
+            for (std::size_t a = 0; a < 4; ++a) {
+                const V v = x[p * 4 + a];
+                if (v == V(0)) continue;
+                off[p * m + s] = static_cast<std::uint32_t>(a * E);
+                val[p * m + s] = v;
+                ++s;
+            }
+        }
+    }
+};
+
+#if DIFFBIO_HAVE_VECTOR_EXT
+/// The features f0.. of relu_window_sums_m in packs of PW lanes while whole packs fit; returns the
+/// first feature left over. G windows at a time (independent dependency chains).
+template <class V, std::size_t M, int PW, std::size_t G>
+std::size_t relu_window_sums_packs(const std::uint32_t* off, const V* val, std::size_t nt, const V* K, std::size_t W,
+                                   std::size_t E, std::size_t f0, V* acc) {
+    using P = simd::pack<V, PW>;
+    const std::size_t tap = 4 * E; // stride of one kernel tap
+    const P zero = P::broadcast(V(0));
+    for (; f0 + PW <= E; f0 += PW) {
+        const V* Kf = K + f0;
+        P col = zero;
+        std::size_t t = 0;
+        for (; t + G <= nt; t += G) {
+            P a[G];
+            DIFFBIO_SIMD_UNROLL for (std::size_t w = 0; w < G; ++w) a[w] = zero;
+            for (std::size_t k = 0; k < W; ++k) {
+                const V* Kk = Kf + k * tap;
+                const std::size_t p0 = (t + k) * M;
+                DIFFBIO_SIMD_UNROLL for (std::size_t w = 0; w < G; ++w) {
+                    DIFFBIO_SIMD_UNROLL for (std::size_t s = 0; s < M; ++s) {
+                        const std::size_t j = p0 + w * M + s;
+                        a[w] += P::broadcast(val[j]) * P::load(Kk + off[j]);
+                    }
+                }
+            }
+            DIFFBIO_SIMD_UNROLL for (std::size_t w = 0; w < G; ++w) col += simd::max(a[w], zero);
+        }
+        for (; t < nt; ++t) {
+            P a = zero;
+            for (std::size_t k = 0; k < W; ++k) {
+                DIFFBIO_SIMD_UNROLL for (std::size_t s = 0; s < M; ++s) {
+                    const std::size_t j = (t + k) * M + s;
+                    a += P::broadcast(val[j]) * P::load(Kf + k * tap + off[j]);
+                }
+            }
+            col += simd::max(a, zero);
+        }
+        col.store(acc + f0);
+    }
+    return f0;
+}
+#endif
+
+/// acc[f] = Σ_{t < nt} relu(Σ_{k<W} Σ_a x[t+k, a] K[k, a, f]) for one read, by direct convolution
+/// over its M nonzero slots per position (zeros contribute nothing, so a one-hot read costs W·E
+/// multiply-adds per window instead of 4·W·E). Each window's pre-activation is summed in the order
+/// of the dense product (tap k, then base a), in registers: features in packs of one hardware
+/// register, eight windows at a time (packs of two registers measured slower); tail windows one at
+/// a time, tail features one at a time.
+template <class V, std::size_t M>
+void relu_window_sums_m(const std::uint32_t* off, const V* val, std::size_t nt, const V* K, std::size_t W, std::size_t E,
+                        V* acc) {
+    std::size_t f0 = 0;
+#if DIFFBIO_HAVE_VECTOR_EXT
+    constexpr int NL = simd::native_lanes<V>;
+    f0 = relu_window_sums_packs<V, M, NL, 8>(off, val, nt, K, W, E, f0, acc);
+#endif
+    const std::size_t tap = 4 * E;
+    for (std::size_t f = f0; f < E; ++f) {
+        V col = V(0);
+        for (std::size_t t = 0; t < nt; ++t) {
+            V a = V(0);
+            for (std::size_t k = 0; k < W; ++k) {
+                for (std::size_t s = 0; s < M; ++s) {
+                    const std::size_t j = (t + k) * M + s;
+                    a += val[j] * K[k * tap + off[j] + f];
+                }
+            }
+            col += std::max(a, V(0));
+        }
+        acc[f] = col;
+    }
+}
+
+template <class V>
+void relu_window_sums(const ReadNonzeros<V>& nz, std::size_t nt, const V* K, std::size_t W, std::size_t E, V* acc) {
+    const std::uint32_t* off = nz.off.data();
+    const V* val = nz.val.data();
+    switch (nz.m) {
+    case 1: relu_window_sums_m<V, 1>(off, val, nt, K, W, E, acc); break;
+    case 2: relu_window_sums_m<V, 2>(off, val, nt, K, W, E, acc); break;
+    case 3: relu_window_sums_m<V, 3>(off, val, nt, K, W, E, acc); break;
+    default: relu_window_sums_m<V, 4>(off, val, nt, K, W, E, acc); break;
+    }
+}
+
 /// Embeddings ê [E] (double) of reads i0..i1 into emb + i·E and the norms ‖e‖ into norms[i]
-/// (0 for reads shorter than W: ê = 0).
+/// (0 for reads shorter than W: ê = 0). The forward convolution runs directly on each read's
+/// nonzero inputs (relu_window_sums); the backward recomputes the pre-activations as a GEMM.
 template <class V>
 void embed_chunk(const V* seq, const std::uint32_t* lens, std::size_t i0, std::size_t i1, std::size_t L, const V* K,
-                 std::size_t W, std::size_t E, double* emb, double* norms, RowMatrixOf<V>& pre) {
+                 std::size_t W, std::size_t E, double* emb, double* norms, ReadNonzeros<V>& nz, std::vector<V>& acc) {
+    acc.resize(E);
     for (std::size_t i = i0; i < i1; ++i) {
-        for (std::size_t f = 0; f < E; ++f) emb[i * E + f] = 0.0;
-        norms[i] = 0.0;
-    }
-    if (!embed_chunk_pre(seq, i0, i1, L, K, W, E, pre)) return;
-    std::vector<double> m(E);
-    std::vector<V> acc(E);
-    for (std::size_t i = i0; i < i1; ++i) {
+        double* e = emb + i * E;
         const std::size_t len = lens[i];
-        if (len < W) continue;
+        if (len < W) {
+            for (std::size_t f = 0; f < E; ++f) e[f] = 0.0;
+            norms[i] = 0.0;
+            continue;
+        }
         const std::size_t nt = len - W + 1;
-        relu_column_sums(pre.data() + (i - i0) * L * E, nt, E, acc.data());
-        for (std::size_t f = 0; f < E; ++f) m[f] = static_cast<double>(acc[f]);
+        nz.build(seq + i * L * 4, len, E);
+        relu_window_sums(nz, nt, K, W, E, acc.data());
         double norm2 = 0.0;
         for (std::size_t f = 0; f < E; ++f) {
-            m[f] /= static_cast<double>(nt);
-            norm2 += m[f] * m[f];
+            e[f] = static_cast<double>(acc[f]) / static_cast<double>(nt);
+            norm2 += e[f] * e[f];
         }
         const double norm = std::sqrt(norm2);
-        for (std::size_t f = 0; f < E; ++f) emb[i * E + f] = m[f] / (norm + 1e-8);
+        for (std::size_t f = 0; f < E; ++f) e[f] /= norm + 1e-8;
         norms[i] = norm;
     }
 }
@@ -210,25 +345,49 @@ void embed_all_reads(const P& policy, const V* seq, const std::uint32_t* lens, s
     [[maybe_unused]] const int threads = exec::thread_count(policy);
     DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
     {
-        RowMatrixOf<V> pre;
+        ReadNonzeros<V> nz;
+        std::vector<V> acc;
         DIFFBIO_OMP(for schedule(dynamic, 1))
         for (std::ptrdiff_t c = 0; c < nc; ++c) {
             const std::size_t i0 = static_cast<std::size_t>(c) * per, i1 = std::min(n, i0 + per);
-            embed_chunk(seq, lens, i0, i1, L, K, W, E, emb, norms, pre);
+            embed_chunk(seq, lens, i0, i1, L, K, W, E, emb, norms, nz, acc);
         }
     }
 }
 
-/// In place: b ← σ((b − τ)/T), vectorised (Eigen's packet exp), overflow-free via e^{−|z|}.
-/// (Row-major temporaries like b: a storage-order mismatch would make Eigen fall back to scalar exp.)
-using RowArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-inline void block_sigmoid(RowMatrix& b, double tau, double temp) {
-    auto z = b.array();
-    z = (z - tau) / temp;
-    const RowArray e = (-z.abs()).exp();
-    z = (z >= 0.0).select(1.0 / (1.0 + e), e / (1.0 + e));
+/// In place: x[c] ← σ((x[c] − τ)·inv_t) for c < m (vectorised: simd::exp on packs of one hardware
+/// register); returns Σ_c of the new values (in double) and, when colsum is not null, adds them to
+/// colsum[c].
+template <class V>
+double sigmoid_row_sums(V* x, std::size_t m, V tau, V inv_t, V* colsum) {
+    std::size_t c = 0;
+    double total = 0.0;
+#if DIFFBIO_HAVE_VECTOR_EXT
+    constexpr int NL = simd::native_lanes<V>;
+    using P = simd::pack<V, NL>;
+    const P one = P::broadcast(V(1));
+    P acc = P::broadcast(V(0));
+    for (; c + NL <= m; c += NL) {
+        const P z = (P::load(x + c) - tau) * inv_t;
+        const P sg = one / (one + simd::exp(-z));
+        sg.store(x + c);
+        acc += sg;
+        if (colsum != nullptr) (P::load(colsum + c) + sg).store(colsum + c);
+    }
+    for (int l = 0; l < NL; ++l) total += static_cast<double>(acc[l]);
+#endif
+    for (; c < m; ++c) {
+        const V sg = static_cast<V>(diffbio::sigmoid(static_cast<double>((x[c] - tau) * inv_t)));
+        x[c] = sg;
+        total += static_cast<double>(sg);
+        if (colsum != nullptr) colsum[c] += sg;
+    }
+    return total;
 }
+
+/// Row-major temporaries like the blocks (a storage-order mismatch would make Eigen fall back to
+/// scalar exp).
+using RowArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// In place: b ← σ'((b − τ)/T)/T and z ← (b − τ)/T (for the temperature gradient).
 inline void block_sigmoid_derivative(RowMatrix& b, RowMatrix& z, double tau, double temp) {
@@ -332,29 +491,53 @@ private:
         }
     }
 
-    /// size_i = Σ_j σ((ê_iᵀê_j − τ)/T) for all rows, in blocks S_IJ = E_I E_Jᵀ (never the N × N matrix).
-    template <class P>
-    static void cluster_sizes(const double* embv, std::size_t n, std::size_t E, std::size_t bs, double tau_v, double temp,
+    /// size_i = Σ_j σ((ê_iᵀê_j − τ)/T) for all rows, in tiles S_IJ = E_I E_Jᵀ (never the N × N
+    /// matrix) in V (float for Binder<float>, else double). S is symmetric, so only the tiles
+    /// I ≤ J are computed: one pass over each applies σ (vectorised) and adds its row sums to size_I
+    /// and, off the diagonal, its column sums to size_J. Tiles are at most block_size (and 128) on
+    /// a side; CpuParallel splits the tile pairs over threads, each into its own size array, added
+    /// in thread order (deterministic for a fixed thread count).
+    template <class V, class P>
+    static void cluster_sizes(const V* embv, std::size_t n, std::size_t E, std::size_t bs, double tau_v, double temp,
                               const P& policy, double* out_size) {
-        const Eigen::Map<const detail::RowMatrix> Em(embv, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
-        const auto nb = static_cast<std::ptrdiff_t>((n + bs - 1) / bs);
-        [[maybe_unused]] const int threads = exec::thread_count(policy);
+        const Eigen::Map<const detail::RowMatrixOf<V>> Em(embv, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
+        const std::size_t ts = std::min<std::size_t>(bs, 128);
+        const std::size_t nt = (n + ts - 1) / ts;
+        const auto npairs = static_cast<std::ptrdiff_t>(nt * (nt + 1) / 2);
+        const int threads = exec::thread_count(policy);
+        std::vector<std::vector<double>> part(static_cast<std::size_t>(threads), std::vector<double>(n, 0.0));
+        const V tau = static_cast<V>(tau_v), inv_t = static_cast<V>(1.0 / temp);
         DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
         {
-            detail::RowMatrix blk;
-            DIFFBIO_OMP(for schedule(dynamic, 1))
-            for (std::ptrdiff_t bi = 0; bi < nb; ++bi) {
-                const auto i0 = static_cast<Eigen::Index>(static_cast<std::size_t>(bi) * bs);
-                const auto ni = static_cast<Eigen::Index>(std::min(bs, n - static_cast<std::size_t>(i0)));
-                for (Eigen::Index i = 0; i < ni; ++i) out_size[i0 + i] = 0.0;
-                for (std::size_t j0 = 0; j0 < n; j0 += bs) {
-                    const auto nj = static_cast<Eigen::Index>(std::min(bs, n - j0));
-                    blk.noalias() = Em.middleRows(i0, ni) * Em.middleRows(static_cast<Eigen::Index>(j0), nj).transpose();
-                    detail::block_sigmoid(blk, tau_v, temp);
-                    const Eigen::VectorXd rows = blk.rowwise().sum();
-                    for (Eigen::Index i = 0; i < ni; ++i) out_size[i0 + i] += rows(i);
+            detail::RowMatrixOf<V> blk;
+            std::vector<V> colsum;
+            double* size = part[exec::this_thread_index()].data();
+            DIFFBIO_OMP(for schedule(static, 1))
+            for (std::ptrdiff_t q = 0; q < npairs; ++q) {
+                // pair q → (bi, bj), bi ≤ bj, row by row of the upper triangle
+                std::size_t bi = 0, rest = static_cast<std::size_t>(q);
+                while (rest >= nt - bi) rest -= nt - bi++;
+                const std::size_t bj = bi + rest;
+                const std::size_t i0 = bi * ts, j0 = bj * ts;
+                const auto ni = static_cast<Eigen::Index>(std::min(ts, n - i0));
+                const auto nj = static_cast<Eigen::Index>(std::min(ts, n - j0));
+                blk.noalias() = Em.middleRows(static_cast<Eigen::Index>(i0), ni) *
+                                Em.middleRows(static_cast<Eigen::Index>(j0), nj).transpose();
+                const bool off_diag = bi != bj;
+                colsum.assign(static_cast<std::size_t>(nj), V(0));
+                for (Eigen::Index r = 0; r < ni; ++r) {
+                    size[i0 + static_cast<std::size_t>(r)] +=
+                        detail::sigmoid_row_sums(blk.data() + r * nj, static_cast<std::size_t>(nj), tau, inv_t,
+                                                 off_diag ? colsum.data() : nullptr);
+                }
+                if (off_diag) {
+                    for (Eigen::Index c = 0; c < nj; ++c) size[j0 + static_cast<std::size_t>(c)] += static_cast<double>(colsum[static_cast<std::size_t>(c)]);
                 }
             }
+        }
+        for (std::size_t i = 0; i < n; ++i) out_size[i] = 0.0;
+        for (const auto& pt : part) {
+            for (std::size_t i = 0; i < n; ++i) out_size[i] += pt[i];
         }
     }
 
@@ -378,7 +561,12 @@ private:
         const double tau = static_cast<double>(bind(threshold_)[0]);
         const double temp = cfg_.learnable_temperature ? std::exp(static_cast<double>(bind(log_temperature_)[0])) : cfg_.temperature;
         std::vector<double> size(n), w(n);
-        cluster_sizes(emb.data(), n, E, cfg_.block_size, tau, temp, policy, size.data());
+        if constexpr (std::is_same_v<R, double>) {
+            cluster_sizes(emb.data(), n, E, cfg_.block_size, tau, temp, policy, size.data());
+        } else {
+            const std::vector<R> emb_r(emb.begin(), emb.end());
+            cluster_sizes(emb_r.data(), n, E, cfg_.block_size, tau, temp, policy, size.data());
+        }
         weights_from_sizes(size.data(), n, w.data());
         out.embeddings.assign(emb.begin(), emb.end());
         out.weights.assign(w.begin(), w.end());
