@@ -23,6 +23,9 @@
 // 4: min(a, b), min(c, d), min(max(a, b), max(c, d))), so K − 1 exps and one log per soft max.
 // Soft affine forwards compute at each cell the three soft maxes it feeds (sw_vaffine_out) with
 // one shared normalisation, 3 exps (local 4, + 1 for the end sum) instead of 7 (8) per cell.
+// Soft linear forwards without the backward's M plane (sw_vlinear_soft_rows) run two rows at once
+// (two independent chains per lane group) and, local, fold M into one soft max of 4 (3 exps, 1 log)
+// with the end sum taken per row against the row's maximum (+ 1 exp), instead of 4 exps and 2 logs.
 //
 // Few pairs. Score drivers run lane groups too empty for the inter-pair kernel pair by pair
 // (sw_simd_worth_it): large pairs by the intra-pair anti-diagonal wavefront of sw_wavefront.hpp
@@ -259,6 +262,169 @@ inline void sw_vtrack_best(SwVExtra<V>& ex, const V& Mv, const V& iv, std::size_
 // fill(i, buf) writes the cell scores of row i (0-based) of every lane: buf[j·L + l] for j < N.
 // out (L scores) is null in a recomputation; ex (null: not needed) receives SwVExtra.
 
+/// Inline every call in the function (GCC, Clang): the soft kernels' exp/log and cells would
+/// otherwise stay out-of-line calls in the larger loops (GCC's growth limits), which pass packs
+/// through memory and serialise the independent chains.
+#if defined(__GNUC__) || defined(__clang__)
+#define DIFFBIO_SW_FLATTEN __attribute__((flatten))
+#else
+#define DIFFBIO_SW_FLATTEN
+#endif
+
+/// One soft local linear cell, P = smax(s, s + pd, pu − e, pl − e) with M = smax(s, s + pd) folded
+/// in (see sw_vlinear_soft_rows); also gives mM = s + max(pd, 0) and aM = 1 + e^{−|pd|/τ}
+/// (M = mM + τ·log aM). −|x − y| is taken as min(x, y) − max(x, y) (the same rounding, no abs).
+template <class V>
+inline V sw_vlinear_local_cell(const V& s, const V& pd, const V& pu, const V& pl, const V& e, const SwSoft<V>& t,
+                               V& mM, V& aM) {
+    using F = typename V::value_type;
+    const V zero = V::broadcast(F(0)), one = V::broadcast(F(1));
+    mM = s + simd::max(pd, zero);
+    aM = one + simd::exp_nonpos(simd::min(pd, -pd) * t.inv);
+    const V hi = simd::max(pu, pl);
+    const V mG = hi - e, mx = simd::max(mM, mG); // max(pu − e, pl − e)
+    const V aG = one + simd::exp_nonpos((simd::min(pu, pl) - hi) * t.inv);
+    const V q = simd::exp_nonpos((simd::min(mM, mG) - mx) * t.inv);
+    const V sum = simd::select(mM >= mG, aM + q * aG, q * aM + aG);
+    return mx + t.tau * simd::log_normal(sum);
+}
+
+/// Soft linear rows first..last without the M plane (score-only rolling rows, checkpoints), rows
+/// i and i + 1 interleaved: cell (i + 1, j − 1) needs only (i, j − 2), (i, j − 1) and (i + 1, j − 2),
+/// all done when (i, j) is, so the two rows' soft-max chains along j are independent and hide
+/// each other's exp/log latency. Row i + 1 may share storage with row i − 1 (rolling rows): its
+/// column j − 1 is written after row i has read column j − 1 of row i − 1 for the last time.
+/// Local: P = smax(s, s + P↖, P↑ − e, P← − e) (M = smax(s, s + P↖) folded in: 3 exps, 1 log) as
+/// mM = s + max(P↖, 0), rM = e^{−|P↖|/τ} (M = mM + τ·log(1 + rM)), mG = max(P↑, P←) − e,
+/// rG = e^{−|P↑ − P←|/τ}, q = e^{−|mM − mG|/τ}: P = max(mM, mG) + τ·log((1 + rM) + q·(1 + rG)) (or
+/// q·(1 + rM) + (1 + rG) where mG wins). The local end sum takes e^{(M − R)/τ} = e^{(mM − R)/τ}·(1 + rM)
+/// with R = the row's max of mM, in a second sweep over the row (no dependency chain), then merges
+/// the row into the running (max, sum) once per row.
+template <bool Local, class F, int L, class Fill>
+DIFFBIO_SW_FLATTEN void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill,
+                                             F* sbuf, const SwVRows<simd::pack<F, L>>& rows, F* out, std::size_t first,
+                                             std::size_t last) {
+    using V = simd::pack<F, L>;
+    const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
+    const V e = V::broadcast(p.extend), zero = V::broadcast(F(0)), one = V::broadcast(F(1));
+    const std::size_t N = g.N;
+    const bool scoring = out != nullptr;
+    F* sbuf2 = sbuf + std::max<std::size_t>(N, 1) * L;
+    std::vector<V> ebuf; // local scoring: per row slot, mM and 1 + rM of every column
+    V* eM[2] = {nullptr, nullptr};
+    V* eA[2] = {nullptr, nullptr};
+    if (Local && scoring) {
+        ebuf.resize(4 * (N + 1));
+        for (int r = 0; r < 2; ++r) eM[r] = ebuf.data() + r * (N + 1), eA[r] = ebuf.data() + (2 + r) * (N + 1);
+    }
+    V rmax[2];
+    V gmax = zero, gsum = one; // the running end sum: τ·log(1 + Σ e^{M/τ}) = gmax + τ·log(gsum)
+    // one cell: P from s, P↖ (pd), P↑ (pu), P← (pl); local scoring also records mM, 1 + rM in slot r
+    auto cell = [&](const V& s, const V& pd, const V& pu, const V& pl, int r, std::size_t j) {
+        if constexpr (Local) {
+            V mM, aM;
+            const V c = sw_vlinear_local_cell(s, pd, pu, pl, e, t, mM, aM);
+            if (scoring) {
+                eM[r][j] = mM;
+                eA[r][j] = aM;
+                rmax[r] = simd::max(rmax[r], mM);
+            }
+            return c;
+        } else {
+            (void)r;
+            (void)j;
+            return sw_vsmax3<false>(s + pd, pu - e, pl - e, t);
+        }
+    };
+    // the end sum of row slot r (local scoring)
+    auto end_row = [&](int r) {
+        if constexpr (Local) {
+            if (!scoring) return;
+            const V R = rmax[r];
+            V acc = zero;
+            for (std::size_t j = 1; j <= N; ++j) acc += simd::exp_nonpos((eM[r][j] - R) * t.inv) * eA[r][j];
+            const V d = R - gmax;
+            const V ex = simd::exp_nonpos(-(simd::abs(d) * t.inv));
+            gsum = simd::select(d <= zero, gsum + acc * ex, gsum * ex + acc);
+            gmax = simd::max(gmax, R);
+        } else {
+            (void)r;
+        }
+    };
+    auto capture = [&](std::size_t i, const V* P) {
+        if constexpr (!Local) {
+            if (!scoring) return;
+            for (int l = 0; l < L; ++l) {
+                if (g.m[l] == i) out[l] = P[g.n[l]][l];
+            }
+        } else {
+            (void)i;
+            (void)P;
+        }
+    };
+    const V none = V::broadcast(sw_none<F>);
+    std::size_t i = first;
+    for (; i + 1 <= last; i += 2) { // rows a = i, b = i + 1
+        fill(i - 1, sbuf);
+        fill(i, sbuf2);
+        V* Pa = rows.row(0, i);
+        V* Pb = rows.row(0, i + 1);
+        const V* Pu = rows.row(0, i - 1);
+        rmax[0] = rmax[1] = none;
+        const V pu0 = Pu[0];
+        V al = pu0 - e, ad = pu0;
+        Pa[0] = al;
+        V bl = al - e, bd = al;
+        Pb[0] = bl; // may overwrite Pu[0]: read above
+        if (N >= 1) {
+            const V pu = Pu[1];
+            const V ac = cell(V::load(sbuf), ad, pu, al, 0, 1);
+            Pa[1] = ac;
+            ad = pu;
+            al = ac;
+        }
+        for (std::size_t j = 2; j <= N; ++j) {
+            const V pu = Pu[j], apu = al;
+            const V ac = cell(V::load(sbuf + (j - 1) * L), ad, pu, al, 0, j);
+            const V bc = cell(V::load(sbuf2 + (j - 2) * L), bd, apu, bl, 1, j - 1);
+            Pa[j] = ac;
+            Pb[j - 1] = bc;
+            ad = pu;
+            al = ac;
+            bd = apu;
+            bl = bc;
+        }
+        if (N >= 1) Pb[N] = cell(V::load(sbuf2 + (N - 1) * L), bd, al, bl, 1, N);
+        end_row(0);
+        end_row(1);
+        capture(i, Pa);
+        capture(i + 1, Pb);
+    }
+    if (i <= last) { // the last row alone
+        fill(i - 1, sbuf);
+        V* P = rows.row(0, i);
+        const V* Pu = rows.row(0, i - 1);
+        rmax[0] = none;
+        V pl = Pu[0] - e, pd = Pu[0];
+        P[0] = pl;
+        for (std::size_t j = 1; j <= N; ++j) {
+            const V pu = Pu[j];
+            const V c = cell(V::load(sbuf + (j - 1) * L), pd, pu, pl, 0, j);
+            P[j] = c;
+            pl = c;
+            pd = pu;
+        }
+        end_row(0);
+        capture(i, P);
+    }
+    if constexpr (Local) {
+        if (scoring) {
+            const V v = gmax + t.tau * simd::log(gsum);
+            for (int l = 0; l < L; ++l) out[l] = v[l];
+        }
+    }
+}
+
 template <bool Hard, bool Local, class F, int L, class Fill>
 void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
                         const SwVRows<simd::pack<F, L>>& rows, F* out, SwRowRange rr, SwVExtra<simd::pack<F, L>>* ex) {
@@ -282,6 +448,12 @@ void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const F
         }
     }
     if (track) ex->best = ex->bi = ex->bj = V::broadcast(F(0));
+    if constexpr (!Hard) {
+        if (!keep_m) { // soft without the M plane: two rows at a time (sw_vlinear_soft_rows)
+            sw_vlinear_soft_rows<Local, F, L>(p, g, fill, sbuf, rows, out, std::max<std::size_t>(rr.lo, 1), M);
+            return;
+        }
+    }
     SwVEnd<Hard, V> end;
     for (std::size_t i = std::max<std::size_t>(rr.lo, 1); i <= M; ++i) {
         fill(i - 1, sbuf);
@@ -326,7 +498,7 @@ void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const F
 /// where the rows are kept (the backward's table, checkpoints, blocks); score-only (rolling) rows
 /// skip them, and the global score is g3 = smax(M, X, Y) at (m_l, n_l).
 template <bool Local, class F, int L, class Fill>
-void sw_vforward_affine_out(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
+DIFFBIO_SW_FLATTEN void sw_vforward_affine_out(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
                             const SwVRows<simd::pack<F, L>>& rows, F* out, SwRowRange rr) {
     using V = simd::pack<F, L>;
     const SwAffineOut<V> c(p.open, p.extend, p.tau);
@@ -560,7 +732,7 @@ template <class F, int L, class Fill>
 void sw_vforward(const SwModel& md, const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill,
                  const SwVRows<simd::pack<F, L>>& r, std::vector<F>& sbuf, F* out, SwRowRange rr = {},
                  SwVExtra<simd::pack<F, L>>* ex = nullptr) {
-    sbuf.resize(std::max<std::size_t>(g.N, 1) * L);
+    sbuf.resize((md.kind == SwKind::Linear ? 2 : 1) * std::max<std::size_t>(g.N, 1) * L); // linear: two rows
     F* sb = sbuf.data();
     switch (md.kind) {
     case SwKind::Linear:
