@@ -432,7 +432,7 @@ void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const F
     const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
     const V e = V::broadcast(p.extend), none = V::broadcast(sw_none<F>);
     const std::size_t N = g.N, M = std::min(g.M, rr.hi);
-    const bool keep_m = rows.keeps_m(), scoring = out != nullptr, track = Local && Hard && ex != nullptr;
+    const bool keep_m = Hard && rows.keeps_m(), scoring = out != nullptr, track = Local && Hard && ex != nullptr;
     if (rr.lo == 0) {
         V* P0 = rows.row(0, 0);
         P0[0] = Local ? none : V::broadcast(F(0));
@@ -448,11 +448,9 @@ void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const F
         }
     }
     if (track) ex->best = ex->bi = ex->bj = V::broadcast(F(0));
-    if constexpr (!Hard) {
-        if (!keep_m) { // soft without the M plane: two rows at a time (sw_vlinear_soft_rows)
-            sw_vlinear_soft_rows<Local, F, L>(p, g, fill, sbuf, rows, out, std::max<std::size_t>(rr.lo, 1), M);
-            return;
-        }
+    if constexpr (!Hard) { // soft: no M plane, two rows at a time
+        sw_vlinear_soft_rows<Local, F, L>(p, g, fill, sbuf, rows, out, std::max<std::size_t>(rr.lo, 1), M);
+        return;
     }
     SwVEnd<Hard, V> end;
     for (std::size_t i = std::max<std::size_t>(rr.lo, 1); i <= M; ++i) {
@@ -700,7 +698,8 @@ void sw_vforward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, const F
 
 /// Planes of the backward's table of a group: linear P and M, affine M, X, Y, compat H.
 inline std::size_t sw_vtable_states(const SwModel& md) {
-    return md.kind == SwKind::Linear ? 2 : md.states();
+    if (md.kind == SwKind::Linear) return md.hard ? 2 : 1; // soft: the backward recomputes M from P↖
+    return md.states();
 }
 
 /// Rolling rows for a score-only forward (in buf).
@@ -770,14 +769,64 @@ struct SwVGrads {
     V tau = V::broadcast(F(0));
 };
 
+/// Soft weights of K ∈ {2, 3, 4} candidates by a tournament: pairs (c0, c1), (c2, c3) and then
+/// their winners meet, so each match's loser gets e^{(loser − m)/τ}, m = the overall maximum, and
+/// the maximum gets exactly 1 (K − 1 exps instead of K). u[k] unnormalised (≤ 1), returns
+/// Σ u_k·(c_k − m)/τ (the maximum's term is 0) and sets z = Σ u_k.
+template <int K, class V>
+inline V sw_vtournament(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& u, V& z) {
+    static_assert(K >= 2 && K <= 4);
+    using F = typename V::value_type;
+    const V one = V::broadcast(F(1));
+    // a match: the winner's value, the loser's scaled gap x ≤ 0 and its e^x
+    auto match = [&](const V& a, const V& b, const V& m, V& x) {
+        x = (simd::min(a, b) - m) * t.inv;
+        return simd::exp_nonpos(x);
+    };
+    if constexpr (K == 2) {
+        const V m = simd::max(c[0], c[1]);
+        V x;
+        const V r = match(c[0], c[1], m, x);
+        const auto p = c[0] >= c[1];
+        u[0] = simd::select(p, one, r);
+        u[1] = simd::select(p, r, one);
+        z = one + r;
+        return r * x;
+    } else {
+        const V ab = simd::max(c[0], c[1]);
+        const V cd = K == 4 ? simd::max(c[2], c[3]) : c[2];
+        const V m = simd::max(ab, cd);
+        V x1, x3;
+        const V e1 = match(c[0], c[1], m, x1); // the loser of (c0, c1)
+        const V e3 = match(ab, cd, m, x3);     // the loser of the final
+        const auto pa = c[0] >= c[1], q = ab >= cd;
+        const V uab = simd::select(q, one, e3), ucd = simd::select(q, e3, one);
+        u[0] = simd::select(pa, uab, e1);
+        u[1] = simd::select(pa, e1, uab);
+        if constexpr (K == 4) {
+            V x2;
+            const V e2 = match(c[2], c[3], m, x2);
+            const auto pc = c[2] >= c[3];
+            u[2] = simd::select(pc, ucd, e2);
+            u[3] = simd::select(pc, e2, ucd);
+            z = (one + e3) + (e1 + e2);
+            return e1 * x1 + e2 * x2 + e3 * x3;
+        } else {
+            u[2] = ucd;
+            z = (one + e3) + e1;
+            return e1 * x1 + e3 * x3;
+        }
+    }
+}
+
 /// Softmax weights of K candidates (w[k]) and the entropy −Σ w log w (0 when hard).
 template <bool Hard, int K, class V>
 inline V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& w) {
     using F = typename V::value_type;
-    V m = c[0];
-    for (int k = 1; k < K; ++k) m = simd::max(m, c[k]);
     const V one = V::broadcast(F(1)), zero = V::broadcast(F(0));
     if constexpr (Hard) {
+        V m = c[0];
+        for (int k = 1; k < K; ++k) m = simd::max(m, c[k]);
         auto taken = c[0] == m;
         w[0] = simd::select(taken, one, zero);
         for (int k = 1; k < K; ++k) {
@@ -787,35 +836,31 @@ inline V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V
         }
         return zero;
     } else {
-        std::array<V, K> tk;
-        V z = zero;
-        for (int k = 0; k < K; ++k) {
-            tk[k] = (c[k] - m) * t.inv;
-            w[k] = simd::exp_nonpos(tk[k]);
-            z += w[k];
-        }
+        V z;
+        const V ut = sw_vtournament<K>(c, t, w, z);
         const V iz = one / z;
-        V wt = zero;
-        for (int k = 0; k < K; ++k) {
-            w[k] *= iz;
-            wt += w[k] * tk[k];
-        }
-        return simd::log_normal(z) - wt;
+        for (int k = 0; k < K; ++k) w[k] *= iz;
+        return simd::log_normal(z) - ut * iz;
     }
 }
 
-template <bool Hard, bool Local, class F, int L, class Tab, class SinkRow>
-void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score, const F* fbar,
-                         const SwVExtra<simd::pack<F, L>>& ex, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
-                         std::vector<simd::pack<F, L>>& adj) {
+/// Linear reverse sweep. Hard reads M from the table; soft recomputes M = s + smax(0, P↖) from the
+/// cell's score and P↖ (the forward keeps P only), sharing e^{−|P↖|/τ} and its log with the
+/// weights of (0, P↖).
+template <bool Hard, bool Local, class F, int L, class Tab, class Fill, class SinkRow>
+DIFFBIO_SW_FLATTEN void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score,
+                                            const F* fbar, const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill,
+                                            std::vector<F>& sbuf, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
+                                            std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
     const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
-    const V e = V::broadcast(p.extend), zero = V::broadcast(F(0));
+    const V e = V::broadcast(p.extend), zero = V::broadcast(F(0)), one = V::broadcast(F(1));
     const std::size_t M = g.M, N = g.N, w = N + 1;
     adj.assign(3 * w, zero);
     V* cur = adj.data();
     V* prev = cur + w;
     V* arow = prev + w; // the adjoints of M in this row, for the sink
+    if constexpr (!Hard) sbuf.resize(std::max<std::size_t>(N, 1) * L);
     V Fv, fb;
     for (int l = 0; l < L; ++l) Fv.set(l, score[l]), fb.set(l, fbar[l]);
     const V bi = ex.bi, bj = ex.bj;
@@ -839,11 +884,25 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
             break;
         }
         const V* Pu = tab.row(0, i - 1);
-        const V* Mi = tab.row(1, i);
+        const V* Mi = Hard ? tab.row(1, i) : nullptr;
+        if constexpr (!Hard) fill(i - 1, sbuf.data());
         const V iv = V::broadcast(static_cast<F>(i));
         for (std::size_t j = N; j > 0; --j) {
             const V a = cur[j];
-            const V Mv = Mi[j];
+            const V pd = Pu[j - 1];
+            V Mv, x2, r2, z2, lz2;
+            if constexpr (Hard) {
+                Mv = Mi[j];
+            } else if constexpr (Local) {
+                const V s = V::load(sbuf.data() + (j - 1) * L);
+                x2 = simd::min(pd, -pd) * t.inv;
+                r2 = simd::exp_nonpos(x2);
+                z2 = one + r2;
+                lz2 = simd::log_normal(z2);
+                Mv = s + simd::max(pd, zero) + t.tau * lz2;
+            } else {
+                Mv = V::load(sbuf.data() + (j - 1) * L) + pd;
+            }
             acc.tau += a * sw_vweights<Hard, 3>({Mv, Pu[j] - e, Pi[j - 1] - e}, t, w3);
             V aM = a * w3[0];
             prev[j] += a * w3[1];
@@ -852,15 +911,19 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
             if constexpr (Local) {
                 if constexpr (Hard) {
                     aM += simd::select((bi == iv) & (bj == V::broadcast(static_cast<F>(j))), fb, zero);
+                    // M = s + max(0, P_d): the first maximum takes it
+                    (void)sw_vweights<Hard, 2>({zero, pd}, t, w2);
+                    prev[j - 1] += aM * w2[1];
                 } else {
                     const V tt = (Mv - Fv) * t.inv;
                     const V ws = simd::exp(tt);
                     ent -= ws * tt;
                     aM += fb * ws;
+                    // M = s + smax(0, P_d): P_d's weight and the entropy of (0, P_d)
+                    const V iz2 = one / z2;
+                    acc.tau += aM * (lz2 - r2 * x2 * iz2);
+                    prev[j - 1] += aM * simd::select(pd >= zero, iz2, r2 * iz2);
                 }
-                // M = s + smax(0, P_d): weights of (0, P_d)
-                acc.tau += aM * sw_vweights<Hard, 2>({zero, Pu[j - 1]}, t, w2);
-                prev[j - 1] += aM * w2[1];
             } else {
                 prev[j - 1] += aM;
             }
@@ -877,7 +940,7 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
 }
 
 template <bool Hard, bool Local, class F, int L, class Tab, class SinkRow>
-void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score, const F* fbar,
+DIFFBIO_SW_FLATTEN void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score, const F* fbar,
                          const SwVExtra<simd::pack<F, L>>& ex, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
                          std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
@@ -978,7 +1041,7 @@ void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
 }
 
 template <bool Hard, class F, int L, class Tab, class Fill, class SinkRow>
-void sw_vbackward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* fbar,
+DIFFBIO_SW_FLATTEN void sw_vbackward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* fbar,
                          const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill, std::vector<F>& sbuf,
                          SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc, std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
@@ -1034,7 +1097,8 @@ void sw_vbackward(const SwModel& md, const SwScalars<F>& p, const SwGroupShape<L
     switch (md.kind) {
     case SwKind::Linear:
         sw_with_model_flags(md, [&](auto hard, auto local) {
-            sw_vbackward_linear<decltype(hard)::value, decltype(local)::value>(p, g, tab, score, fbar, ex, sink_row, acc, adj);
+            sw_vbackward_linear<decltype(hard)::value, decltype(local)::value>(p, g, tab, score, fbar, ex, fill, sbuf,
+                                                                                sink_row, acc, adj);
         });
         break;
     case SwKind::Affine:
@@ -1187,6 +1251,33 @@ struct SwVCodeFill {
                 for (; j < n[l]; ++j) buf[j * L + l] = row[cl[j]];
             }
             for (; j < N; ++j) buf[j * L + l] = sw_none<F>;
+        }
+    }
+    /// Small alphabets: adds row i's match adjoints a[j] (lane l: ∂F/∂s_ij of its pair) to
+    /// Sbar[r_l[i]·A + c_l[j]] (A × A, row-major) for every lane with i < m[l]: per code, a masked
+    /// vector sum over the columns, in F over blocks of 8 columns (float) and in double across them.
+    void sink_row(std::size_t i, const V* a, double* Sbar) const {
+        constexpr std::size_t B = sizeof(F) == 4 ? 8 : std::size_t(-1);
+        const V zero = V::broadcast(F(0));
+        std::array<std::array<double, L>, 8> tot{};
+        for (std::size_t j0 = 0; j0 < N;) {
+            const std::size_t j1 = j0 + std::min(B, N - j0);
+            std::array<V, 8> acc;
+            for (std::size_t k = 0; k < A; ++k) acc[k] = zero;
+            for (std::size_t j = j0; j < j1; ++j) {
+                for (std::size_t k = 0; k < A; ++k) acc[k] += simd::select(T[j] == V::broadcast(static_cast<F>(k)), a[j], zero);
+            }
+            for (std::size_t k = 0; k < A; ++k) {
+                alignas(64) std::array<F, L> part;
+                acc[k].store(part.data());
+                for (int l = 0; l < L; ++l) tot[k][l] += static_cast<double>(part[l]);
+            }
+            j0 = j1;
+        }
+        for (int l = 0; l < L; ++l) {
+            if (i >= m[l]) continue;
+            double* row = Sbar + static_cast<std::size_t>(r[l][i]) * A;
+            for (std::size_t k = 0; k < A; ++k) row[k] += tot[k][l];
         }
     }
 };
@@ -1559,6 +1650,7 @@ void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, cons
                 SwVGrads<V> acc;
                 double* Sbar = w.Sbar.data();
                 auto sink_row = [&](std::size_t i, const V* a) {
+                    if (fill.vectorised()) return fill.sink_row(i, a, Sbar);
                     for (int l = 0; l < used; ++l) {
                         if (i >= g.m[l]) continue;
                         double* row = Sbar + static_cast<std::size_t>(pairs[lanes[l]].q[i]) * A;
