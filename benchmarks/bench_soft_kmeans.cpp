@@ -72,6 +72,11 @@ P policy() {
     }
 }
 
+/// items/s = points per second.
+void count_points(benchmark::State& state, std::size_t n) {
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
+}
+
 template <class R, class P>
 void BM_assign_plain(benchmark::State& state) {
     const Data& d = data();
@@ -80,66 +85,76 @@ void BM_assign_plain(benchmark::State& state) {
         auto r = diffbio::ops::soft_assign(policy<P>(), std::span<const R>(x), kN, std::span<const R>(mu), kK, R(2.0));
         benchmark::DoNotOptimize(r.data());
     }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kN));
+    count_points(state, kN);
+}
+
+/// Times `step(tape)` with the tape rewound to its starting mark before every iteration.
+template <class Step>
+void time_on_tape(benchmark::State& state, Step step) {
+    diffbio::ad::Tape tape;
+    diffbio::ad::ScopedTape scope(tape);
+    const auto start = tape.mark();
+    for (auto _ : state) {
+        tape.rewind(start);
+        step(tape);
+    }
+}
+
+/// Reverse sweep of the loss Σ w_ik r_ik (its value is unused: only its adjoints matter); the centroid
+/// gradients land in gm.
+void centroid_gradients(diffbio::ad::Tape& tape, std::span<const diffbio::ad::Var> r, const std::vector<double>& w,
+                        std::span<const diffbio::ad::Var> mv, std::vector<double>& gm) {
+    const diffbio::ad::Var loss = tape.push_nary(0.0, r, w);
+    tape.backward(loss);
+    tape.adjoints(mv, gm);
+    benchmark::DoNotOptimize(gm.data());
+}
+
+/// Var points, centroids and τ; the forward pass alone, or with the reverse sweep when Backward.
+template <class P, bool Backward>
+void assign_var(benchmark::State& state) {
+    const Data& d = data();
+    std::vector<double> gm(Backward ? d.mu.size() : 0);
+    time_on_tape(state, [&](diffbio::ad::Tape& tape) {
+        const auto xv = tape.variables(d.x);
+        const auto mv = tape.variables(d.mu);
+        const diffbio::ad::Var t = tape.variable(2.0);
+        auto r = diffbio::ops::soft_assign(policy<P>(), std::span<const diffbio::ad::Var>(xv), kN, std::span<const diffbio::ad::Var>(mv), kK, t);
+        if constexpr (Backward) {
+            centroid_gradients(tape, r, d.w, mv, gm);
+        } else {
+            benchmark::DoNotOptimize(r.data());
+        }
+    });
+    count_points(state, kN);
 }
 
 template <class P>
 void BM_assign_var_fwd(benchmark::State& state) {
-    const Data& d = data();
-    diffbio::ad::Tape tape;
-    diffbio::ad::ScopedTape scope(tape);
-    const auto start = tape.mark();
-    for (auto _ : state) {
-        tape.rewind(start);
-        const auto xv = tape.variables(d.x);
-        const auto mv = tape.variables(d.mu);
-        const diffbio::ad::Var t = tape.variable(2.0);
-        auto r = diffbio::ops::soft_assign(policy<P>(), std::span<const diffbio::ad::Var>(xv), kN, std::span<const diffbio::ad::Var>(mv), kK, t);
-        benchmark::DoNotOptimize(r.data());
-    }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kN));
+    assign_var<P, false>(state);
 }
 
 template <class P>
 void BM_assign_var_fwdbwd(benchmark::State& state) {
-    const Data& d = data();
-    diffbio::ad::Tape tape;
-    diffbio::ad::ScopedTape scope(tape);
-    const auto start = tape.mark();
-    std::vector<double> gm(d.mu.size());
-    for (auto _ : state) {
-        tape.rewind(start);
-        const auto xv = tape.variables(d.x);
-        const auto mv = tape.variables(d.mu);
-        const diffbio::ad::Var t = tape.variable(2.0);
-        auto r = diffbio::ops::soft_assign(policy<P>(), std::span<const diffbio::ad::Var>(xv), kN, std::span<const diffbio::ad::Var>(mv), kK, t);
-        const diffbio::ad::Var loss = tape.push_nary(0.0, r, d.w); // value unused: only its adjoints matter
-        tape.backward(loss);
-        tape.adjoints(mv, gm);
-        benchmark::DoNotOptimize(gm.data());
-    }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kN));
+    assign_var<P, true>(state);
 }
 
-/// The training case: constant points (double), Var centroids and τ; forward + backward.
+/// The training case: constant points (double), Var centroids and τ = tau; forward + backward.
+template <class P>
+void centroids_fwdbwd(benchmark::State& state, const Data& d, std::size_t n, std::size_t K, double tau) {
+    std::vector<double> gm(d.mu.size());
+    time_on_tape(state, [&](diffbio::ad::Tape& tape) {
+        const auto mv = tape.variables(d.mu);
+        const diffbio::ad::Var t = tape.variable(tau);
+        auto r = diffbio::ops::soft_assign(policy<P>(), std::span<const double>(d.x), n, std::span<const diffbio::ad::Var>(mv), K, t);
+        centroid_gradients(tape, r, d.w, mv, gm);
+    });
+    count_points(state, n);
+}
+
 template <class P>
 void BM_assign_centroids_fwdbwd(benchmark::State& state) {
-    const Data& d = data();
-    diffbio::ad::Tape tape;
-    diffbio::ad::ScopedTape scope(tape);
-    const auto start = tape.mark();
-    std::vector<double> gm(d.mu.size());
-    for (auto _ : state) {
-        tape.rewind(start);
-        const auto mv = tape.variables(d.mu);
-        const diffbio::ad::Var t = tape.variable(2.0);
-        auto r = diffbio::ops::soft_assign(policy<P>(), std::span<const double>(d.x), kN, std::span<const diffbio::ad::Var>(mv), kK, t);
-        const diffbio::ad::Var loss = tape.push_nary(0.0, r, d.w);
-        tape.backward(loss);
-        tape.adjoints(mv, gm);
-        benchmark::DoNotOptimize(gm.data());
-    }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kN));
+    centroids_fwdbwd<P>(state, data(), kN, kK, 2.0);
 }
 
 template <class P>
@@ -149,7 +164,7 @@ void BM_lloyd_step(benchmark::State& state) {
         auto l = diffbio::ops::hard_assign(d.x, kN, d.mu, kK, policy<P>());
         benchmark::DoNotOptimize(l.data());
     }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kN));
+    count_points(state, kN);
 }
 
 /// Issue-6 data: n points in K Gaussian blobs (centres ~ N(0, 3²) per coordinate, unit noise),
@@ -178,22 +193,26 @@ const Data& shaped(std::size_t n, std::size_t F, std::size_t K) {
     return cache.emplace(std::make_tuple(n, F, K), std::move(out)).first->second;
 }
 
+/// n, F, K of an issue-6 entry (its Args).
+std::tuple<std::size_t, std::size_t, std::size_t> shape_of(const benchmark::State& state) {
+    return {static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)),
+            static_cast<std::size_t>(state.range(2))};
+}
+
 template <class P>
 void BM_lloyd_iteration(benchmark::State& state) {
-    const auto n = static_cast<std::size_t>(state.range(0)), F = static_cast<std::size_t>(state.range(1)),
-               K = static_cast<std::size_t>(state.range(2));
+    const auto [n, F, K] = shape_of(state);
     const Data& d = shaped(n, F, K);
     for (auto _ : state) {
         auto r = diffbio::ops::lloyd(d.x, n, d.mu, K, {.max_iter = 1, .tol = 0.0}, policy<P>());
         benchmark::DoNotOptimize(r.inertia);
     }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+    count_points(state, n);
 }
 
 template <class R, class P>
 void BM_soft_forward(benchmark::State& state) {
-    const auto n = static_cast<std::size_t>(state.range(0)), F = static_cast<std::size_t>(state.range(1)),
-               K = static_cast<std::size_t>(state.range(2));
+    const auto [n, F, K] = shape_of(state);
     const Data& d = shaped(n, F, K);
     const std::vector<R> x(d.x.begin(), d.x.end()), mu(d.mu.begin(), d.mu.end());
     std::vector<R> r(n * K);
@@ -202,14 +221,13 @@ void BM_soft_forward(benchmark::State& state) {
         diffbio::ops::soft_assign_into(policy<P>(), std::span<const R>(x), n, std::span<const R>(mu), K, tau, std::span<R>(r));
         benchmark::DoNotOptimize(r.data());
     }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+    count_points(state, n);
 }
 
 template <class P>
 void BM_soft_fwdbwd_node(benchmark::State& state) {
     namespace kd = diffbio::ops::kmeans_detail;
-    const auto n = static_cast<std::size_t>(state.range(0)), F = static_cast<std::size_t>(state.range(1)),
-               K = static_cast<std::size_t>(state.range(2));
+    const auto [n, F, K] = shape_of(state);
     const Data& d = shaped(n, F, K);
     std::vector<double> r(n * K), gm(K * F);
     const double tau = static_cast<double>(F);
@@ -221,29 +239,13 @@ void BM_soft_fwdbwd_node(benchmark::State& state) {
         benchmark::DoNotOptimize(gt);
         benchmark::DoNotOptimize(gm.data());
     }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+    count_points(state, n);
 }
 
 template <class P>
 void BM_soft_fwdbwd_tape(benchmark::State& state) {
-    const auto n = static_cast<std::size_t>(state.range(0)), F = static_cast<std::size_t>(state.range(1)),
-               K = static_cast<std::size_t>(state.range(2));
-    const Data& d = shaped(n, F, K);
-    diffbio::ad::Tape tape;
-    diffbio::ad::ScopedTape scope(tape);
-    const auto start = tape.mark();
-    std::vector<double> gm(d.mu.size());
-    for (auto _ : state) {
-        tape.rewind(start);
-        const auto mv = tape.variables(d.mu);
-        const diffbio::ad::Var t = tape.variable(static_cast<double>(F));
-        auto r = diffbio::ops::soft_assign(policy<P>(), std::span<const double>(d.x), n, std::span<const diffbio::ad::Var>(mv), K, t);
-        const diffbio::ad::Var loss = tape.push_nary(0.0, r, d.w);
-        tape.backward(loss);
-        tape.adjoints(mv, gm);
-        benchmark::DoNotOptimize(gm.data());
-    }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+    const auto [n, F, K] = shape_of(state);
+    centroids_fwdbwd<P>(state, shaped(n, F, K), n, K, static_cast<double>(F));
 }
 
 using diffbio::exec::Cpu;
