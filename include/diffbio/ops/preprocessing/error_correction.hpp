@@ -161,6 +161,36 @@ void fill_window(const SV* seq, const SV* qual, const WindowLayout& lay, std::si
     }
 }
 
+/// Window rows of reads i0..i1 (the block's rows r0.. of the layout) into x [rows × W·C].
+template <class V, class SV>
+void gather_block(const SV* seq, const SV* qual, const WindowLayout& lay, std::size_t i0, std::size_t i1, V* x) {
+    const std::size_t d = lay.dim(), r0 = lay.row_offset[i0];
+    for (std::size_t i = i0; i < i1; ++i) {
+        for (std::size_t l = 0; l < lay.read_length(i); ++l) fill_window(seq, qual, lay, i, l, x + (lay.row_offset[i] + l - r0) * d);
+    }
+}
+
+/// Adds ∂L/∂x of the block's window rows onto the bases of each window: seq (4 per position)
+/// and, with quality, q̄ += x̄/40.
+template <class V>
+void scatter_window_grad(const V* gx, const WindowLayout& lay, std::size_t i0, std::size_t i1, double* gseq, double* gqual) {
+    const std::size_t d = lay.dim(), c = lay.channels, half = lay.window / 2, r0 = lay.row_offset[i0];
+    for (std::size_t i = i0; i < i1; ++i) {
+        const std::size_t len = lay.read_length(i);
+        for (std::size_t l = 0; l < len; ++l) {
+            const V* g = gx + (lay.row_offset[i] + l - r0) * d;
+            for (std::size_t o = 0; o < lay.window; ++o) {
+                if (l + o < half || l + o - half >= len) continue;
+                const std::size_t pos = i * lay.length + l + o - half;
+                if (gseq != nullptr) {
+                    for (std::size_t a = 0; a < 4; ++a) gseq[pos * 4 + a] += static_cast<double>(g[o * c + a]);
+                }
+                if (gqual != nullptr && c == 5) gqual[pos] += static_cast<double>(g[o * c + 4]) / 40.0;
+            }
+        }
+    }
+}
+
 /// f(block, thread) for every block: serially (exec::Cpu) or in static OpenMP blocks.
 template <class P, class F>
 void for_blocks(const P& policy, std::size_t nblocks, F&& f) {
@@ -175,6 +205,21 @@ void for_blocks(const P& policy, std::size_t nblocks, F&& f) {
     }
 }
 
+/// Block b of a layout: reads i0..i1, i.e. rows r0 .. r0 + nr of the window matrix.
+struct ReadBlock {
+    std::size_t i0, i1, r0, nr;
+};
+
+/// f(block, thread) for every block of the layout that has rows (see for_blocks).
+template <class P, class F>
+void for_read_blocks(const P& policy, const WindowLayout& lay, F&& f) {
+    for_blocks(policy, lay.blocks(), [&](std::size_t b, std::size_t t) {
+        const std::size_t i0 = lay.block_start[b], i1 = lay.block_start[b + 1];
+        const std::size_t r0 = lay.row_offset[i0], nr = lay.row_offset[i1] - r0;
+        if (nr != 0) f(ReadBlock{i0, i1, r0, nr}, t);
+    });
+}
+
 /// First layer fused with the window gather: out [rows × h] = act(X·W0 + b0), X the window
 /// matrix, built block by block (plain floating types).
 template <class V, class SV, class P>
@@ -183,17 +228,11 @@ void window_linear_forward(const P& policy, const SV* seq, const SV* qual, const
     const std::size_t d = lay.dim();
     std::vector<std::vector<V>> fbuf(static_cast<std::size_t>(exec::thread_count(policy)));
     nn::detail::SerialGemm serial;
-    for_blocks(policy, lay.blocks(), [&](std::size_t b, std::size_t t) {
-        const std::size_t i0 = lay.block_start[b], i1 = lay.block_start[b + 1];
-        const std::size_t r0 = lay.row_offset[i0], nr = lay.row_offset[i1] - r0;
-        if (nr == 0) return;
+    for_read_blocks(policy, lay, [&](ReadBlock blk, std::size_t t) {
+        const auto [i0, i1, r0, nr] = blk;
         std::vector<V>& f = fbuf[t];
         f.resize(nr * d);
-        for (std::size_t i = i0; i < i1; ++i) {
-            for (std::size_t l = 0; l < lay.read_length(i); ++l) {
-                fill_window(seq, qual, lay, i, l, f.data() + (lay.row_offset[i] + l - r0) * d);
-            }
-        }
+        gather_block(seq, qual, lay, i0, i1, f.data());
         nn::detail::linear_forward_rows(f.data(), w0, b0, nr, d, h, op, out + r0 * h);
     });
 }
@@ -206,8 +245,6 @@ void window_linear_backward(const P& policy, const double* seq, const double* qu
                             const double* w0, std::size_t h, const nn::detail::ActivationOp& op, const double* y,
                             const double* gy, double* gseq, double* gqual, double* gw0, double* gb0) {
     const std::size_t d = lay.dim();
-    const std::size_t c = lay.channels;
-    const std::size_t half = lay.window / 2;
     const auto nthreads = static_cast<std::size_t>(exec::thread_count(policy));
     // Per-thread partial sums of gw0 and gb0, reduced in thread order (deterministic for a
     // fixed thread count).
@@ -215,17 +252,11 @@ void window_linear_backward(const P& policy, const double* seq, const double* qu
     std::vector<std::vector<double>> fbuf(nthreads), gzbuf(nthreads), gfbuf(nthreads);
     const bool want_input = gseq != nullptr || gqual != nullptr;
     nn::detail::SerialGemm serial;
-    for_blocks(policy, lay.blocks(), [&](std::size_t b, std::size_t t) {
-        const std::size_t i0 = lay.block_start[b], i1 = lay.block_start[b + 1];
-        const std::size_t r0 = lay.row_offset[i0], nr = lay.row_offset[i1] - r0;
-        if (nr == 0) return;
+    for_read_blocks(policy, lay, [&](ReadBlock blk, std::size_t t) {
+        const auto [i0, i1, r0, nr] = blk;
         std::vector<double>& f = fbuf[t];
         f.resize(nr * d);
-        for (std::size_t i = i0; i < i1; ++i) {
-            for (std::size_t l = 0; l < lay.read_length(i); ++l) {
-                fill_window(seq, qual, lay, i, l, f.data() + (lay.row_offset[i] + l - r0) * d);
-            }
-        }
+        gather_block(seq, qual, lay, i0, i1, f.data());
         const double* gz = gy + r0 * h;
         if (op.kind != nn::Activation::none) {
             std::vector<double>& z = gzbuf[t];
@@ -240,21 +271,7 @@ void window_linear_backward(const P& policy, const double* seq, const double* qu
         }
         nn::detail::linear_backward_rows(f.data(), w0, gz, nr, d, h, gf != nullptr ? gf->data() : nullptr,
                                            part[t].data(), part[t].data() + d * h);
-        if (gf == nullptr) return;
-        for (std::size_t i = i0; i < i1; ++i) {
-            const std::size_t len = lay.read_length(i);
-            for (std::size_t l = 0; l < len; ++l) {
-                const double* g = gf->data() + (lay.row_offset[i] + l - r0) * d;
-                for (std::size_t o = 0; o < lay.window; ++o) {
-                    if (l + o < half || l + o - half >= len) continue;
-                    const std::size_t p = i * lay.length + l + o - half;
-                    if (gseq != nullptr) {
-                        for (std::size_t a = 0; a < 4; ++a) gseq[p * 4 + a] += g[o * c + a];
-                    }
-                    if (gqual != nullptr && c == 5) gqual[p] += g[o * c + 4] / 40.0;
-                }
-            }
-        }
+        if (gf != nullptr) scatter_window_grad(gf->data(), lay, i0, i1, gseq, gqual);
     });
     for (const auto& pt : part) {
         if (gw0 != nullptr) {
@@ -284,6 +301,17 @@ void correct_row(const Z* z, const S* s, const L& lambda, const I& inv_t, R* c) 
     for (std::size_t a = 0; a < 4; ++a) c[a] = mass * lambda * (e[a] / sum) + keep * R(s[a]);
 }
 
+/// correct_row for every base of read i: z holds the logits of the rows from r0 on [· × 4], s and
+/// c are [N × L × 4].
+template <class R, class Z, class S, class L, class I>
+void correct_read(const Z* z, std::size_t r0, const S* s, const WindowLayout& lay, std::size_t i, const L& lambda,
+                  const I& inv_t, R* c) {
+    for (std::size_t l = 0; l < lay.read_length(i); ++l) {
+        const std::size_t p = (i * lay.length + l) * 4;
+        correct_row(z + (lay.row_offset[i] + l - r0) * 4, s + p, lambda, inv_t, c + p);
+    }
+}
+
 /// The whole network (backbone layers, then the output layer) as flat layers: layer k maps
 /// dims[k] → dims[k+1] with activation ops[k]; in one flat parameter array its weight
 /// [dims[k] × dims[k+1]] starts at w_off[k] and its bias at b_off[k].
@@ -305,15 +333,6 @@ struct Net {
         num_params += in * out + out;
     }
 };
-
-/// Window rows of reads i0..i1 (the block's rows r0.. of the layout) into x [rows × W·C].
-template <class V, class SV>
-void gather_block(const SV* seq, const SV* qual, const WindowLayout& lay, std::size_t i0, std::size_t i1, V* x) {
-    const std::size_t d = lay.dim(), r0 = lay.row_offset[i0];
-    for (std::size_t i = i0; i < i1; ++i) {
-        for (std::size_t l = 0; l < lay.read_length(i); ++l) fill_window(seq, qual, lay, i, l, x + (lay.row_offset[i] + l - r0) * d);
-    }
-}
 
 /// The network on nr rows x: act[k] [nr × dims[k+1]] receives layer k's output (after its
 /// activation); act[layers − 1] holds the logits.
@@ -365,27 +384,6 @@ void net_backward_rows(const Net& net, const V* p, const V* x, std::size_t nr, c
         for (std::size_t e = 0; e < in * out; ++e) gp[net.w_off[k] + e] += static_cast<double>(gw[e]);
         for (std::size_t e = 0; e < out; ++e) gp[net.b_off[k] + e] += static_cast<double>(gw[in * out + e]);
         if (k > 0) g.swap(g2);
-    }
-}
-
-/// Adds ∂L/∂x of the block's window rows onto the bases of each window: seq (4 per position)
-/// and, with quality, q̄ += x̄/40.
-template <class V>
-void scatter_window_grad(const V* gx, const WindowLayout& lay, std::size_t i0, std::size_t i1, double* gseq, double* gqual) {
-    const std::size_t d = lay.dim(), c = lay.channels, half = lay.window / 2, r0 = lay.row_offset[i0];
-    for (std::size_t i = i0; i < i1; ++i) {
-        const std::size_t len = lay.read_length(i);
-        for (std::size_t l = 0; l < len; ++l) {
-            const V* g = gx + (lay.row_offset[i] + l - r0) * d;
-            for (std::size_t o = 0; o < lay.window; ++o) {
-                if (l + o < half || l + o - half >= len) continue;
-                const std::size_t pos = i * lay.length + l + o - half;
-                if (gseq != nullptr) {
-                    for (std::size_t a = 0; a < 4; ++a) gseq[pos * 4 + a] += static_cast<double>(g[o * c + a]);
-                }
-                if (gqual != nullptr && c == 5) gqual[pos] += static_cast<double>(g[o * c + 4]) / 40.0;
-            }
-        }
     }
 }
 
@@ -483,8 +481,7 @@ public:
                          const P& policy = {}) const {
         static_assert(std::is_arithmetic_v<S> || std::is_same_v<S, T>,
                       "ErrorCorrection::apply: reads must hold plain numbers or the binder's scalar T");
-        validate_inputs(seq, quality, lengths, n_reads, length);
-        const auto lay = detail::ec::WindowLayout::make(lengths, n_reads, length, cfg_.window_size, channels());
+        const auto lay = checked_layout(seq, quality, lengths, n_reads, length);
         std::vector<T> out(n_reads * length * 4);
         if (out.empty()) return out;
         if (lay.rows() == 0) {
@@ -518,11 +515,7 @@ public:
             const T zero = passive<T>(0.0);
             for (T& v : out) v = zero;
             const auto row = [&](std::size_t i) {
-                for (std::size_t l = 0; l < lay.read_length(i); ++l) {
-                    const std::size_t r = lay.row_offset[i] + l;
-                    const std::size_t p = (i * length + l) * 4;
-                    detail::ec::correct_row(z.data() + r * 4, seq.data() + p, lambda, inv_t, out.data() + p);
-                }
+                detail::ec::correct_read(z.data(), 0, seq.data(), lay, i, lambda, inv_t, out.data());
             };
             if constexpr (std::is_floating_point_v<T>) {
                 nn::detail::parallel_for(policy, n_reads, row);
@@ -540,8 +533,7 @@ public:
                           const P& policy = {}) const {
         static_assert(std::is_arithmetic_v<S> || std::is_same_v<S, T>,
                       "ErrorCorrection::logits: reads must hold plain numbers or the binder's scalar T");
-        validate_inputs(seq, quality, lengths, n_reads, length);
-        const auto lay = detail::ec::WindowLayout::make(lengths, n_reads, length, cfg_.window_size, channels());
+        const auto lay = checked_layout(seq, quality, lengths, n_reads, length);
         std::vector<T> out(n_reads * length * 4);
         if (out.empty()) return out;
         const T zero = passive<T>(0.0);
@@ -562,8 +554,7 @@ public:
     std::vector<S> window_features(std::span<const S> seq, std::span<const S> quality,
                                    std::span<const std::uint32_t> lengths, std::size_t n_reads,
                                    std::size_t length) const {
-        validate_inputs(seq, quality, lengths, n_reads, length);
-        const auto lay = detail::ec::WindowLayout::make(lengths, n_reads, length, cfg_.window_size, channels());
+        const auto lay = checked_layout(seq, quality, lengths, n_reads, length);
         const std::size_t d = lay.dim();
         std::vector<S> f(n_reads * length * d);
         if (f.empty()) return f;
@@ -592,6 +583,15 @@ private:
                                  std::to_string(lengths[i]) + " > padded length " + std::to_string(length));
             }
         }
+    }
+
+    /// The window layout of the reads, after validate_inputs.
+    template <class S>
+    detail::ec::WindowLayout checked_layout(std::span<const S> seq, std::span<const S> quality,
+                                            std::span<const std::uint32_t> lengths, std::size_t n,
+                                            std::size_t length) const {
+        validate_inputs(seq, quality, lengths, n, length);
+        return detail::ec::WindowLayout::make(lengths, n, length, cfg_.window_size, channels());
     }
 
     /// 1/T is capped at e^700 (e^80 in float), before it would overflow to ∞ and make 0·∞ = NaN
@@ -656,7 +656,7 @@ private:
         const T lambda = sigmoid(bind(beta_)[0]);
         std::fill(out.begin(), out.end(), T(0));
         const S* qual = cfg_.use_quality ? quality.data() : seq.data(); // not read without quality
-        const std::size_t d = lay.dim(), length = lay.length;
+        const std::size_t d = lay.dim();
         struct Scratch {
             std::vector<T> x;
             std::vector<std::vector<T>> act;
@@ -664,10 +664,8 @@ private:
         };
         std::vector<Scratch> scratch(static_cast<std::size_t>(exec::thread_count(policy)));
         nn::detail::SerialGemm serial;
-        detail::ec::for_blocks(policy, lay.blocks(), [&](std::size_t b, std::size_t t) {
-            const std::size_t i0 = lay.block_start[b], i1 = lay.block_start[b + 1];
-            const std::size_t r0 = lay.row_offset[i0], nr = lay.row_offset[i1] - r0;
-            if (nr == 0) return;
+        detail::ec::for_read_blocks(policy, lay, [&](detail::ec::ReadBlock blk, std::size_t t) {
+            const auto [i0, i1, r0, nr] = blk;
             Scratch& sc = scratch[t];
             sc.x.resize(nr * d);
             detail::ec::gather_block(seq.data(), qual, lay, i0, i1, sc.x.data());
@@ -679,12 +677,7 @@ private:
             }
             detail::ec::net_forward_rows(net, params.data(), sc.x.data(), nr, sc.ptr.data());
             const T* z = sc.ptr.back();
-            for (std::size_t i = i0; i < i1; ++i) {
-                for (std::size_t l = 0; l < lay.read_length(i); ++l) {
-                    const std::size_t p = (i * length + l) * 4;
-                    detail::ec::correct_row(z + (lay.row_offset[i] + l - r0) * 4, seq.data() + p, lambda, inv_t, out.data() + p);
-                }
-            }
+            for (std::size_t i = i0; i < i1; ++i) detail::ec::correct_read(z, r0, seq.data(), lay, i, lambda, inv_t, out.data());
         });
     }
 
@@ -751,10 +744,8 @@ private:
                 for (Scratch& sc : scratch) sc.part.assign(np + 2, 0.0);
                 const std::size_t d = lay.dim(), length = lay.length;
                 nn::detail::SerialGemm serial;
-                detail::ec::for_blocks(policy, lay.blocks(), [&](std::size_t b, std::size_t t) {
-                    const std::size_t i0 = lay.block_start[b], i1 = lay.block_start[b + 1];
-                    const std::size_t r0 = lay.row_offset[i0], nr = lay.row_offset[i1] - r0;
-                    if (nr == 0) return;
+                detail::ec::for_read_blocks(policy, lay, [&](detail::ec::ReadBlock blk, std::size_t t) {
+                    const auto [i0, i1, r0, nr] = blk;
                     Scratch& sc = scratch[t];
                     sc.x.resize(nr * d);
                     detail::ec::gather_block(sv.data(), qual, lay, i0, i1, sc.x.data());
@@ -795,14 +786,12 @@ private:
         const auto yv = tape.values_of(y);
         std::fill(yv.begin(), yv.end(), 0.0);
         const double* qual = qv.empty() ? sv.data() : qv.data();
-        const std::size_t d = lay.dim(), length = lay.length;
+        const std::size_t d = lay.dim();
         std::vector<std::vector<V>> xbuf(nthreads);
         std::vector<std::vector<V*>> ptrs(nthreads);
         nn::detail::SerialGemm serial;
-        detail::ec::for_blocks(policy, lay.blocks(), [&](std::size_t b, std::size_t t) {
-            const std::size_t i0 = lay.block_start[b], i1 = lay.block_start[b + 1];
-            const std::size_t r0 = lay.row_offset[i0], nr = lay.row_offset[i1] - r0;
-            if (nr == 0) return;
+        detail::ec::for_read_blocks(policy, lay, [&](detail::ec::ReadBlock blk, std::size_t t) {
+            const auto [i0, i1, r0, nr] = blk;
             std::vector<V>& x = xbuf[t];
             x.resize(nr * d);
             detail::ec::gather_block(sv.data(), qual, lay, i0, i1, x.data());
@@ -811,12 +800,7 @@ private:
             for (std::size_t k = 0; k < net.layers(); ++k) act[k] = act_base[k] + r0 * net.dims[k + 1];
             detail::ec::net_forward_rows(net, params.data(), x.data(), nr, act.data());
             const V* z = act.back();
-            for (std::size_t i = i0; i < i1; ++i) {
-                for (std::size_t l = 0; l < lay.read_length(i); ++l) {
-                    const std::size_t o = (i * length + l) * 4;
-                    detail::ec::correct_row(z + (lay.row_offset[i] + l - r0) * 4, sv.data() + o, lambda, inv_t, yv.data() + o);
-                }
-            }
+            for (std::size_t i = i0; i < i1; ++i) detail::ec::correct_read(z, r0, sv.data(), lay, i, lambda, inv_t, yv.data());
         });
         for (std::size_t k = 0; k < y.size(); ++k) out[k] = y[k];
     }
@@ -843,11 +827,7 @@ private:
             h0 = window_linear_var(bind, first, seq, quality, lay, op, policy);
         } else {
             std::vector<T> f(rows * lay.dim());
-            for (std::size_t i = 0; i < lay.n; ++i) {
-                for (std::size_t l = 0; l < lay.read_length(i); ++l) {
-                    detail::ec::fill_window(seq.data(), qual, lay, i, l, f.data() + (lay.row_offset[i] + l) * lay.dim());
-                }
-            }
+            detail::ec::gather_block(seq.data(), qual, lay, 0, lay.n, f.data());
             h0 = first.forward(bind, std::span<const T>(f), rows, first_activation(), 0.01, policy);
         }
         if (!backbone_) return h0;
@@ -947,10 +927,7 @@ private:
         const auto yv = tape.values_of(y);
         std::fill(yv.begin(), yv.end(), 0.0);
         nn::detail::parallel_for(policy, n, [&](std::size_t i) {
-            for (std::size_t l = 0; l < lay.read_length(i); ++l) {
-                const std::size_t o = (i * length + l) * 4;
-                detail::ec::correct_row(zv.data() + (lay.row_offset[i] + l) * 4, sv.data() + o, lambda, inv_t, yv.data() + o);
-            }
+            detail::ec::correct_read(zv.data(), 0, sv.data(), lay, i, lambda, inv_t, yv.data());
         });
         for (std::size_t k = 0; k < y.size(); ++k) out[k] = y[k];
     }
