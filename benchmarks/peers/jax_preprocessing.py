@@ -24,12 +24,13 @@ run N times (default 20) with block_until_ready and the median is printed:
 float32 (JAX's default) unless --x64 (float64, as diffbio's C++ side computes).
 """
 
-import argparse
 import statistics
 import sys
 import time
 
 import numpy as np
+
+from jax_common import run_cli, setup_jax, time_calls, value_and_grad_ready
 
 ADAPTER_READTHROUGH = "AGATCGGAAGAGCGGTTCAGCAGGAATGCCGAGA"
 
@@ -71,11 +72,7 @@ def read_fastq(path):
 
 
 def bench(args):
-    import jax
-
-    if args.x64:
-        jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
+    jax, jnp, dtype = setup_jax(args.x64)
     from flax import nnx
     from diffbio.pipelines.preprocessing import PreprocessingPipeline, PreprocessingPipelineConfig
 
@@ -84,7 +81,6 @@ def bench(args):
     if unknown:
         raise SystemExit(f"unknown stage(s) {sorted(unknown)} (adapter, duplicates, error_correction, none)")
     reads_np, quality_np = read_fastq(args.data)
-    dtype = jnp.float64 if args.x64 else jnp.float32
     data = {"reads": jnp.asarray(reads_np, dtype=dtype), "quality": jnp.asarray(quality_np, dtype=dtype)}
     n, length = quality_np.shape
 
@@ -116,9 +112,7 @@ def bench(args):
         return forward(pipeline, data).block_until_ready()
 
     def run_gradient():
-        value, grads = grad_fn(pipeline, data)
-        jax.block_until_ready(grads)
-        return value.block_until_ready()
+        return value_and_grad_ready(grad_fn, pipeline, data)
 
     num_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(nnx.state(pipeline, nnx.Param)))
     print(f"reads={n} length={length} stages={args.stages} dtype={jnp.dtype(dtype).name} params={num_params} "
@@ -128,31 +122,18 @@ def bench(args):
         fn()
         print(f"compile_{name} seconds={time.perf_counter() - t0:.3f}", flush=True)
         fn()  # one more warm-up call after compilation
-        times = []
-        for _ in range(args.reps):
-            t0 = time.perf_counter()
-            value = fn()
-            times.append((time.perf_counter() - t0) * 1e3)
+        times, value = time_calls(fn, args.reps)
         print(f"{name} median_ms={statistics.median(times):.4f} min_ms={min(times):.4f} loss={float(value):.9g}",
               flush=True)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("make-data")
-    m.add_argument("--out", required=True)
-    m.add_argument("--reads", type=int, default=1000)
-    m.add_argument("--length", type=int, default=150)
-    m.add_argument("--seed", type=int, default=7)
-    b = sub.add_parser("bench")
-    b.add_argument("--data", required=True)
-    b.add_argument("--reps", type=int, default=20)
-    b.add_argument("--x64", action="store_true")
-    b.add_argument("--stages", default="adapter,duplicates,error_correction")
-    args = p.parse_args()
-    make_data(args) if args.cmd == "make-data" else bench(args)
-    return 0
+    return run_cli(__doc__, make_data, bench,
+                   [("--out", {"required": True}), ("--reads", {"type": int, "default": 1000}),
+                    ("--length", {"type": int, "default": 150}), ("--seed", {"type": int, "default": 7})],
+                   [("--data", {"required": True}), ("--reps", {"type": int, "default": 20}),
+                    ("--x64", {"action": "store_true"}),
+                    ("--stages", {"default": "adapter,duplicates,error_correction"})])
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@
 # printed so that a reader sees they are of the same order. The comparison is of cost only.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+peer=jax_preprocessing
+# shellcheck source=jax_common.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/jax_common.sh"
 native="${NATIVE:-1}"
 if [[ "$native" == 1 ]]; then
   build="${BUILD_DIR:-$repo/build-bench-native}"
@@ -69,68 +71,39 @@ elif [[ "${EC:-1}" == 0 ]]; then
 else
   stages="adapter,duplicates,error_correction"
 fi
-venv="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/diffbio-peers/jax-venv}"
 sizes="${READS:-100 1000}"
 reps="${REPS:-10}"
 threads="${THREADS:-2}"
 jobs="${JOBS:-2}"
 script="$repo/benchmarks/peers/jax_preprocessing.py"
+jax_args=(--stages "$stages")
 
 # ---- DiffBio (JAX) environment ------------------------------------------------------------
-if ! "$venv/bin/python" -c "import jax, flax, diffbio.pipelines.preprocessing" >/dev/null 2>&1; then
-  echo "jax_preprocessing: setting up $venv (pip install diffbio jax flax)" >&2
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --upgrade pip
-  "$venv/bin/pip" install --quiet diffbio jax flax
-fi
-py="$venv/bin/python"
-versions=$("$py" -c "import importlib.metadata as m; print(' '.join(p + ' ' + m.version(p) for p in ('diffbio', 'jax', 'jaxlib', 'flax')))")
+jax_env diffbio.pipelines.preprocessing
 
 # ---- diffbio (C++) ------------------------------------------------------------------------
-if [[ ! -f "$build/CMakeCache.txt" ]]; then
-  if [[ "$native" == 1 ]]; then
-    # GCC 12 reports -Wmaybe-uninitialized inside Eigen's AVX-512 packet code (a false positive in
-    # the compiler's own intrinsics headers), which -Werror would turn into a build failure.
-    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDIFFBIO_NATIVE=ON \
-      -DCMAKE_CXX_FLAGS="-Wno-maybe-uninitialized" >/dev/null
-  else
-    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  fi
+if [[ "$native" == 1 ]]; then
+  # GCC 12 reports -Wmaybe-uninitialized inside Eigen's AVX-512 packet code (a false positive in
+  # the compiler's own intrinsics headers), which -Werror would turn into a build failure.
+  build_bench "$build" bench_pipeline_fastq "$jobs" -DDIFFBIO_NATIVE=ON -DCMAKE_CXX_FLAGS="-Wno-maybe-uninitialized"
+else
+  build_bench "$build" bench_pipeline_fastq "$jobs"
 fi
-cmake --build "$build" --target bench_pipeline_fastq -j "$jobs" >/dev/null
-bench="$build/benchmarks/bench_pipeline_fastq"
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-x64=()
-[[ "${X64:-0}" == 1 ]] && x64=(--x64)
-last_cpu=$((threads - 1))
+make_work 0
 
 # field <file> <variant> <key>: value of key= on the line of that variant
 field() { awk -v v="$2" -v k="$3" '$1 == v { for (i = 2; i <= NF; ++i) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' "$1"; }
-run_jax() { # <out> <cpus> <data> [env...]
-  local out=$1 cpus=$2 data=$3; shift 3
-  if ! env "$@" taskset -c "$cpus" "$py" "$script" bench --data "$data" --reps "$reps" --stages "$stages" "${x64[@]}" \
-    >"$out" 2>"$out.err"; then
-    cat "$out.err" >&2; exit 1
-  fi
+run_ours() { # <out> <cpus> <data> <threads>
+  taskset -c "$2" "$bench" --data "$3" --reps "$reps" --threads "$4" --stages "$stages" --float "$use_float" >"$1"
 }
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load_before=$(load_average)
 rows=()
 for n in $sizes; do
   data="$work/reads_$n.fq"
   "$py" "$script" make-data --out "$data" --reads "$n" --length 150 --seed 7
-  echo "jax_preprocessing: $n reads: JAX 1 thread" >&2
-  run_jax "$work/jax_1_$n" 0 "$data" XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-  echo "jax_preprocessing: $n reads: diffbio exec::Cpu" >&2
-  taskset -c 0 "$bench" --data "$data" --reps "$reps" --threads 1 --stages "$stages" --float "$use_float" >"$work/ours_1_$n"
-  echo "jax_preprocessing: $n reads: JAX $threads threads" >&2
-  run_jax "$work/jax_${threads}_$n" "0-$last_cpu" "$data"
-  echo "jax_preprocessing: $n reads: diffbio exec::CpuParallel{$threads}" >&2
-  taskset -c "0-$last_cpu" "$bench" --data "$data" --reps "$reps" --threads "$threads" --stages "$stages" \
-    --float "$use_float" >"$work/ours_${threads}_$n"
+  run_sides "$n reads" "$n" "$data" "$threads"
   for t in 1 "$threads"; do
     for v in forward forward+backward; do
       j=$(field "$work/jax_${t}_$n" "$v" median_ms)
@@ -145,15 +118,13 @@ for n in $sizes; do
   done
 done
 
-dtype=float32
-[[ "${X64:-0}" == 1 ]] && dtype=float64
 ours_dtype=double
 [[ "$use_float" == 1 ]] && ours_dtype=float
 flags="default flags"
 [[ "$native" == 1 ]] && flags="-march=native"
-echo "DiffBio (JAX, $dtype): $versions; diffbio C++ ($ours_dtype, $flags); stages: quality filter + $stages"
+echo "DiffBio (JAX, $jax_dtype): $versions; diffbio C++ ($ours_dtype, $flags); stages: quality filter + $stages"
 echo "$reps timed runs each, medians in ms; 150 bp reads"
-echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?") (other work on the machine skews the times)"
+print_load "$load_before"
 echo "ratio = JAX/diffbio of the medians (> 1: diffbio faster); ratio_min = the same of the fastest runs"
 printf '%-6s %-17s %-3s %10s %11s %9s %9s %10s %12s %12s\n' reads variant thr JAX_ms diffbio_ms ratio ratio_min jax_jit_s JAX_loss diffbio_loss
 printf '%s\n' "${rows[@]}"

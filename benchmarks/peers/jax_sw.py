@@ -39,12 +39,13 @@ is reported as its time minus the median run; then N timed calls (block_until_re
 with pass "forward" or "forward+backward". float32 (JAX's default) unless --x64.
 """
 
-import argparse
 import statistics
 import sys
 import time
 
 import numpy as np
+
+from jax_common import run_cli, setup_jax, time_calls, value_and_grad_ready
 
 CODE = {c: i for i, c in enumerate("ACGT")}
 OPEN, EXTEND, TAU, MATCH, MISMATCH = 10.0, 1.0, 1.0, 2.0, -1.0
@@ -146,11 +147,7 @@ def timed(fn, reps):
     t0 = time.perf_counter()
     fn()  # trace + compile + one run
     first_s = time.perf_counter() - t0
-    times, value = [], None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        value = fn()
-        times.append((time.perf_counter() - t0) * 1e3)
+    times, value = time_calls(fn, reps)
     median = statistics.median(times)
     return max(0.0, first_s - median * 1e-3), median, min(times), value
 
@@ -166,14 +163,9 @@ def report(impl, variant, name, res, cells, grads=None):
 
 
 def bench(args):
-    import jax
-
-    if args.x64:
-        jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
+    jax, jnp, dtype = setup_jax(args.x64)
     from jax import lax
 
-    dtype = jnp.float64 if args.x64 else jnp.float32
     q_np, t_np = read_pairs(args.data)
     N, m = q_np.shape
     n = t_np.shape[1]
@@ -207,9 +199,7 @@ def bench(args):
             return fwd(op, x, y).block_until_ready()
 
         def run_vag():
-            value, grads = vag(op, x, y)
-            jax.block_until_ready(grads)
-            return value.block_until_ready()
+            return value_and_grad_ready(vag, op, x, y)
 
         report("diffbio", "compat", "forward", timed(run_fwd, args.reps), cells)
         res = timed(run_vag, args.reps)
@@ -233,9 +223,7 @@ def bench(args):
                 return fwd(S0, o, e, q, t).block_until_ready()
 
             def run_vag(vag=vag, o=o, e=e):
-                value, grads = vag(S0, o, e, q, t)
-                jax.block_until_ready(grads)
-                return value.block_until_ready()
+                return value_and_grad_ready(vag, S0, o, e, q, t)
 
             report("scan", variant, "forward", timed(run_fwd, args.reps), cells)
             res = timed(run_vag, args.reps)
@@ -245,21 +233,11 @@ def bench(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    mk = sub.add_parser("make-data")
-    mk.add_argument("--out", required=True)
-    mk.add_argument("--pairs", type=int, default=1024)
-    mk.add_argument("--length", type=int, default=150)
-    mk.add_argument("--seed", type=int, default=11)
-    b = sub.add_parser("bench")
-    b.add_argument("--data", required=True)
-    b.add_argument("--reps", type=int, default=10)
-    b.add_argument("--impl", default="diffbio,scan")
-    b.add_argument("--x64", action="store_true")
-    args = p.parse_args()
-    make_data(args) if args.cmd == "make-data" else bench(args)
-    return 0
+    return run_cli(__doc__, make_data, bench,
+                   [("--out", {"required": True}), ("--pairs", {"type": int, "default": 1024}),
+                    ("--length", {"type": int, "default": 150}), ("--seed", {"type": int, "default": 11})],
+                   [("--data", {"required": True}), ("--reps", {"type": int, "default": 10}),
+                    ("--impl", {"default": "diffbio,scan"}), ("--x64", {"action": "store_true"})])
 
 
 if __name__ == "__main__":

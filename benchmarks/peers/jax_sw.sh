@@ -50,9 +50,10 @@
 # printed separately (jit_s).
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+peer=jax_sw
+# shellcheck source=jax_common.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/jax_common.sh"
 build="${BUILD_DIR:-$repo/build-bench-sw}"
-venv="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/diffbio-peers/jax-venv}"
 batches="${BATCHES:-1024x150 16x1000}"
 reps="${REPS:-3}"
 threads="${THREADS:-2}"
@@ -60,43 +61,17 @@ jobs="${JOBS:-1}"
 script="$repo/benchmarks/peers/jax_sw.py"
 
 # ---- DiffBio (JAX) environment ------------------------------------------------------------
-if ! "$venv/bin/python" -c "import jax, flax, diffbio.operators.alignment.smith_waterman" >/dev/null 2>&1; then
-  echo "jax_sw: setting up $venv (pip install diffbio jax flax)" >&2
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --upgrade pip
-  "$venv/bin/pip" install --quiet diffbio jax flax
-fi
-py="$venv/bin/python"
-versions=$("$py" -c "import importlib.metadata as m; print(' '.join(p + ' ' + m.version(p) for p in ('diffbio', 'jax', 'jaxlib', 'flax')))")
+jax_env diffbio.operators.alignment.smith_waterman
 
 # ---- diffbio (C++) ------------------------------------------------------------------------
-if [[ ! -f "$build/CMakeCache.txt" ]]; then
-  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDIFFBIO_NATIVE=ON >/dev/null
-fi
-cmake --build "$build" --target bench_sw_peer -j "$jobs" >/dev/null
-bench="$build/benchmarks/bench_sw_peer"
+build_bench "$build" bench_sw_peer "$jobs" -DDIFFBIO_NATIVE=ON
 
-work="$(mktemp -d)"
-if [[ "${KEEP:-0}" == 1 ]]; then
-  echo "jax_sw: raw outputs kept in $work" >&2
-else
-  trap 'rm -rf "$work"' EXIT
-fi
-x64=()
-[[ "${X64:-0}" == 1 ]] && x64=(--x64)
-last_cpu=$((threads - 1))
+make_work "${KEEP:-0}"
 
 # field <file> <col1> <col2> <col3> <key>: value of key= on the line whose first fields match
 field() {
   awk -v a="$2" -v b="$3" -v c="$4" -v k="$5" \
     '$1 == a && $2 == b && (c == "" || $3 == c) { for (i = 3; i <= NF; ++i) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' "$1"
-}
-run_jax() { # <out> <cpus> <data> [env...]
-  local out=$1 cpus=$2 data=$3; shift 3
-  if ! env "$@" taskset -c "$cpus" "$py" "$script" bench --data "$data" --reps "$reps" "${x64[@]}" >"$out" 2>"$out.err"; then
-    cat "$out.err" >&2; exit 1
-  fi
 }
 run_ours() { # <out> <cpus> <data> <threads>
   if ! taskset -c "$2" "$bench" --data "$3" --reps "$reps" --threads "$4" >"$1" 2>"$1.err"; then
@@ -117,7 +92,7 @@ best() {
   echo "$out"
 }
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load_before=$(load_average)
 rows=()
 for spec in $batches; do
   pairs=${spec%x*}
@@ -125,14 +100,7 @@ for spec in $batches; do
   data="$work/pairs_$spec.txt"
   "$py" "$script" make-data --out "$data" --pairs "$pairs" --length "$len" --seed 11
   cells=$((pairs * len * len))
-  echo "jax_sw: $spec: JAX 1 thread" >&2
-  run_jax "$work/jax_1_$spec" 0 "$data" XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-  echo "jax_sw: $spec: diffbio exec::Cpu" >&2
-  run_ours "$work/ours_1_$spec" 0 "$data" 1
-  echo "jax_sw: $spec: JAX $threads threads" >&2
-  run_jax "$work/jax_${threads}_$spec" "0-$last_cpu" "$data"
-  echo "jax_sw: $spec: diffbio exec::CpuParallel{$threads}" >&2
-  run_ours "$work/ours_${threads}_$spec" "0-$last_cpu" "$data" "$threads"
+  run_sides "$spec" "$spec" "$data" "$threads"
   for t in 1 "$threads"; do
     for v in compat linear affine; do
       impl=scan
@@ -154,12 +122,10 @@ for spec in $batches; do
   done
 done
 
-dtype=float32
-[[ "${X64:-0}" == 1 ]] && dtype=float64
-echo "JAX ($dtype): $versions; diffbio C++ (-march=native); $reps timed runs each, medians in ms"
+echo "JAX ($jax_dtype): $versions; diffbio C++ (-march=native); $reps timed runs each, medians in ms"
 echo "batches: <pairs>x<length> of random DNA pairs; local, tau = 1, DNA 2/-1, gap open 10 / extend 1"
 echo "JAX impl: diffbio = DiffBio's SmoothSmithWaterman (compat model); scan = anti-diagonal lax.scan (jax_sw.py)"
-echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?") (other work on the machine skews the times)"
+print_load "$load_before"
 echo "ratio = JAX/diffbio of the medians (> 1: diffbio faster); cells/s of diffbio; jit_s = JAX trace + compile"
 printf '%-9s %-7s %-16s %-3s %-8s %10s %11s %-12s %8s %9s %7s %13s %13s\n' batch variant pass thr JAX JAX_ms diffbio_ms diffbio_entry ratio cells/s jit_s JAX_loss diffbio_loss
 printf '%s\n' "${rows[@]}"
