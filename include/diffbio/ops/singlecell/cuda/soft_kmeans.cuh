@@ -173,16 +173,12 @@ struct WarpLanes {
     }
 };
 
-/// Row i of the forward: `row` [K] holds −2 (X·Mᵀ)_i on entry; on exit the scores E_i =
-/// ‖μ_k‖² − 2 x_i·μ_k (soft = false) or the soft assignments r_i = softmax(−(E_i − m_i)/τ) at
-/// 1/τ = inv_tau (soft = true). labels[i] (when not null) gets argmin_k E_ik, lowest index on ties.
-/// Lanes `lane` of `lanes` share the row.
+/// Turns the lane's entries of `row` [K] from −2 (X·Mᵀ)_i into the scores E_ik = ‖μ_k‖² − 2 x_i·μ_k and
+/// returns min_k E_ik over all the lanes; best_k gets its k (lowest index on ties; −1 when K = 0).
 template <class T, class Lanes>
-DIFFBIO_HD void assign_row(std::size_t i, const T* mu_norm2, std::size_t K, T inv_tau, bool soft, T* row, int* labels, unsigned lane,
-                           unsigned lanes) {
-    using std::exp;
+DIFFBIO_HD T score_row(const T* mu_norm2, std::size_t K, T* row, int& best_k, unsigned lane, unsigned lanes) {
     T best = T(0);
-    int best_k = -1;
+    best_k = -1;
     for (std::size_t k = lane; k < K; k += lanes) {
         const T e = row[k] + mu_norm2[k];
         row[k] = e;
@@ -192,6 +188,19 @@ DIFFBIO_HD void assign_row(std::size_t i, const T* mu_norm2, std::size_t K, T in
         }
     }
     Lanes::argmin(best, best_k);
+    return best;
+}
+
+/// Row i of the forward: `row` [K] holds −2 (X·Mᵀ)_i on entry; on exit the scores E_i =
+/// ‖μ_k‖² − 2 x_i·μ_k (soft = false) or the soft assignments r_i = softmax(−(E_i − m_i)/τ) at
+/// 1/τ = inv_tau (soft = true). labels[i] (when not null) gets argmin_k E_ik, lowest index on ties.
+/// Lanes `lane` of `lanes` share the row.
+template <class T, class Lanes>
+DIFFBIO_HD void assign_row(std::size_t i, const T* mu_norm2, std::size_t K, T inv_tau, bool soft, T* row, int* labels, unsigned lane,
+                           unsigned lanes) {
+    using std::exp;
+    int best_k = -1;
+    const T best = score_row<T, Lanes>(mu_norm2, K, row, best_k, lane, lanes);
     if (labels != nullptr && lane == 0) labels[i] = best_k;
     if (!soft) return;
     T s = T(0);
@@ -215,18 +224,8 @@ DIFFBIO_HD double backward_row(std::size_t i, const T* mu_norm2, std::size_t K, 
     const T* gi = pbar + i * K;
     double m = 0.0;
     if (with_tau) {
-        T best = T(0);
         int best_k = -1;
-        for (std::size_t k = lane; k < K; k += lanes) {
-            const T e = row[k] + mu_norm2[k];
-            row[k] = e;
-            if (best_k < 0 || e < best) {
-                best = e;
-                best_k = static_cast<int>(k);
-            }
-        }
-        Lanes::argmin(best, best_k);
-        m = static_cast<double>(best);
+        m = static_cast<double>(score_row<T, Lanes>(mu_norm2, K, row, best_k, lane, lanes));
     }
     double dot = 0.0;
     for (std::size_t k = lane; k < K; k += lanes) dot += static_cast<double>(gi[k]) * static_cast<double>(pi[k]);
