@@ -48,6 +48,8 @@
 #include <diffbio/nn/adam.hpp>
 #include <diffbio/ops/variant/cnv.hpp>
 
+#include "example_args.hpp"
+
 namespace ad = diffbio::ad;
 using diffbio::ops::CNVSegmentation;
 using diffbio::ops::CNVSegmentationConfig;
@@ -63,12 +65,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            if (i + 1 >= argc) throw diffbio::InvalidArgument("missing value after " + k);
-            return argv[++i];
-        };
+    example_args::for_each_arg(argc, argv, [&](const std::string& k, auto& val) {
         if (k == "--probes") a.probes = val();
         else if (k == "--cbs") a.cbs = val();
         else if (k == "--input") a.input = val();
@@ -76,8 +73,9 @@ Args parse(int argc, char** argv) {
         else if (k == "--lr") a.lr = std::stod(val());
         else if (k == "--tolerance") a.tolerance = std::stol(val());
         else if (k == "--threshold") a.threshold = std::stod(val());
-        else throw diffbio::InvalidArgument("unknown argument '" + k + "'");
-    }
+        else return false;
+        return true;
+    });
     if (a.probes.empty() || a.cbs.empty()) {
         throw diffbio::InvalidArgument("usage: cnv_coriell --probes TSV --cbs TSV [--input smoothed|raw] [--steps N] "
                                        "[--lr X] [--tolerance K] [--threshold T]");

@@ -43,6 +43,8 @@
 #include <diffbio/nn/loss.hpp>
 #include <diffbio/pipelines/variant_calling.hpp>
 
+#include "example_args.hpp"
+
 namespace io = diffbio::io;
 namespace ad = diffbio::ad;
 using diffbio::pipelines::VariantCallingPipeline;
@@ -60,12 +62,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            if (i + 1 >= argc) throw diffbio::InvalidArgument("missing value after " + k);
-            return argv[++i];
-        };
+    example_args::for_each_arg(argc, argv, [&](const std::string& k, auto& val) {
         if (k == "--ref") a.ref = val();
         else if (k == "--bam") a.bam = val();
         else if (k == "--truth") a.truth = val();
@@ -80,8 +77,9 @@ Args parse(int argc, char** argv) {
         else if (k == "--hidden") a.hidden = static_cast<std::size_t>(std::stoul(val()));
         else if (k == "--window") a.window = static_cast<std::size_t>(std::stoul(val()));
         else if (k == "--no-quality-weights") a.quality_weights = false;
-        else throw diffbio::InvalidArgument("unknown argument '" + k + "'");
-    }
+        else return false;
+        return true;
+    });
     if (a.ref.empty() || a.bam.empty() || a.truth.empty()) {
         throw diffbio::InvalidArgument("usage: variant_calling --ref FA --bam BAM --truth VCF [--test-bam BAM --test-truth VCF] "
                                        "[--bcftools VCF] [--steps N] [--out DIR]");
