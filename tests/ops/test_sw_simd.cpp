@@ -12,32 +12,24 @@
 #include <diffbio/ops/alignment/sw_simd.hpp>
 #include <diffbio/ops/alignment/smith_waterman.hpp>
 
+#include "sw_test_pairs.hpp"
+
 using namespace diffbio::ops::detail;
+using namespace diffbio::test;
 
 namespace {
-
-struct CodeBatch {
-    std::vector<std::vector<std::uint8_t>> q, t;
-    std::vector<SwSeqPair<std::uint8_t>> pairs() const {
-        std::vector<SwSeqPair<std::uint8_t>> out;
-        for (std::size_t k = 0; k < q.size(); ++k) out.push_back({q[k].data(), q[k].size(), t[k].data(), t[k].size()});
-        return out;
-    }
-};
 
 /// Random pairs over A letters: lengths in [1, max_len] plus some of length 1 and very unequal shapes.
 CodeBatch random_batch(std::mt19937& rng, std::size_t count, std::size_t max_len, std::size_t A) {
     std::uniform_int_distribution<std::size_t> len(1, max_len);
-    std::uniform_int_distribution<int> code(0, static_cast<int>(A) - 1);
     CodeBatch b;
     for (std::size_t k = 0; k < count; ++k) {
         std::size_t m = len(rng), n = len(rng);
         if (k % 7 == 0) m = 1;
         if (k % 11 == 3) n = 1;
         if (k % 5 == 2) n = max_len * 3; // lanes of very different shapes in one batch
-        std::vector<std::uint8_t> q(m), t(n);
-        for (auto& c : q) c = static_cast<std::uint8_t>(code(rng));
-        for (auto& c : t) c = static_cast<std::uint8_t>(code(rng));
+        std::vector<std::uint8_t> q = random_codes(rng, m, A);
+        std::vector<std::uint8_t> t = random_codes(rng, n, A);
         if (k % 3 == 0) t = q; // related pairs: long alignments
         b.q.push_back(std::move(q));
         b.t.push_back(std::move(t));
@@ -46,39 +38,10 @@ CodeBatch random_batch(std::mt19937& rng, std::size_t count, std::size_t max_len
 }
 
 template <class F>
-std::vector<F> random_matrix(std::mt19937& rng, std::size_t A, bool integer) {
-    std::uniform_real_distribution<double> u(-4.0, 4.0);
-    std::vector<F> S(A * A);
-    for (std::size_t a = 0; a < A; ++a) {
-        for (std::size_t b = 0; b < A; ++b) {
-            const double v = a == b ? 5.0 + u(rng) / 4 : u(rng);
-            S[a * A + b] = static_cast<F>(integer ? std::round(v) : v);
-        }
-    }
-    return S;
-}
-
-std::string model_name(const SwModel& md) {
-    const char* k = md.kind == SwKind::Linear ? "linear" : (md.kind == SwKind::Affine ? "affine" : "compat");
-    return std::string(k) + (md.local ? " local" : " global") + (md.hard ? " hard" : " soft");
-}
-
-std::vector<SwModel> all_models() {
-    std::vector<SwModel> out;
-    for (SwKind kind : {SwKind::Linear, SwKind::Affine, SwKind::Compat}) {
-        for (bool local : {true, false}) {
-            if (kind == SwKind::Compat && !local) continue;
-            for (bool hard : {false, true}) out.push_back({kind, local, hard});
-        }
-    }
-    return out;
-}
-
-template <class F>
 void check_forward_codes(double rel, std::size_t max_len, double tau) {
     std::mt19937 rng(42);
     const std::size_t A = 5;
-    for (const SwModel& md : all_models()) {
+    for (const SwModel& md : sw_models(true)) {
         const CodeBatch b = random_batch(rng, 37, max_len, A);
         const auto pairs = b.pairs();
         const std::vector<F> S = random_matrix<F>(rng, A, md.hard);
@@ -115,25 +78,15 @@ TEST_CASE("SIMD forward equals the scalar kernel (float, every model, mixed leng
 TEST_CASE("SIMD forward of soft profiles equals the scalar kernel (every model)", "[ops][sw_simd]") {
     std::mt19937 rng(9);
     const std::size_t A = 4;
-    std::uniform_real_distribution<double> u(0.0, 1.0);
     const CodeBatch shapes = random_batch(rng, 21, 30, A);
     std::vector<std::vector<double>> xs, ys;
-    auto profile = [&](std::size_t len) {
-        std::vector<double> v(len * A);
-        for (std::size_t i = 0; i < len; ++i) {
-            double z = 0.0;
-            for (std::size_t a = 0; a < A; ++a) z += (v[i * A + a] = u(rng));
-            for (std::size_t a = 0; a < A; ++a) v[i * A + a] /= z;
-        }
-        return v;
-    };
     for (std::size_t k = 0; k < shapes.q.size(); ++k) {
-        xs.push_back(profile(shapes.q[k].size()));
-        ys.push_back(profile(shapes.t[k].size()));
+        xs.push_back(random_profile(rng, shapes.q[k].size(), A));
+        ys.push_back(random_profile(rng, shapes.t[k].size(), A));
     }
     std::vector<SwSeqPair<double>> pairs;
     for (std::size_t k = 0; k < xs.size(); ++k) pairs.push_back({xs[k].data(), xs[k].size() / A, ys[k].data(), ys[k].size() / A});
-    for (const SwModel& md : all_models()) {
+    for (const SwModel& md : sw_models(true)) {
         const std::vector<double> S = random_matrix<double>(rng, A, false);
         const SwScalars<double> p{2.5, 0.75, 0.9};
         std::vector<double> got(pairs.size()), scratch, B;
@@ -156,17 +109,9 @@ SwBatchGrads scalar_grads(const SwModel& md, const SwScalars<double>& p, const s
                           std::vector<double>& scores) {
     SwBatchGrads out;
     out.Sbar.assign(A * A, 0.0);
-    std::vector<double> table, scratch;
     scores.assign(pairs.size(), 0.0);
     for (std::size_t k = 0; k < pairs.size(); ++k) {
-        const auto& pr = pairs[k];
-        const SwCodeCell<double> cell{S.data(), A, pr.q, pr.t};
-        table.assign(md.states() * (pr.m + 1) * (pr.n + 1), 0.0);
-        scores[k] = sw_forward<double>(md, p, pr.m, pr.n, cell, table.data(), scratch);
-        if (fbar[k] == 0.0) continue;
-        double* Sb = out.Sbar.data();
-        sw_backward(md, p, pr.m, pr.n, cell, table.data(), scores[k], fbar[k],
-                    [&](std::size_t i, std::size_t j, double v) { Sb[pr.q[i] * A + pr.t[j]] += v; }, out.g, scratch);
+        scores[k] = scalar_pair_grads_add(md, p, S, A, pairs[k], fbar[k], out);
     }
     return out;
 }
@@ -175,7 +120,7 @@ template <class F>
 void check_backward_codes(double rel, std::size_t max_len, double tau, std::size_t count, std::size_t checkpoint = 0) {
     std::mt19937 rng(7);
     const std::size_t A = 4;
-    for (const SwModel& md : all_models()) {
+    for (const SwModel& md : sw_models(true)) {
         const CodeBatch b = random_batch(rng, count, max_len, A);
         const auto pairs = b.pairs();
         const std::vector<double> S = random_matrix<double>(rng, A, md.hard);

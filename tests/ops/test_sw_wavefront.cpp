@@ -20,31 +20,15 @@
 #include <diffbio/ops/alignment/sw_simd.hpp>
 #include <diffbio/ops/alignment/sw_wavefront.hpp>
 
+#include "sw_test_pairs.hpp"
+
 using namespace diffbio::ops::detail;
+using namespace diffbio::test;
 
 namespace {
 
-std::vector<SwModel> wave_models() {
-    std::vector<SwModel> out;
-    for (SwKind kind : {SwKind::Linear, SwKind::Affine}) {
-        for (bool local : {true, false}) {
-            for (bool hard : {false, true}) out.push_back({kind, local, hard});
-        }
-    }
-    return out;
-}
-
-std::string model_name(const SwModel& md) {
-    return std::string(md.kind == SwKind::Linear ? "linear" : "affine") + (md.local ? " local" : " global") +
-           (md.hard ? " hard" : " soft");
-}
-
-std::vector<std::uint8_t> random_codes(std::mt19937& rng, std::size_t len, std::size_t A) {
-    std::uniform_int_distribution<int> code(0, static_cast<int>(A) - 1);
-    std::vector<std::uint8_t> v(len);
-    for (auto& c : v) c = static_cast<std::uint8_t>(code(rng));
-    return v;
-}
+/// Every linear and affine model (the wavefront has no compat kernel).
+std::vector<SwModel> wave_models() { return sw_models(false); }
 
 /// A target related to the query (long local alignments): 75% copied, the rest random, with an
 /// insertion and a deletion, cut or padded to `len`.
@@ -56,19 +40,6 @@ std::vector<std::uint8_t> related(std::mt19937& rng, const std::vector<std::uint
         if (src < q.size() && u(rng) < 0.75) t[j] = q[src];
     }
     return t;
-}
-
-template <class F>
-std::vector<F> random_matrix(std::mt19937& rng, std::size_t A, bool integer) {
-    std::uniform_real_distribution<double> u(-4.0, 4.0);
-    std::vector<F> S(A * A);
-    for (std::size_t a = 0; a < A; ++a) {
-        for (std::size_t b = 0; b < A; ++b) {
-            const double v = a == b ? 5.0 + u(rng) / 4 : u(rng);
-            S[a * A + b] = static_cast<F>(integer ? std::round(v) : v);
-        }
-    }
-    return S;
 }
 
 /// The scalar reference in F and in double (the exact value the soft results approximate).
@@ -136,6 +107,19 @@ std::vector<Shape> small_shapes() {
     return s;
 }
 
+/// The public operator in a linear/affine model: gap open 3, extend 1, τ = 0.8, DNA scores 2/−1.
+diffbio::ops::SmithWaterman api_operator(const SwModel& md) {
+    namespace ops = diffbio::ops;
+    ops::SmithWatermanConfig cfg;
+    cfg.gaps = md.kind == SwKind::Linear ? ops::GapModel::Linear : ops::GapModel::Affine;
+    cfg.mode = md.local ? ops::AlignmentMode::Local : ops::AlignmentMode::Global;
+    cfg.hard = md.hard;
+    cfg.gap_open = ops::GapOpen{3.0};
+    cfg.gap_extend = ops::GapExtend{1.0};
+    cfg.temperature = 0.8;
+    return ops::SmithWaterman(cfg, ops::SubstitutionMatrix::dna(2.0, -1.0));
+}
+
 } // namespace
 
 TEST_CASE("Wavefront equals the scalar kernel (double, every linear/affine model, many shapes)", "[ops][sw_wavefront]") {
@@ -154,20 +138,11 @@ TEST_CASE("Wavefront with a large alphabet (scores gathered per diagonal) and pr
     // profiles: one-hot rows give the codes' scores; soft rows the scalar kernel's s_ij = x_i S y_j
     std::mt19937 rng(8);
     const std::size_t A = 4;
-    std::uniform_real_distribution<double> u(0.0, 1.0);
-    auto profile = [&](std::size_t len) {
-        std::vector<double> v(len * A);
-        for (std::size_t i = 0; i < len; ++i) {
-            double z = 0.0;
-            for (std::size_t a = 0; a < A; ++a) z += (v[i * A + a] = u(rng));
-            for (std::size_t a = 0; a < A; ++a) v[i * A + a] /= z;
-        }
-        return v;
-    };
     SwWaveWork<double> work;
     for (const SwModel& md : wave_models()) {
         for (Shape sh : {Shape{1, 1}, Shape{40, 3}, Shape{57, 71}}) {
-            const std::vector<double> S = random_matrix<double>(rng, A, false), x = profile(sh.m), y = profile(sh.n);
+            const std::vector<double> S = random_matrix<double>(rng, A, false), x = random_profile(rng, sh.m, A),
+                                      y = random_profile(rng, sh.n, A);
             const SwScalars<double> p{2.5, 0.75, 0.9};
             const double got = sw_wavefront_score_profiles<double, double>(md, p, S.data(), A, x.data(), sh.m, y.data(),
                                                                            sh.n, work);
@@ -216,55 +191,42 @@ TEST_CASE("SmithWaterman::apply gives a single pair's score whichever kernel run
     const std::vector<std::uint8_t> q = random_codes(rng, 400, 4), t = related(rng, q, 430, 4);
     std::vector<std::vector<std::uint8_t>> others;
     for (int k = 0; k < 70; ++k) others.push_back(random_codes(rng, 380 + static_cast<std::size_t>(k), 4));
-    for (ops::GapModel gaps : {ops::GapModel::Linear, ops::GapModel::Affine}) {
-        for (ops::AlignmentMode mode : {ops::AlignmentMode::Local, ops::AlignmentMode::Global}) {
-            for (bool hard : {false, true}) {
-                ops::SmithWatermanConfig cfg;
-                cfg.gaps = gaps;
-                cfg.mode = mode;
-                cfg.hard = hard;
-                cfg.gap_open = ops::GapOpen{3.0};
-                cfg.gap_extend = ops::GapExtend{1.0};
-                cfg.temperature = 0.8;
-                const ops::SmithWaterman sw(cfg, ops::SubstitutionMatrix::dna(2.0, -1.0));
-                // alone: the wavefront; in a full batch: a lane of the inter-pair kernel
-                const std::vector<ops::CodePair> single{{q, t}};
-                std::vector<ops::CodePair> batch{{q, t}};
-                for (const auto& o : others) batch.push_back({o, t});
-                ad::Binder<double> bind;
-                const double alone = sw.apply(bind, single).score[0];
-                const double in_batch = sw.apply(bind, batch).score[0];
-                // the scalar kernel, directly
-                std::vector<double> scratch;
-                const auto S = sw.substitution().values();
-                const SwCodeCell<double> cell{S.data(), 4, q.data(), t.data()};
-                const SwModel md{gaps == ops::GapModel::Linear ? SwKind::Linear : SwKind::Affine,
-                                 mode == ops::AlignmentMode::Local, hard};
-                const double scalar = sw_forward<double>(md, {3.0, 1.0, 0.8}, q.size(), t.size(), cell,
-                                                         static_cast<double*>(nullptr), scratch);
-                ad::Binder<float> bindf;
-                const float alone_f = sw.apply(bindf, single).score[0];
-                // the tape's forward value (the same driver in double)
-                double var_value = 0.0;
-                {
-                    ad::Tape tape;
-                    ad::ScopedTape scope(tape);
-                    ad::Binder<ad::Var> bv(tape);
-                    var_value = tape.value(sw.apply(bv, single).score[0]);
-                }
-                INFO(model_name(md) << ": alone " << alone << ", in a batch " << in_batch << ", scalar " << scalar
-                                    << ", float " << alone_f << ", Var " << var_value);
-                CHECK(var_value == alone);
-                if (hard) {
-                    CHECK(alone == scalar);
-                    CHECK(in_batch == scalar);
-                    CHECK(static_cast<double>(alone_f) == scalar); // integer scores: exact in float too
-                } else {
-                    CHECK(std::fabs(alone - scalar) <= 1e-12 * std::max(1.0, std::fabs(scalar)));
-                    CHECK(std::fabs(in_batch - scalar) <= 1e-12 * std::max(1.0, std::fabs(scalar)));
-                    CHECK(std::fabs(alone_f - scalar) <= soft_tolerance<float>(q.size(), t.size(), scalar, 0.8));
-                }
-            }
+    for (const SwModel& md : wave_models()) {
+        const ops::SmithWaterman sw = api_operator(md);
+        // alone: the wavefront; in a full batch: a lane of the inter-pair kernel
+        const std::vector<ops::CodePair> single{{q, t}};
+        std::vector<ops::CodePair> batch{{q, t}};
+        for (const auto& o : others) batch.push_back({o, t});
+        ad::Binder<double> bind;
+        const double alone = sw.apply(bind, single).score[0];
+        const double in_batch = sw.apply(bind, batch).score[0];
+        // the scalar kernel, directly
+        std::vector<double> scratch;
+        const auto S = sw.substitution().values();
+        const SwCodeCell<double> cell{S.data(), 4, q.data(), t.data()};
+        const double scalar = sw_forward<double>(md, {3.0, 1.0, 0.8}, q.size(), t.size(), cell,
+                                                 static_cast<double*>(nullptr), scratch);
+        ad::Binder<float> bindf;
+        const float alone_f = sw.apply(bindf, single).score[0];
+        // the tape's forward value (the same driver in double)
+        double var_value = 0.0;
+        {
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<ad::Var> bv(tape);
+            var_value = tape.value(sw.apply(bv, single).score[0]);
+        }
+        INFO(model_name(md) << ": alone " << alone << ", in a batch " << in_batch << ", scalar " << scalar
+                            << ", float " << alone_f << ", Var " << var_value);
+        CHECK(var_value == alone);
+        if (md.hard) {
+            CHECK(alone == scalar);
+            CHECK(in_batch == scalar);
+            CHECK(static_cast<double>(alone_f) == scalar); // integer scores: exact in float too
+        } else {
+            CHECK(std::fabs(alone - scalar) <= 1e-12 * std::max(1.0, std::fabs(scalar)));
+            CHECK(std::fabs(in_batch - scalar) <= 1e-12 * std::max(1.0, std::fabs(scalar)));
+            CHECK(std::fabs(alone_f - scalar) <= soft_tolerance<float>(q.size(), t.size(), scalar, 0.8));
         }
     }
 }
@@ -275,13 +237,12 @@ TEST_CASE("Batched score driver: pair by pair (wavefront) equals the inter-pair 
     // them one by one through the wavefront; min_lanes = 0 forces the inter-pair kernel instead.
     std::mt19937 rng(40);
     const std::size_t A = 4;
-    std::vector<std::vector<std::uint8_t>> qs, ts;
+    CodeBatch b;
     for (int k = 0; k < 10; ++k) {
-        qs.push_back(random_codes(rng, 260, A));
-        ts.push_back(k % 2 == 0 ? related(rng, qs.back(), 250, A) : random_codes(rng, 250, A));
+        b.q.push_back(random_codes(rng, 260, A));
+        b.t.push_back(k % 2 == 0 ? related(rng, b.q.back(), 250, A) : random_codes(rng, 250, A));
     }
-    std::vector<SwSeqPair<std::uint8_t>> pairs;
-    for (std::size_t k = 0; k < qs.size(); ++k) pairs.push_back({qs[k].data(), qs[k].size(), ts[k].data(), ts[k].size()});
+    const std::vector<SwSeqPair<std::uint8_t>> pairs = b.pairs();
     for (const SwModel& md : wave_models()) {
         const std::vector<float> S = random_matrix<float>(rng, A, md.hard);
         // τ = 0.8: the shared-normalisation affine form; τ = 0.1 (|o − e|/τ = 60): the per-candidate one
@@ -291,7 +252,7 @@ TEST_CASE("Batched score driver: pair by pair (wavefront) equals the inter-pair 
             sw_simd_scores_codes<float>(md, p, S.data(), A, pairs, wave.data(), 1);
             sw_simd_scores_codes<float>(md, p, S.data(), A, pairs, lanes.data(), 1, 0.0);
             for (std::size_t k = 0; k < pairs.size(); ++k) {
-                const auto [want, exact] = reference<float>(md, p, S, A, qs[k], ts[k]);
+                const auto [want, exact] = reference<float>(md, p, S, A, b.q[k], b.t[k]);
                 INFO(model_name(md) << ", tau " << tau << ", pair " << k << ": pair by pair " << wave[k]
                                     << ", lanes " << lanes[k] << ", scalar " << want << ", double " << exact);
                 if (md.hard) {
@@ -315,12 +276,7 @@ SwBatchGrads scalar_pair_grads(const SwModel& md, const SwScalars<double>& p, co
                                double fbar, double& score) {
     SwBatchGrads out;
     out.Sbar.assign(A * A, 0.0);
-    std::vector<double> table(md.states() * (q.size() + 1) * (t.size() + 1)), scratch;
-    const SwCodeCell<double> cell{S.data(), A, q.data(), t.data()};
-    score = sw_forward<double>(md, p, q.size(), t.size(), cell, table.data(), scratch);
-    double* Sb = out.Sbar.data();
-    sw_backward(md, p, q.size(), t.size(), cell, table.data(), score, fbar,
-                [&](std::size_t i, std::size_t j, double v) { Sb[q[i] * A + t[j]] += v; }, out.g, scratch);
+    score = scalar_pair_grads_add(md, p, S, A, {q.data(), q.size(), t.data(), t.size()}, fbar, out);
     return out;
 }
 
@@ -424,49 +380,36 @@ TEST_CASE("SmithWaterman::value_and_grad gives a single pair's gradients whichev
     namespace ops = diffbio::ops;
     std::mt19937 rng(60);
     const std::vector<std::uint8_t> q = random_codes(rng, 300, 4), t = related(rng, q, 260, 4);
-    for (ops::GapModel gaps : {ops::GapModel::Linear, ops::GapModel::Affine}) {
-        for (ops::AlignmentMode mode : {ops::AlignmentMode::Local, ops::AlignmentMode::Global}) {
-            for (bool hard : {false, true}) {
-                ops::SmithWatermanConfig cfg;
-                cfg.gaps = gaps;
-                cfg.mode = mode;
-                cfg.hard = hard;
-                cfg.gap_open = ops::GapOpen{3.0};
-                cfg.gap_extend = ops::GapExtend{1.0};
-                cfg.temperature = 0.8;
-                const ops::SmithWaterman sw(cfg, ops::SubstitutionMatrix::dna(2.0, -1.0));
-                // alone: the wavefront (with or without a checkpoint request it fits); 32 copies with
-                // weight 1/32: a full group of the inter-pair kernel
-                const std::vector<ops::CodePair> single{{q, t}}, copies(32, ops::CodePair{q, t});
-                const std::vector<double> w1{1.0}, w32(32, 1.0 / 32.0);
-                const auto alone = sw.value_and_grad<double>(single, w1);
-                const auto alone_ck = sw.value_and_grad<double>(single, w1, ops::SwGradOptions{17});
-                const auto lanes = sw.value_and_grad<double>(copies, w32);
-                const auto alone_f = sw.value_and_grad<float>(single, w1);
-                INFO(model_name({gaps == ops::GapModel::Linear ? SwKind::Linear : SwKind::Affine,
-                                 mode == ops::AlignmentMode::Local, hard})
-                     << ": open " << alone.gap_open << " / " << lanes.gap_open << ", extend " << alone.gap_extend
-                     << " / " << lanes.gap_extend << ", tau " << alone.temperature << " / " << lanes.temperature);
-                double scale = 1.0;
-                for (double v : lanes.substitution) scale = std::max(scale, std::fabs(v));
-                const double tol = hard ? 0.0 : 1e-11 * scale;
-                // float: the weights' rounding ε·|F|/τ (see check_grads)
-                const double eps_f = std::numeric_limits<float>::epsilon();
-                const double tol_f =
-                    hard ? 0.0 : std::max(1e-5, eps_f * std::max(1.0, std::fabs(lanes.score[0])) / 0.8) * scale;
-                CHECK(std::fabs(alone.score[0] - lanes.score[0]) <= (hard ? 0.0 : 1e-12 * std::fabs(lanes.score[0])));
-                for (std::size_t k = 0; k < lanes.substitution.size(); ++k) {
-                    CHECK(std::fabs(alone.substitution[k] - lanes.substitution[k]) <= tol);
-                    CHECK(alone_ck.substitution[k] == alone.substitution[k]);
-                    CHECK(std::fabs(alone_f.substitution[k] - lanes.substitution[k]) <= tol_f);
-                }
-                CHECK(std::fabs(alone.gap_open - lanes.gap_open) <= tol);
-                CHECK(std::fabs(alone.gap_extend - lanes.gap_extend) <= tol);
-                CHECK(std::fabs(alone.temperature - lanes.temperature) <= tol);
-                CHECK(std::fabs(alone_f.gap_open - lanes.gap_open) <= tol_f);
-                CHECK(std::fabs(alone_f.gap_extend - lanes.gap_extend) <= tol_f);
-                CHECK(std::fabs(alone_f.temperature - lanes.temperature) <= tol_f);
-            }
+    for (const SwModel& md : wave_models()) {
+        const ops::SmithWaterman sw = api_operator(md);
+        // alone: the wavefront (with or without a checkpoint request it fits); 32 copies with
+        // weight 1/32: a full group of the inter-pair kernel
+        const std::vector<ops::CodePair> single{{q, t}}, copies(32, ops::CodePair{q, t});
+        const std::vector<double> w1{1.0}, w32(32, 1.0 / 32.0);
+        const auto alone = sw.value_and_grad<double>(single, w1);
+        const auto alone_ck = sw.value_and_grad<double>(single, w1, ops::SwGradOptions{17});
+        const auto lanes = sw.value_and_grad<double>(copies, w32);
+        const auto alone_f = sw.value_and_grad<float>(single, w1);
+        INFO(model_name(md) << ": open " << alone.gap_open << " / " << lanes.gap_open << ", extend " << alone.gap_extend
+             << " / " << lanes.gap_extend << ", tau " << alone.temperature << " / " << lanes.temperature);
+        double scale = 1.0;
+        for (double v : lanes.substitution) scale = std::max(scale, std::fabs(v));
+        const double tol = md.hard ? 0.0 : 1e-11 * scale;
+        // float: the weights' rounding ε·|F|/τ (see check_grads)
+        const double eps_f = std::numeric_limits<float>::epsilon();
+        const double tol_f =
+            md.hard ? 0.0 : std::max(1e-5, eps_f * std::max(1.0, std::fabs(lanes.score[0])) / 0.8) * scale;
+        CHECK(std::fabs(alone.score[0] - lanes.score[0]) <= (md.hard ? 0.0 : 1e-12 * std::fabs(lanes.score[0])));
+        for (std::size_t k = 0; k < lanes.substitution.size(); ++k) {
+            CHECK(std::fabs(alone.substitution[k] - lanes.substitution[k]) <= tol);
+            CHECK(alone_ck.substitution[k] == alone.substitution[k]);
+            CHECK(std::fabs(alone_f.substitution[k] - lanes.substitution[k]) <= tol_f);
         }
+        CHECK(std::fabs(alone.gap_open - lanes.gap_open) <= tol);
+        CHECK(std::fabs(alone.gap_extend - lanes.gap_extend) <= tol);
+        CHECK(std::fabs(alone.temperature - lanes.temperature) <= tol);
+        CHECK(std::fabs(alone_f.gap_open - lanes.gap_open) <= tol_f);
+        CHECK(std::fabs(alone_f.gap_extend - lanes.gap_extend) <= tol_f);
+        CHECK(std::fabs(alone_f.temperature - lanes.temperature) <= tol_f);
     }
 }
