@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <diffbio/ad/binder.hpp>
+#include <diffbio/ad/tape.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/alignment/smith_waterman.hpp>
 #include <diffbio/ops/alignment/sw_simd.hpp>
@@ -179,6 +180,40 @@ BENCHMARK_TEMPLATE(BM_single_pair_wavefront, float, SwKind::Linear)->Arg(1000)->
 BENCHMARK_TEMPLATE(BM_single_pair_wavefront, float, SwKind::Affine)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_single_pair_wavefront, double, SwKind::Linear)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_single_pair_wavefront, double, SwKind::Affine)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+/// One unbatched pair of soft profiles (rows of 4 probabilities) as Vars on a tape: the score and
+/// the gradients of both profiles (the node's backward: the wavefront for a lone pair), double.
+template <SwKind Kind>
+void BM_profile_pair_grad(benchmark::State& state) {
+    const auto len = static_cast<std::size_t>(state.range(0));
+    const ops::SmithWaterman sw = aligner(Kind);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<double> u(0.05, 1.0);
+    auto profile = [&] {
+        std::vector<double> v(len * 4);
+        for (std::size_t i = 0; i < len; ++i) {
+            double sum = 0.0;
+            for (std::size_t a = 0; a < 4; ++a) sum += v[i * 4 + a] = u(rng);
+            for (std::size_t a = 0; a < 4; ++a) v[i * 4 + a] /= sum;
+        }
+        return v;
+    };
+    const std::vector<double> x = profile(), y = profile();
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<double> bind;
+    const auto start = tape.mark();
+    for (auto _ : state) {
+        tape.rewind(start);
+        const std::vector<ops::ProfilePair<ad::Var>> pairs{{tape.variables(x), tape.variables(y)}};
+        const auto s = sw.apply(bind, pairs).score;
+        tape.backward(s[0]);
+        benchmark::DoNotOptimize(tape.adjoint(pairs[0].query[0]));
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(len * len));
+}
+BENCHMARK_TEMPLATE(BM_profile_pair_grad, SwKind::Linear)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_profile_pair_grad, SwKind::Affine)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 // ---- the SIMD kernels through the public API -----------------------------------------------------
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <diffbio/ad/binder.hpp>
+#include <diffbio/ad/parameter.hpp>
 #include <diffbio/ad/tape.hpp>
 #include <diffbio/ops/alignment/smith_waterman.hpp>
 #include <diffbio/ops/alignment/sw_kernel.hpp>
@@ -411,5 +412,49 @@ TEST_CASE("SmithWaterman::value_and_grad gives a single pair's gradients whichev
         CHECK(std::fabs(alone_f.gap_open - lanes.gap_open) <= tol_f);
         CHECK(std::fabs(alone_f.gap_extend - lanes.gap_extend) <= tol_f);
         CHECK(std::fabs(alone_f.temperature - lanes.temperature) <= tol_f);
+    }
+}
+
+TEST_CASE("SmithWaterman profile gradients of a single pair: the wavefront equals the inter-pair lanes",
+          "[ops][sw_wavefront]") {
+    namespace ops = diffbio::ops;
+    namespace ad = diffbio::ad;
+    std::mt19937 rng(61);
+    const std::size_t A = 4, m = 150, n = 120;
+    const std::vector<double> x = random_profile(rng, m, A), y = random_profile(rng, n, A);
+    for (const SwModel& md : wave_models()) {
+        ops::SmithWaterman sw = api_operator(md);
+        // the score of one pair (alone: the wavefront) or the mean of 32 copies of it (a full lane
+        // group): the same function of S, the gaps, τ and the two profiles
+        auto grads = [&](std::size_t copies) {
+            for (ad::Parameter* p : sw.parameters()) p->zero_grad();
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<ad::Var> bind(tape);
+            const auto xv = tape.variables(x), yv = tape.variables(y);
+            const std::vector<ops::ProfilePair<ad::Var>> pairs(copies, ops::ProfilePair<ad::Var>{xv, yv});
+            const auto s = sw.apply(bind, pairs).score;
+            std::vector<double> ones(copies, 1.0 / static_cast<double>(copies));
+            tape.backward(tape.push_nary(0.0, s, ones));
+            bind.accumulate_grad();
+            std::vector<double> g{tape.value(s[0])};
+            for (ad::Parameter* p : sw.parameters()) g.insert(g.end(), p->grad().begin(), p->grad().end());
+            for (const auto& v : {xv, yv}) {
+                std::vector<double> a(v.size());
+                tape.adjoints(v, a);
+                g.insert(g.end(), a.begin(), a.end());
+            }
+            return g;
+        };
+        const std::vector<double> alone = grads(1), lanes = grads(32);
+        REQUIRE(alone.size() == lanes.size());
+        double scale = 1.0;
+        for (double v : lanes) scale = std::max(scale, std::fabs(v));
+        INFO(model_name(md));
+        for (std::size_t e = 0; e < alone.size(); ++e) {
+            INFO("entry " << e << ": alone " << alone[e] << ", lanes " << lanes[e]);
+            CHECK(std::isfinite(alone[e]));
+            CHECK(std::fabs(alone[e] - lanes[e]) <= 1e-11 * scale);
+        }
     }
 }

@@ -1390,6 +1390,10 @@ F sw_wavefront_score_codes(const SwModel& md, const SwScalars<F>& p, const F* S,
 template <class F, class X>
 F sw_wavefront_score_profiles(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A, const X* x,
                               std::size_t m, const X* y, std::size_t n, SwWaveWork<F>& w);
+template <class F, class X>
+F sw_wavefront_value_and_grad_profiles(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
+                                       const X* x, std::size_t m, const X* y, std::size_t n, F fbar, double* dense,
+                                       SwGrads& g, SwWaveWork<F>& w);
 inline bool sw_wave_worth_it(const SwModel& md, std::size_t m, std::size_t n);
 template <class F>
 F sw_wavefront_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
@@ -1699,6 +1703,23 @@ void sw_simd_value_and_grad_profiles(const SwModel& md, const SwScalars<F>& p, c
         m, n, threads,
         [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, Work& w) {
             if (w.Sbar.empty()) w.Sbar.assign(A * A, 0.0);
+            if (sw_wave_grad_worth_it(md, L, g.m.data(), g.n.data(), used, g.M, g.N, checkpoint)) {
+                // Too few pairs to fill the lanes: pair by pair by the intra-pair wavefront.
+                for (int l = 0; l < used; ++l) {
+                    const std::size_t k = lanes[l];
+                    const SwSeqPair<X>& pr = pairs[k];
+                    const F fb = static_cast<F>(fbar[k]);
+                    if (fb == F(0)) {
+                        out[k] = sw_wavefront_score_profiles<F, X>(md, p, S, A, pr.q, pr.m, pr.t, pr.n, w.wave);
+                        continue;
+                    }
+                    w.dense.assign(pr.m * pr.n, 0.0);
+                    out[k] = sw_wavefront_value_and_grad_profiles<F, X>(md, p, S, A, pr.q, pr.m, pr.t, pr.n, fb,
+                                                                        w.dense.data(), w.g, w.wave);
+                    pair_grad(k, w.dense.data(), w.wave.B.data(), w.Sbar.data(), w.scratch);
+                }
+                return;
+            }
             SwVProfileFill<F, X, L> fill;
             fill.A = A;
             fill.N = g.N;

@@ -736,10 +736,11 @@ F sw_wavefront_score_codes(const SwModel& md, const SwScalars<F>& p, const F* S,
                                      : sw_wave_score_codes<F, sw_wave_lanes_affine<F>>(md, p, S, A, q, m, t, n, w);
 }
 
-/// The score of one pair of profiles (rows of A values of X: s_ij = x_i·S·y_j) by the wavefront.
-template <class F, class X>
-F sw_wavefront_score_profiles(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A, const X* x,
-                              std::size_t m, const X* y, std::size_t n, SwWaveWork<F>& w) {
+/// Profile cells of one pair: B_j = S·y_j into w.B (n × A), then fn(cell) with the functor
+/// cell(i, j) = x_i·B_j (0-based).
+template <class F, class X, class Fn>
+auto sw_wave_with_profile_cell(const F* S, std::size_t A, const X* x, const X* y, std::size_t n, SwWaveWork<F>& w,
+                               Fn&& fn) {
     w.B.assign(std::max<std::size_t>(n, 1) * A, F(0));
     for (std::size_t j = 0; j < n; ++j) {
         for (std::size_t a = 0; a < A; ++a) {
@@ -754,18 +755,52 @@ F sw_wavefront_score_profiles(const SwModel& md, const SwScalars<F>& p, const F*
         for (std::size_t a = 0; a < A; ++a) acc += static_cast<F>(x[i * A + a]) * B[j * A + a];
         return acc;
     };
-    if (m == 0 || n == 0 || !sw_wavefront_supports(md)) {
-        return sw_forward<F>(md, p, m, n, cell, static_cast<F*>(nullptr), w.scratch);
-    }
+    return fn(cell);
+}
+
+/// fn(cells, lanes) with the diagonal filler of a cell functor, at the model's pack width
+/// (lanes: std::integral_constant of L).
+template <class F, class Cell, class Fn>
+auto sw_wave_with_cell_fill(const SwModel& md, std::size_t m, const Cell& cell, SwWaveWork<F>& w, Fn&& fn) {
     auto run = [&](auto lanes) {
         constexpr int L = decltype(lanes)::value;
         const std::size_t pad = static_cast<std::size_t>(L);
         w.prof.assign(m + 1 + 2 * pad, sw_none<F>);
-        SwWaveCellFill<F, L, decltype(cell)> cells{cell, w.prof.data() + pad};
-        return sw_wave_forward<F, L>(md, p, m, n, cells, w);
+        SwWaveCellFill<F, L, Cell> cells{cell, w.prof.data() + pad};
+        return fn(cells, lanes);
     };
     return md.kind == SwKind::Linear ? run(std::integral_constant<int, sw_wave_lanes_linear<F>>{})
                                      : run(std::integral_constant<int, sw_wave_lanes_affine<F>>{});
+}
+
+/// The score of one pair of profiles (rows of A values of X: s_ij = x_i·S·y_j) by the wavefront.
+template <class F, class X>
+F sw_wavefront_score_profiles(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A, const X* x,
+                              std::size_t m, const X* y, std::size_t n, SwWaveWork<F>& w) {
+    return sw_wave_with_profile_cell<F>(S, A, x, y, n, w, [&](const auto& cell) {
+        if (m == 0 || n == 0 || !sw_wavefront_supports(md)) {
+            return sw_forward<F>(md, p, m, n, cell, static_cast<F*>(nullptr), w.scratch);
+        }
+        return sw_wave_with_cell_fill<F>(md, m, cell, w, [&](auto& cells, auto lanes) {
+            return sw_wave_forward<F, decltype(lanes)::value>(md, p, m, n, cells, w);
+        });
+    });
+}
+
+/// Score and match adjoints of one pair of profiles (m, n ≥ 1; linear or affine) by the wavefront:
+/// returns the score, writes dense[i·n + j] = fbar·∂F/∂s_ij (m × n, row-major) and adds
+/// fbar·∂F/∂(open, extend, τ) into g; leaves B_j = S·y_j in w.B (n × A) for the chain rule to the
+/// profiles and S. Memory: the full table, K·(m + 1)(n + 1) values of F, and the m × n adjoints.
+template <class F, class X>
+F sw_wavefront_value_and_grad_profiles(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
+                                       const X* x, std::size_t m, const X* y, std::size_t n, F fbar, double* dense,
+                                       SwGrads& g, SwWaveWork<F>& w) {
+    auto sink = [dense, n](std::size_t i, std::size_t j, F v) { dense[i * n + j] = static_cast<double>(v); };
+    return sw_wave_with_profile_cell<F>(S, A, x, y, n, w, [&](const auto& cell) {
+        return sw_wave_with_cell_fill<F>(md, m, cell, w, [&](auto& cells, auto lanes) {
+            return sw_wave_value_and_grad<F, decltype(lanes)::value>(md, p, m, n, cells, fbar, sink, g, w);
+        });
+    });
 }
 
 } // namespace diffbio::ops::detail
