@@ -6,6 +6,9 @@
 //   DIFFBIO_ASSERT(c)   internal invariant check; active unless NDEBUG (never used for user input,
 //                       which is validated with exceptions)
 //   DIFFBIO_OMP(args)   `#pragma omp args` when compiled with OpenMP, nothing otherwise
+//   DIFFBIO_FORCE_INLINE  `inline` that GCC and Clang must honour (always_inline): the per-cell
+//                       helpers of the SIMD kernels (soft max, exp, log), which GCC's growth limits
+//                       would otherwise leave out of line in large loops
 //   DIFFBIO_VERSION_*   library version
 
 #include <cassert>
@@ -29,4 +32,10 @@
 #define DIFFBIO_OMP(args) DIFFBIO_PRAGMA(omp args)
 #else
 #define DIFFBIO_OMP(args)
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DIFFBIO_FORCE_INLINE inline __attribute__((always_inline))
+#else
+#define DIFFBIO_FORCE_INLINE inline
 #endif

@@ -46,6 +46,8 @@
 #include <limits>
 #include <type_traits>
 
+#include <diffbio/config.hpp>
+
 namespace diffbio::simd {
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -98,7 +100,7 @@ inline constexpr int sub_lanes = N < native_lanes<T> ? N : native_lanes<T>;
 
 /// e^x on one register-sized GCC vector R of T (see the header comment).
 template <class T, class R, bool Nonpos = false>
-inline R exp_raw(const R& x0) {
+DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
     using I = int_of_t<T>;
     using IR = typename vec_of<I, sizeof(R) / sizeof(T)>::type;
     constexpr bool f32 = sizeof(T) == 4;
@@ -163,7 +165,7 @@ inline R exp_raw(const R& x0) {
 
 /// log x on one register-sized vector, for x normal, positive and finite (no special cases).
 template <class T, class R>
-inline R log_normal_raw(const R& x) {
+DIFFBIO_FORCE_INLINE R log_normal_raw(const R& x) {
     using I = int_of_t<T>;
     using IR = typename vec_of<I, sizeof(R) / sizeof(T)>::type;
     constexpr bool f32 = sizeof(T) == 4;
@@ -223,7 +225,7 @@ inline R log_normal_raw(const R& x) {
 
 /// log x on one register-sized vector, every input (see the header comment).
 template <class T, class R>
-inline R log_raw(const R& x0) {
+DIFFBIO_FORCE_INLINE R log_raw(const R& x0) {
     constexpr T min_normal = std::numeric_limits<T>::min();
     constexpr T two_p = sizeof(T) == 4 ? T(8388608.0f) : T(4503599627370496.0); // 2^23, 2^52
     constexpr T inf = std::numeric_limits<T>::infinity();
@@ -341,22 +343,22 @@ inline pack<T, N> abs(const pack<T, N>& a) {
 }
 /// e^x per lane.
 template <class T, int N>
-inline pack<T, N> exp(const pack<T, N>& a) {
+DIFFBIO_FORCE_INLINE pack<T, N> exp(const pack<T, N>& a) {
     DIFFBIO_SIMD_LANEWISE(detail::exp_raw<T>(a.v[g]));
 }
 /// e^x per lane for x ≤ 0 only (the kernels' max-shifted exponents; no clamp above, same accuracy).
 template <class T, int N>
-inline pack<T, N> exp_nonpos(const pack<T, N>& a) {
+DIFFBIO_FORCE_INLINE pack<T, N> exp_nonpos(const pack<T, N>& a) {
     DIFFBIO_SIMD_LANEWISE((detail::exp_raw<T, typename pack<T, N>::raw, true>(a.v[g])));
 }
 /// log x per lane, every input.
 template <class T, int N>
-inline pack<T, N> log(const pack<T, N>& a) {
+DIFFBIO_FORCE_INLINE pack<T, N> log(const pack<T, N>& a) {
     DIFFBIO_SIMD_LANEWISE(detail::log_raw<T>(a.v[g]));
 }
 /// log x per lane for normal, positive, finite x only (no special cases: the kernels' log(1 + r)).
 template <class T, int N>
-inline pack<T, N> log_normal(const pack<T, N>& a) {
+DIFFBIO_FORCE_INLINE pack<T, N> log_normal(const pack<T, N>& a) {
     DIFFBIO_SIMD_LANEWISE(detail::log_normal_raw<T>(a.v[g]));
 }
 

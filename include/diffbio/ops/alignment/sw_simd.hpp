@@ -74,7 +74,7 @@ struct SwSoft {
 };
 
 template <bool Hard, class V>
-inline V sw_vsmax2(const V& a, const V& b, const SwSoft<V>& t) {
+DIFFBIO_FORCE_INLINE V sw_vsmax2(const V& a, const V& b, const SwSoft<V>& t) {
     const V mx = simd::max(a, b);
     if constexpr (Hard) {
         return mx;
@@ -85,7 +85,7 @@ inline V sw_vsmax2(const V& a, const V& b, const SwSoft<V>& t) {
 }
 
 template <bool Hard, class V>
-inline V sw_vsmax3(const V& a, const V& b, const V& c, const SwSoft<V>& t) {
+DIFFBIO_FORCE_INLINE V sw_vsmax3(const V& a, const V& b, const V& c, const SwSoft<V>& t) {
     const V ab = simd::max(a, b);
     const V mx = simd::max(ab, c);
     if constexpr (Hard) {
@@ -97,7 +97,7 @@ inline V sw_vsmax3(const V& a, const V& b, const V& c, const SwSoft<V>& t) {
 }
 
 template <bool Hard, class V>
-inline V sw_vsmax4(const V& a, const V& b, const V& c, const V& d, const SwSoft<V>& t) {
+DIFFBIO_FORCE_INLINE V sw_vsmax4(const V& a, const V& b, const V& c, const V& d, const SwSoft<V>& t) {
     const V ab = simd::max(a, b), cd = simd::max(c, d);
     const V mx = simd::max(ab, cd);
     if constexpr (Hard) {
@@ -138,7 +138,7 @@ struct SwAffineOut {
 };
 
 template <bool Hard, bool Local, bool Fast, class V>
-inline void sw_vaffine_out(const V& M, const V& X, const V& Y, const SwAffineOut<V>& c, V& g1, V& g2, V& g3) {
+DIFFBIO_FORCE_INLINE void sw_vaffine_out(const V& M, const V& X, const V& Y, const SwAffineOut<V>& c, V& g1, V& g2, V& g3) {
     using F = typename V::value_type;
     const V zero = V::broadcast(F(0));
     if constexpr (Hard || !Fast) {
@@ -173,7 +173,7 @@ struct SwVEnd {
     using F = typename V::value_type;
     V max = V::broadcast(F(0));
     V sum = V::broadcast(F(1));
-    void add(const V& v, const SwSoft<V>& t) {
+    DIFFBIO_FORCE_INLINE void add(const V& v, const SwSoft<V>& t) {
         if constexpr (Hard) {
             max = simd::max(max, v);
         } else {
@@ -250,7 +250,7 @@ inline F sw_unnone(F v) {
 
 /// The local hard end cell, tracked in row-major order (strict >: the first maximum wins).
 template <class V>
-inline void sw_vtrack_best(SwVExtra<V>& ex, const V& Mv, const V& iv, std::size_t j) {
+DIFFBIO_FORCE_INLINE void sw_vtrack_best(SwVExtra<V>& ex, const V& Mv, const V& iv, std::size_t j) {
     using F = typename V::value_type;
     const auto up = Mv > ex.best;
     ex.best = simd::select(up, Mv, ex.best);
@@ -262,20 +262,11 @@ inline void sw_vtrack_best(SwVExtra<V>& ex, const V& Mv, const V& iv, std::size_
 // fill(i, buf) writes the cell scores of row i (0-based) of every lane: buf[j·L + l] for j < N.
 // out (L scores) is null in a recomputation; ex (null: not needed) receives SwVExtra.
 
-/// Inline every call in the function (GCC, Clang): the soft kernels' exp/log and cells would
-/// otherwise stay out-of-line calls in the larger loops (GCC's growth limits), which pass packs
-/// through memory and serialise the independent chains.
-#if defined(__GNUC__) || defined(__clang__)
-#define DIFFBIO_SW_FLATTEN __attribute__((flatten))
-#else
-#define DIFFBIO_SW_FLATTEN
-#endif
-
 /// One soft local linear cell, P = smax(s, s + pd, pu − e, pl − e) with M = smax(s, s + pd) folded
 /// in (see sw_vlinear_soft_rows); also gives mM = s + max(pd, 0) and aM = 1 + e^{−|pd|/τ}
 /// (M = mM + τ·log aM). −|x − y| is taken as min(x, y) − max(x, y) (the same rounding, no abs).
 template <class V>
-inline V sw_vlinear_local_cell(const V& s, const V& pd, const V& pu, const V& pl, const V& e, const SwSoft<V>& t,
+DIFFBIO_FORCE_INLINE V sw_vlinear_local_cell(const V& s, const V& pd, const V& pu, const V& pl, const V& e, const SwSoft<V>& t,
                                V& mM, V& aM) {
     using F = typename V::value_type;
     const V zero = V::broadcast(F(0)), one = V::broadcast(F(1));
@@ -301,7 +292,7 @@ inline V sw_vlinear_local_cell(const V& s, const V& pd, const V& pu, const V& pl
 /// with R = the row's max of mM, in a second sweep over the row (no dependency chain), then merges
 /// the row into the running (max, sum) once per row.
 template <bool Local, class F, int L, class Fill>
-DIFFBIO_SW_FLATTEN void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill,
+void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill,
                                              F* sbuf, const SwVRows<simd::pack<F, L>>& rows, F* out, std::size_t first,
                                              std::size_t last) {
     using V = simd::pack<F, L>;
@@ -496,7 +487,7 @@ void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const F
 /// where the rows are kept (the backward's table, checkpoints, blocks); score-only (rolling) rows
 /// skip them, and the global score is g3 = smax(M, X, Y) at (m_l, n_l).
 template <bool Local, class F, int L, class Fill>
-DIFFBIO_SW_FLATTEN void sw_vforward_affine_out(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
+void sw_vforward_affine_out(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
                             const SwVRows<simd::pack<F, L>>& rows, F* out, SwRowRange rr) {
     using V = simd::pack<F, L>;
     const SwAffineOut<V> c(p.open, p.extend, p.tau);
@@ -774,7 +765,7 @@ struct SwVGrads {
 /// the maximum gets exactly 1 (K − 1 exps instead of K). u[k] unnormalised (≤ 1), returns
 /// Σ u_k·(c_k − m)/τ (the maximum's term is 0) and sets z = Σ u_k.
 template <int K, class V>
-inline V sw_vtournament(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& u, V& z) {
+DIFFBIO_FORCE_INLINE V sw_vtournament(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& u, V& z) {
     static_assert(K >= 2 && K <= 4);
     using F = typename V::value_type;
     const V one = V::broadcast(F(1));
@@ -821,7 +812,7 @@ inline V sw_vtournament(const std::array<V, K>& c, const SwSoft<V>& t, std::arra
 
 /// Softmax weights of K candidates (w[k]) and the entropy −Σ w log w (0 when hard).
 template <bool Hard, int K, class V>
-inline V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& w) {
+DIFFBIO_FORCE_INLINE V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& w) {
     using F = typename V::value_type;
     const V one = V::broadcast(F(1)), zero = V::broadcast(F(0));
     if constexpr (Hard) {
@@ -848,7 +839,7 @@ inline V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V
 /// cell's score and P↖ (the forward keeps P only), sharing e^{−|P↖|/τ} and its log with the
 /// weights of (0, P↖).
 template <bool Hard, bool Local, class F, int L, class Tab, class Fill, class SinkRow>
-DIFFBIO_SW_FLATTEN void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score,
+void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score,
                                             const F* fbar, const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill,
                                             std::vector<F>& sbuf, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
                                             std::vector<simd::pack<F, L>>& adj) {
@@ -940,7 +931,7 @@ DIFFBIO_SW_FLATTEN void sw_vbackward_linear(const SwScalars<F>& p, const SwGroup
 }
 
 template <bool Hard, bool Local, class F, int L, class Tab, class SinkRow>
-DIFFBIO_SW_FLATTEN void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score, const F* fbar,
+void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score, const F* fbar,
                          const SwVExtra<simd::pack<F, L>>& ex, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
                          std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
@@ -1041,7 +1032,7 @@ DIFFBIO_SW_FLATTEN void sw_vbackward_affine(const SwScalars<F>& p, const SwGroup
 }
 
 template <bool Hard, class F, int L, class Tab, class Fill, class SinkRow>
-DIFFBIO_SW_FLATTEN void sw_vbackward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* fbar,
+void sw_vbackward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* fbar,
                          const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill, std::vector<F>& sbuf,
                          SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc, std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
