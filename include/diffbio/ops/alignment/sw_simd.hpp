@@ -835,9 +835,9 @@ DIFFBIO_FORCE_INLINE V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t
     }
 }
 
-/// Linear reverse sweep. Hard reads M from the table; soft recomputes M = s + smax(0, P↖) from the
-/// cell's score and P↖ (the forward keeps P only), sharing e^{−|P↖|/τ} and its log with the
-/// weights of (0, P↖).
+/// Linear reverse sweep. Hard reads M from the table; soft local takes M = s + smax(0, P↖) from the
+/// cell's score and P↖ (the forward keeps P only) without its log (see the loop); soft global
+/// M = s + P↖.
 template <bool Hard, bool Local, class F, int L, class Tab, class Fill, class SinkRow>
 void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score,
                                             const F* fbar, const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill,
@@ -881,42 +881,59 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
         for (std::size_t j = N; j > 0; --j) {
             const V a = cur[j];
             const V pd = Pu[j - 1];
-            V Mv, x2, r2, z2, lz2;
-            if constexpr (Hard) {
-                Mv = Mi[j];
-            } else if constexpr (Local) {
+            V aM;
+            if constexpr (Local && !Hard) {
+                // P = smax(M, P↑ − e, P← − e) with M = mM + τ·log(1 + r2), mM = s + max(0, P↖),
+                // r2 = e^{−|P↖|/τ}: the three weights come from a tournament on (mM, P↑ − e, P← − e)
+                // whose M mass is scaled by 1 + r2, so M itself (a log) is never formed. The τ
+                // adjoint takes the entropy of the flat 4-way choice (0 or P↖ inside M, P↑, P←),
+                // which is P's entropy plus w_M times M's (the chain rule of entropy); the local end
+                // term's log(1 + r2) cancels likewise, leaving one log per cell.
                 const V s = V::load(sbuf.data() + (j - 1) * L);
-                x2 = simd::min(pd, -pd) * t.inv;
-                r2 = simd::exp_nonpos(x2);
-                z2 = one + r2;
-                lz2 = simd::log_normal(z2);
-                Mv = s + simd::max(pd, zero) + t.tau * lz2;
+                const V x2 = simd::min(pd, -pd) * t.inv;
+                const V r2 = simd::exp_nonpos(x2);
+                const V z2 = one + r2;
+                const V mM = s + simd::max(pd, zero);
+                const std::array<V, 3> c{mM, Pu[j] - e, Pi[j - 1] - e};
+                V z;
+                const V ut = sw_vtournament<3>(c, t, w3, z); // unnormalised: w3[k] = e^{(c_k − max)/τ}
+                const V xM = (mM - simd::max(mM, simd::max(c[1], c[2]))) * t.inv;
+                const V uB = w3[0] * r2; // the P↖ branch's extra mass
+                const V Z = z + uB;
+                const V iZ = one / Z, iz2 = one / z2;
+                acc.tau += a * (simd::log_normal(Z) - (ut + uB * (xM + x2)) * iZ);
+                aM = a * ((w3[0] + uB) * iZ);
+                const V w1 = w3[1] * iZ, w2g = w3[2] * iZ;
+                prev[j] += a * w1;
+                cur[j - 1] += a * w2g;
+                acc.extend -= a * (w1 + w2g);
+                // the end weight e^{(M − F)/τ} and its entropy term, less M's own (in aM's τ part)
+                const V te = (mM - Fv) * t.inv;
+                const V ws = simd::exp(te) * z2;
+                const V wb = r2 * iz2; // weight of the smaller of (0, P↖) inside M
+                ent -= ws * (wb * x2 + te);
+                aM += fb * ws;
+                prev[j - 1] += aM * simd::select(pd >= zero, iz2, wb);
             } else {
-                Mv = V::load(sbuf.data() + (j - 1) * L) + pd;
-            }
-            acc.tau += a * sw_vweights<Hard, 3>({Mv, Pu[j] - e, Pi[j - 1] - e}, t, w3);
-            V aM = a * w3[0];
-            prev[j] += a * w3[1];
-            cur[j - 1] += a * w3[2];
-            acc.extend -= a * (w3[1] + w3[2]);
-            if constexpr (Local) {
+                V Mv;
                 if constexpr (Hard) {
+                    Mv = Mi[j];
+                } else {
+                    Mv = V::load(sbuf.data() + (j - 1) * L) + pd;
+                }
+                acc.tau += a * sw_vweights<Hard, 3>({Mv, Pu[j] - e, Pi[j - 1] - e}, t, w3);
+                aM = a * w3[0];
+                prev[j] += a * w3[1];
+                cur[j - 1] += a * w3[2];
+                acc.extend -= a * (w3[1] + w3[2]);
+                if constexpr (Local) {
                     aM += simd::select((bi == iv) & (bj == V::broadcast(static_cast<F>(j))), fb, zero);
                     // M = s + max(0, P_d): the first maximum takes it
                     (void)sw_vweights<Hard, 2>({zero, pd}, t, w2);
                     prev[j - 1] += aM * w2[1];
                 } else {
-                    const V tt = (Mv - Fv) * t.inv;
-                    const V ws = simd::exp(tt);
-                    ent -= ws * tt;
-                    aM += fb * ws;
-                    // M = s + smax(0, P_d): P_d's weight and the entropy of (0, P_d)
-                    const V iz2 = one / z2;
-                    acc.tau += aM * (lz2 - r2 * x2 * iz2);
-                    prev[j - 1] += aM * simd::select(pd >= zero, iz2, r2 * iz2);
+                    prev[j - 1] += aM;
                 }
-            } else {
-                prev[j - 1] += aM;
             }
             arow[j - 1] = aM;
         }
