@@ -835,6 +835,43 @@ DIFFBIO_FORCE_INLINE V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t
     }
 }
 
+/// One cell of the soft local linear backward, P = smax(M, gu, gl) with M = s + smax(0, P↖) and
+/// the gap candidates gu, gl (P↑ − e, P← − e), given a = ∂/∂P and the local end's F and f̄. The
+/// weights come from a tournament on (mM, gu, gl), mM = s + max(0, P↖), whose M mass is scaled by
+/// 1 + r, r = e^{−|P↖|/τ}, so M itself (a log) is never formed. The τ adjoint takes the entropy of
+/// the flat 4-way choice (0 or P↖ inside M, gu, gl), which is P's entropy plus w_M times M's (the
+/// chain rule of entropy); in the end term's entropy log(1 + r) cancels likewise: one log per cell.
+/// Gives am = ∂/∂M (end weight included), the gap weights wu, wl and wd, P↖'s weight inside M;
+/// adds to tau (a · entropy) and ent (the end distribution's entropy, times f̄ later).
+template <class V>
+DIFFBIO_FORCE_INLINE void sw_vlinear_local_back(const V& a, const V& s, const V& pd, const V& gu, const V& gl,
+                                                const V& Fv, const V& fb, const SwSoft<V>& t, V& tau, V& ent, V& am,
+                                                V& wu, V& wl, V& wd) {
+    using F = typename V::value_type;
+    const V zero = V::broadcast(F(0)), one = V::broadcast(F(1));
+    const V x2 = simd::min(pd, -pd) * t.inv;
+    const V r2 = simd::exp_nonpos(x2);
+    const V z2 = one + r2;
+    const V mM = s + simd::max(pd, zero);
+    std::array<V, 3> u;
+    V z;
+    const V ut = sw_vtournament<3>({mM, gu, gl}, t, u, z); // u[k] = e^{(c_k − max)/τ}
+    const V xM = (mM - simd::max(mM, simd::max(gu, gl))) * t.inv;
+    const V uB = u[0] * r2; // the P↖ branch's extra mass
+    const V Z = z + uB;
+    const V iZ = one / Z, iz2 = one / z2;
+    tau += a * (simd::log_normal(Z) - (ut + uB * (xM + x2)) * iZ);
+    wu = u[1] * iZ;
+    wl = u[2] * iZ;
+    // the end weight e^{(M − F)/τ} and its entropy term, less M's own (in the τ part above)
+    const V te = (mM - Fv) * t.inv;
+    const V ws = simd::exp(te) * z2;
+    const V wb = r2 * iz2; // weight of the smaller of (0, P↖) inside M
+    ent -= ws * (wb * x2 + te);
+    am = a * ((u[0] + uB) * iZ) + fb * ws;
+    wd = simd::select(pd >= zero, iz2, wb);
+}
+
 /// Linear reverse sweep. Hard reads M from the table; soft local takes M = s + smax(0, P↖) from the
 /// cell's score and P↖ (the forward keeps P only) without its log (see the loop); soft global
 /// M = s + P↖.
@@ -845,7 +882,7 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
                                             std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
     const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
-    const V e = V::broadcast(p.extend), zero = V::broadcast(F(0)), one = V::broadcast(F(1));
+    const V e = V::broadcast(p.extend), zero = V::broadcast(F(0));
     const std::size_t M = g.M, N = g.N, w = N + 1;
     adj.assign(3 * w, zero);
     V* cur = adj.data();
@@ -883,37 +920,13 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
             const V pd = Pu[j - 1];
             V aM;
             if constexpr (Local && !Hard) {
-                // P = smax(M, P↑ − e, P← − e) with M = mM + τ·log(1 + r2), mM = s + max(0, P↖),
-                // r2 = e^{−|P↖|/τ}: the three weights come from a tournament on (mM, P↑ − e, P← − e)
-                // whose M mass is scaled by 1 + r2, so M itself (a log) is never formed. The τ
-                // adjoint takes the entropy of the flat 4-way choice (0 or P↖ inside M, P↑, P←),
-                // which is P's entropy plus w_M times M's (the chain rule of entropy); the local end
-                // term's log(1 + r2) cancels likewise, leaving one log per cell.
-                const V s = V::load(sbuf.data() + (j - 1) * L);
-                const V x2 = simd::min(pd, -pd) * t.inv;
-                const V r2 = simd::exp_nonpos(x2);
-                const V z2 = one + r2;
-                const V mM = s + simd::max(pd, zero);
-                const std::array<V, 3> c{mM, Pu[j] - e, Pi[j - 1] - e};
-                V z;
-                const V ut = sw_vtournament<3>(c, t, w3, z); // unnormalised: w3[k] = e^{(c_k − max)/τ}
-                const V xM = (mM - simd::max(mM, simd::max(c[1], c[2]))) * t.inv;
-                const V uB = w3[0] * r2; // the P↖ branch's extra mass
-                const V Z = z + uB;
-                const V iZ = one / Z, iz2 = one / z2;
-                acc.tau += a * (simd::log_normal(Z) - (ut + uB * (xM + x2)) * iZ);
-                aM = a * ((w3[0] + uB) * iZ);
-                const V w1 = w3[1] * iZ, w2g = w3[2] * iZ;
-                prev[j] += a * w1;
-                cur[j - 1] += a * w2g;
-                acc.extend -= a * (w1 + w2g);
-                // the end weight e^{(M − F)/τ} and its entropy term, less M's own (in aM's τ part)
-                const V te = (mM - Fv) * t.inv;
-                const V ws = simd::exp(te) * z2;
-                const V wb = r2 * iz2; // weight of the smaller of (0, P↖) inside M
-                ent -= ws * (wb * x2 + te);
-                aM += fb * ws;
-                prev[j - 1] += aM * simd::select(pd >= zero, iz2, wb);
+                V wu, wl, wd;
+                sw_vlinear_local_back(a, V::load(sbuf.data() + (j - 1) * L), pd, Pu[j] - e, Pi[j - 1] - e, Fv, fb, t,
+                                      acc.tau, ent, aM, wu, wl, wd);
+                prev[j] += a * wu;
+                cur[j - 1] += a * wl;
+                acc.extend -= a * (wu + wl);
+                prev[j - 1] += aM * wd;
             } else {
                 V Mv;
                 if constexpr (Hard) {

@@ -575,28 +575,33 @@ void sw_wave_linear_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
                     const V Pbar = simd::select(iota + static_cast<F>(i) <= hiv,
                                                 V::load(nU + i + 1) + V::load(nL + i) + V::load(nD + i + 1), zero);
                     const V pd = V::load(Pd + i - 1), s = cells.at(i);
-                    const V Mv = Local ? s + sw_vsmax2<Hard>(zero, pd, t) : s + pd;
-                    std::array<V, 3> w3;
-                    const V h = sw_vweights<Hard, 3>({Mv, V::load(Pu + i - 1) - e, V::load(Pu + i) - e}, t, w3);
-                    V am = Pbar * w3[0];
-                    acc.tau += Pbar * h;
-                    acc.extend -= Pbar * (w3[1] + w3[2]);
-                    (Pbar * w3[1]).store(cu + i);
-                    (Pbar * w3[2]).store(cl + i);
-                    if constexpr (Local) {
-                        if constexpr (Hard) {
+                    const V gu = V::load(Pu + i - 1) - e, gl = V::load(Pu + i) - e;
+                    V am;
+                    if constexpr (Local && !Hard) {
+                        V wu, wl, wd;
+                        sw_vlinear_local_back(Pbar, s, pd, gu, gl, Fv, fb, t, acc.tau, ent, am, wu, wl, wd);
+                        acc.extend -= Pbar * (wu + wl);
+                        (Pbar * wu).store(cu + i);
+                        (Pbar * wl).store(cl + i);
+                        (am * wd).store(cd + i);
+                    } else {
+                        const V Mv = Local ? s + sw_vsmax2<Hard>(zero, pd, t) : s + pd;
+                        std::array<V, 3> w3;
+                        const V h = sw_vweights<Hard, 3>({Mv, gu, gl}, t, w3);
+                        am = Pbar * w3[0];
+                        acc.tau += Pbar * h;
+                        acc.extend -= Pbar * (w3[1] + w3[2]);
+                        (Pbar * w3[1]).store(cu + i);
+                        (Pbar * w3[2]).store(cl + i);
+                        if constexpr (Local) { // hard: the end cell takes f̄
                             const V iv = iota + static_cast<F>(i);
                             am += simd::select((iv == bi) & ((static_cast<F>(d) - iv) == bj), fb, zero);
+                            std::array<V, 2> w2;
+                            acc.tau += am * sw_vweights<Hard, 2>({zero, pd}, t, w2);
+                            (am * w2[1]).store(cd + i);
                         } else {
-                            const V tt = (Mv - Fv) * t.inv, ws = simd::exp(tt);
-                            ent -= ws * tt;
-                            am += fb * ws;
+                            am.store(cd + i);
                         }
-                        std::array<V, 2> w2;
-                        acc.tau += am * sw_vweights<Hard, 2>({zero, pd}, t, w2);
-                        (am * w2[1]).store(cd + i);
-                    } else {
-                        am.store(cd + i);
                     }
                     am.store(am_row + i);
                 }
