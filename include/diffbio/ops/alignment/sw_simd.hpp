@@ -292,9 +292,8 @@ DIFFBIO_FORCE_INLINE V sw_vlinear_local_cell(const V& s, const V& pd, const V& p
 /// with R = the row's max of mM, in a second sweep over the row (no dependency chain), then merges
 /// the row into the running (max, sum) once per row.
 template <bool Local, class F, int L, class Fill>
-void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill,
-                                             F* sbuf, const SwVRows<simd::pack<F, L>>& rows, F* out, std::size_t first,
-                                             std::size_t last) {
+void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
+                          const SwVRows<simd::pack<F, L>>& rows, F* out, std::size_t first, std::size_t last) {
     using V = simd::pack<F, L>;
     const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
     const V e = V::broadcast(p.extend), zero = V::broadcast(F(0)), one = V::broadcast(F(1));
@@ -873,13 +872,12 @@ DIFFBIO_FORCE_INLINE void sw_vlinear_local_back(const V& a, const V& s, const V&
 }
 
 /// Linear reverse sweep. Hard reads M from the table; soft local takes M = s + smax(0, P↖) from the
-/// cell's score and P↖ (the forward keeps P only) without its log (see the loop); soft global
-/// M = s + P↖.
+/// cell's score and P↖ (the forward keeps P only) without its log (sw_vlinear_local_back); soft
+/// global M = s + P↖.
 template <bool Hard, bool Local, class F, int L, class Tab, class Fill, class SinkRow>
-void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score,
-                                            const F* fbar, const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill,
-                                            std::vector<F>& sbuf, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
-                                            std::vector<simd::pack<F, L>>& adj) {
+void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score, const F* fbar,
+                         const SwVExtra<simd::pack<F, L>>& ex, const Fill& fill, std::vector<F>& sbuf,
+                         SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc, std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
     const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
     const V e = V::broadcast(p.extend), zero = V::broadcast(F(0));
