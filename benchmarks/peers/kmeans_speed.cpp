@@ -20,7 +20,9 @@
 //   soft_fwdbwd_tape   the training case on a rewound ad::Tape: constant points (double), Var
 //                      centroids and τ; r = soft_assign(...), loss = Σ w_ik r_ik (one n-ary tape
 //                      record), Tape::backward, the centroid adjoints read out. Skipped when its
-//                      memory (≈ 48 bytes per entry of r) exceeds --tape-max-gb (default 8).
+//                      memory (≈ 44 bytes per entry of r) exceeds --tape-max-gb (default 8).
+//   soft_fwdbwd_tape_into  the same with soft_assign_into(..., std::span<ad::Var>): the n × K
+//                      handles go into a vector kept across steps (what a training loop does)
 //   soft_fwdbwd_node   the fused node's own work, without the tape's bookkeeping: the forward
 //                      kernel (r) and the backward kernel (∂/∂centroids and ∂/∂τ given ∂L/∂r = w),
 //                      into preallocated buffers.
@@ -166,26 +168,38 @@ void run_all(const P& policy, int threads, const Data& d, int reps, double tau, 
     std::vector<double> w(n * K);
     for (std::size_t j = 0; j < w.size(); ++j) w[j] = static_cast<double>(static_cast<int>((j * 2654435761ULL) % 2001) - 1000) * 1e-3;
 
-    const double tape_gb = 48.0 * static_cast<double>(n * K) / 1e9;
+    const double tape_gb = 44.0 * static_cast<double>(n * K) / 1e9;
     if (tape_gb <= tape_max_gb) {
         ad::Tape tape;
         ad::ScopedTape scope(tape);
         const auto start = tape.mark();
         std::vector<double> gm(mu.size());
-        report("soft_fwdbwd_tape", threads, n, time_it(reps, [&] {
-                   tape.rewind(start);
-                   const auto mv = tape.variables(mu);
-                   const ad::Var t = tape.variable(tau);
-                   const auto r = ops::soft_assign(policy, x, n, std::span<const ad::Var>(mv), K, t);
-                   const ad::Var loss = tape.push_nary(0.0, r, w); // its value is not needed, only the adjoints
-                   tape.backward(loss);
-                   tape.adjoints(mv, gm);
-                   double s = tape.adjoint(t);
-                   for (const double g : gm) s += g;
-                   return s;
-               }));
+        std::vector<ad::Var> r_kept; // soft_fwdbwd_tape_into's buffer
+        for (const bool into : {false, true}) {
+            if (into) r_kept.resize(n * K);
+            report(into ? "soft_fwdbwd_tape_into" : "soft_fwdbwd_tape", threads, n, time_it(reps, [&] {
+                       tape.rewind(start);
+                       const auto mv = tape.variables(mu);
+                       const ad::Var t = tape.variable(tau);
+                       std::vector<ad::Var> r_fresh;
+                       if (into) {
+                           ops::soft_assign_into(policy, x, n, std::span<const ad::Var>(mv), K, t, std::span<ad::Var>(r_kept));
+                       } else {
+                           r_fresh = ops::soft_assign(policy, x, n, std::span<const ad::Var>(mv), K, t);
+                       }
+                       const ad::Var loss = tape.push_nary(0.0, into ? r_kept : r_fresh, w); // only the adjoints matter
+                       tape.backward(loss);
+                       tape.adjoints(mv, gm);
+                       double s = tape.adjoint(t);
+                       for (const double g : gm) s += g;
+                       return s;
+                   }));
+            if (into) std::vector<ad::Var>().swap(r_kept);
+        }
     } else {
-        std::printf("soft_fwdbwd_tape threads=%d skipped: needs about %.1f GB (> --tape-max-gb %.1f)\n", threads, tape_gb, tape_max_gb);
+        for (const char* e : {"soft_fwdbwd_tape", "soft_fwdbwd_tape_into"}) {
+            std::printf("%s threads=%d skipped: needs about %.1f GB (> --tape-max-gb %.1f)\n", e, threads, tape_gb, tape_max_gb);
+        }
     }
 
     {

@@ -9,8 +9,8 @@
 #   SHAPES       "<n>x<F>x<K> ..." (default "100000x50x20 1000000x32x256")
 #   REPS         timed repetitions per entry after one warm-up call (default 5; medians reported)
 #   THREADS      threads of the parallel rows (default 2)
-#   TAPE_MAX_GB  memory allowed to the tape entry (default: half of MemAvailable; it needs about
-#                48 bytes per entry of r, ~12 GB for 10^6 x 256; skipped above)
+#   TAPE_MAX_GB  memory allowed to the tape entries (default: half of MemAvailable; they need about
+#                44 bytes per entry of r, ~11 GB for 10^6 x 256; skipped above)
 #   CXX, CXXFLAGS  compiler and extra flags for our side (default g++; -O3 -march=native always)
 #   OPENBLAS_CORETYPE  passed to OpenBLAS; when unset and OpenBLAS reports its generic "Prescott"
 #                kernels (this OpenBLAS does not know the CPU), the script sets SkylakeX on an
@@ -39,6 +39,8 @@
 #   soft_fwd_*_into     ops::soft_assign_into (the output buffer kept across calls)
 #   soft_fwdbwd_tape    constant points, Var centroids and τ on a rewound tape: soft_assign, a loss
 #                       Σ w r (one n-ary record), Tape::backward
+#   soft_fwdbwd_tape_into  the same with soft_assign_into (the n x K Var handles in a buffer kept
+#                       across steps, as a training loop keeps it)
 #   soft_fwdbwd_node    the fused node's forward and backward kernels without the tape
 # Columns: median_s (s per call), points/s, sklearn/ours (> 1: diffbio faster; against
 # scikit-learn at the same thread count), x_lloyd (our time over lloyd_max_iter_1's, the goals:
@@ -134,7 +136,7 @@ for spec in $shapes; do
     pass_s=$(field "$work/ours_${spec}_$t" hard_assign median_s)
     rows+=("$(awk -v s="$spec" -v t="$t" -v m="$sk_s" -v n="$n" -v in_="$sk_inertia" 'BEGIN {
       printf "%-15s %3s %-18s %10.4f %11.4g %13s %8s %7s  inertia=%s", s, t, "sklearn_fit_iter1", m, n / m, "1.00", "-", "-", in_ }')")
-    for entry in lloyd_max_iter_1 hard_assign soft_fwd_f64 soft_fwd_f64_into soft_fwd_f32 soft_fwd_f32_into soft_fwdbwd_tape soft_fwdbwd_node; do
+    for entry in lloyd_max_iter_1 hard_assign soft_fwd_f64 soft_fwd_f64_into soft_fwd_f32 soft_fwd_f32_into soft_fwdbwd_tape soft_fwdbwd_tape_into soft_fwdbwd_node; do
       o=$(field "$work/ours_${spec}_$t" "$entry" median_s)
       if [[ -z "$o" ]]; then
         rows+=("$(printf '%-15s %3s %-18s %s' "$spec" "$t" "$entry" "skipped ($(grep "^$entry " "$work/ours_${spec}_$t" | cut -d' ' -f3-))")")

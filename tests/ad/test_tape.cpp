@@ -83,6 +83,47 @@ TEST_CASE("custom node chains: node feeding node feeding elementary ops", "[ad][
     CHECK(tape.adjoint(x[1]) == Approx(3 * 2.25 / sum3));
 }
 
+TEST_CASE("record_node_into: handles in the caller's buffer, adjacent nodes, the sweep skips output blocks", "[ad][tape][node]") {
+    Tape tape;
+    ScopedTape scope(tape);
+    const std::vector<double> v{0.5, -1.5, 2.0};
+    const auto x = tape.variables(v);
+    const Var c = 3.0 * x[0]; // an elementary record below the nodes
+    // Node A: a_i = c·x_i (3 outputs, written through the returned values).
+    std::vector<Var> a(3);
+    const auto av = tape.record_node_into({x, std::span<const Var>(&c, 1)}, a, [](const NodeGrad& g) {
+        const double cv = g.in_value(1)[0];
+        for (std::size_t i = 0; i < 3; ++i) {
+            g.in_adjoint(0)[i] += g.out_adjoint()[i] * cv;
+            g.in_adjoint(1)[0] += g.out_adjoint()[i] * g.in_value(0)[i];
+        }
+    });
+    REQUIRE(av.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) av[i] = 1.5 * v[i];
+    // Node B right after A (no variable between them): b_i = a_i², input A's block.
+    std::vector<Var> b(3);
+    const auto bv = tape.record_node_into({std::span<const Var>(a)}, b, [](const NodeGrad& g) {
+        for (std::size_t i = 0; i < 3; ++i) g.in_adjoint(0)[i] += g.out_adjoint()[i] * 2.0 * g.in_value(0)[i];
+    });
+    for (std::size_t i = 0; i < 3; ++i) bv[i] = a[i].value() * a[i].value();
+    CHECK(tape.num_nodes() == 2);
+    CHECK(b[0].index == a[2].index + 1);
+    // y = Σ b_i + x_1·b_2 = Σ (c x_i)² + x_1 (c x_2)², c = 3 x_0
+    const Var y = b[0] + b[1] + b[2] + x[1] * b[2];
+    tape.backward(y);
+    const double cv = 3.0 * v[0], s2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+    CHECK(y.value() == Approx(cv * cv * s2 + v[1] * cv * cv * v[2] * v[2]));
+    // ∂y/∂x_i through a_i (2 c² x_i, plus the x_1 term's 2 x_1 c² x_2 for i = 2), ∂y/∂c = 2 c Σ x² + 2 x_1 c x_2²
+    const double dc = 2.0 * cv * s2 + 2.0 * v[1] * cv * v[2] * v[2];
+    CHECK(tape.adjoint(x[0]) == Approx(2.0 * cv * cv * v[0] + 3.0 * dc));
+    CHECK(tape.adjoint(x[1]) == Approx(2.0 * cv * cv * v[1] + cv * cv * v[2] * v[2]));
+    CHECK(tape.adjoint(x[2]) == Approx(2.0 * cv * cv * v[2] + 2.0 * v[1] * cv * cv * v[2]));
+    CHECK(tape.adjoint(c) == Approx(dc));
+    // rejects what record_node rejects
+    std::vector<Var> none;
+    CHECK_THROWS_AS(tape.record_node_into({x}, none, [](const NodeGrad&) {}), diffbio::AdError);
+}
+
 TEST_CASE("record_node rejects zero outputs and foreign Vars", "[ad][tape][node][errors]") {
     Tape tape;
     ScopedTape scope(tape);

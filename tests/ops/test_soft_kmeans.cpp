@@ -121,6 +121,73 @@ TEST_CASE("soft_assign_into writes soft_assign's values into the caller's buffer
                       Contains("tau"));
 }
 
+TEST_CASE("soft_assign_into on the tape: handles in the caller's buffer, the node's values and gradients", "[ops][soft-kmeans][ad]") {
+    const std::size_t n = 300, F = 4, K = 6;
+    const auto x = blobs(n, F, K, 2.5, 41);
+    const auto mu = ops::kmeans_plusplus(x, n, F, K, 8);
+    std::vector<double> w(n * K);
+    for (std::size_t j = 0; j < w.size(); ++j) w[j] = std::sin(0.37 * static_cast<double>(j));
+    // loss(μ, τ) = Σ w_ik r_ik, its value and gradient; into = soft_assign_into with a kept buffer
+    std::vector<ad::Var> kept(n * K);
+    auto run = [&](const std::vector<double>& m, double tau, bool into, std::vector<double>* gm, double* gt, std::vector<int>* labels) {
+        ad::Tape tape;
+        ad::ScopedTape scope(tape);
+        const auto mv = tape.variables(m);
+        const ad::Var t = tape.variable(tau);
+        std::vector<ad::Var> fresh;
+        if (into) {
+            ops::soft_assign_into(exec::Cpu{}, std::span<const double>(x), n, std::span<const ad::Var>(mv), K, t, std::span<ad::Var>(kept), labels);
+        } else {
+            fresh = ops::soft_assign(exec::Cpu{}, std::span<const double>(x), n, std::span<const ad::Var>(mv), K, t, labels);
+        }
+        const std::vector<ad::Var>& r = into ? kept : fresh;
+        const ad::Var loss = tape.push_nary(0.0, r, w);
+        double value = 0.0;
+        for (std::size_t j = 0; j < r.size(); ++j) value += w[j] * tape.value(r[j]);
+        if (gm != nullptr) {
+            tape.backward(loss);
+            gm->assign(m.size(), 0.0);
+            tape.adjoints(mv, *gm);
+            *gt = tape.adjoint(t);
+        }
+        return value;
+    };
+    // τ = 0.4: within a blob the assignments are soft, across blobs many underflow to exactly 0
+    const double tau = 0.4;
+    std::vector<double> gm_a, gm_b;
+    double gt_a = 0, gt_b = 0;
+    std::vector<int> la, lb;
+    const double va = run(mu, tau, false, &gm_a, &gt_a, &la);
+    const double vb = run(mu, tau, true, &gm_b, &gt_b, &lb);
+    CHECK(va == vb);
+    CHECK(la == lb);
+    CHECK(gm_a == gm_b);
+    CHECK(gt_a == gt_b);
+    {
+        const auto rd = ops::soft_assign(std::span<const double>(x), n, std::span<const double>(mu), K, tau);
+        std::size_t zeros = 0;
+        for (const double v : rd) zeros += v == 0.0 ? 1 : 0;
+        CHECK(zeros > 0); // the τ adjoint's p·log p terms meet p = 0
+    }
+    // central differences (h = 1e-6 relative), τ and a few centroid coordinates
+    const double h = 1e-6 * tau;
+    const double fd_t = (run(mu, tau + h, false, nullptr, nullptr, nullptr) - run(mu, tau - h, false, nullptr, nullptr, nullptr)) / (2 * h);
+    CHECK(gt_a == Approx(fd_t).epsilon(1e-6));
+    for (const std::size_t j : {std::size_t{0}, std::size_t{5}, std::size_t{13}, std::size_t{23}}) {
+        auto mp = mu, mm = mu;
+        mp[j] += 1e-6;
+        mm[j] -= 1e-6;
+        const double fd = (run(mp, tau, false, nullptr, nullptr, nullptr) - run(mm, tau, false, nullptr, nullptr, nullptr)) / 2e-6;
+        CHECK(gm_a[j] == Approx(fd).epsilon(1e-6).margin(1e-8));
+    }
+    std::vector<ad::Var> small(n * K - 1);
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    const auto mv = tape.variables(mu);
+    CHECK_THROWS_AS(ops::soft_assign_into(exec::Cpu{}, std::span<const double>(x), n, std::span<const ad::Var>(mv), K, 1.0, std::span<ad::Var>(small)),
+                    ShapeError);
+}
+
 TEST_CASE("soft_assign is stable for tau in [1e-4, 1e4] and far points", "[ops][soft-kmeans][numerics]") {
     const std::vector<double> x{0, 0, 1e3, -1e3, 5, 5, 0.5, 0.5}, mu{1, 1, -1e3, 1e3, 5, 5.001};
     for (const double tau : {1e-4, 1e-2, 1.0, 1e2, 1e4}) {

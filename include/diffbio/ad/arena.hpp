@@ -11,6 +11,7 @@
 
 #include <diffbio/config.hpp>
 #include <diffbio/core/error.hpp>
+#include <diffbio/core/huge_pages.hpp>
 
 namespace diffbio::ad {
 
@@ -94,7 +95,8 @@ private:
 
     static Chunk make_chunk(std::size_t size) {
         Chunk c;
-        c.data = std::make_unique<std::byte[]>(size);
+        c.data = std::make_unique_for_overwrite<std::byte[]>(size); // zeroing would touch every page
+        diffbio::detail::huge_page_hint(c.data.get(), size);
         c.size = size;
         return c;
     }

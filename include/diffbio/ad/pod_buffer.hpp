@@ -1,7 +1,8 @@
 #pragma once
 // PodBuffer<T>: the growable flat array behind the tape. Like a minimal std::vector for trivially
 // copyable T, but with an unchecked push for hot paths whose capacity was checked once for
-// several arrays, and no value-initialisation on growth. Shrinking never frees memory.
+// several arrays, and no value-initialisation on growth. Shrinking never frees memory. Large
+// arrays are hinted for transparent huge pages (core/huge_pages.hpp).
 
 #include <cstddef>
 #include <cstring>
@@ -9,6 +10,7 @@
 #include <type_traits>
 
 #include <diffbio/config.hpp>
+#include <diffbio/core/huge_pages.hpp>
 
 namespace diffbio::ad::detail {
 
@@ -36,6 +38,7 @@ public:
         std::size_t c = 2 * cap_ > n ? 2 * cap_ : n;
         c = c < 256 ? 256 : c;
         std::unique_ptr<T[]> d(new T[c]);
+        diffbio::detail::huge_page_hint(d.get(), c * sizeof(T));
         if (size_ > 0) std::memcpy(d.get(), data_.get(), size_ * sizeof(T));
         data_ = std::move(d);
         cap_ = c;

@@ -197,51 +197,26 @@ public:
     }
 
     /// As record_node, with n_out outputs whose values the caller then writes through
-    /// values_of(outputs) (saves a copy when the kernel can write in place).
+    /// values_of(outputs) (saves a copy when the kernel can write in place). The values start at 0.
     template <class F>
     std::span<const Var> record_node_uninitialised(std::initializer_list<std::span<const Var>> inputs,
                                                    std::size_t n_out, F&& backward) {
-        using Fn = std::decay_t<F>;
-        static_assert(std::is_invocable_v<Fn&, const NodeGrad&>,
-                      "record_node: backward must be callable as void(const NodeGrad&)");
-        if (n_out == 0) throw AdError("record_node: a custom node needs at least one output");
-        for (const auto& in : inputs) {
-            for (const Var& v : in) check_var(v, "record_node input");
-        }
-        ensure_vars(n_out);
-        struct Impl final : NodeRecord {
-            Fn fn;
-            explicit Impl(Fn&& f) : fn(std::move(f)) {}
-        };
-        // Lay out the input descriptors first: nothing below may throw once the node is listed.
-        auto* descs = arena_.allocate_array<InputDesc>(inputs.size());
-        std::size_t k = 0;
-        for (const auto& in : inputs) {
-            InputDesc& d = descs[k++];
-            d.size = static_cast<std::uint32_t>(in.size());
-            d.first = in.empty() ? 0 : in[0].index;
-            d.indices = nullptr;
-            bool contiguous = true;
-            for (std::size_t i = 0; i < in.size(); ++i) contiguous = contiguous && in[i].index == d.first + i;
-            if (!contiguous) {
-                d.indices = arena_.allocate_array<std::uint32_t>(in.size());
-                for (std::size_t i = 0; i < in.size(); ++i) d.indices[i] = in[i].index;
-            }
-        }
+        check_node_inputs(inputs, n_out);
         Var* outs = arena_.allocate_array<Var>(n_out);
-        nodes_.reserve(nodes_.size() + 1);
-        auto* rec = new (arena_.allocate(sizeof(Impl), alignof(Impl))) Impl(Fn(std::forward<F>(backward)));
-        rec->invoke = [](NodeRecord* r, const NodeGrad& g) { static_cast<Impl*>(r)->fn(g); };
-        rec->destroy = std::is_trivially_destructible_v<Impl>
-                           ? nullptr
-                           : +[](NodeRecord* r) { static_cast<Impl*>(r)->~Impl(); };
-        rec->n_in = static_cast<std::uint32_t>(inputs.size());
-        rec->inputs = descs;
-        nodes_.push_back(rec);
-        rec->first_out = static_cast<std::uint32_t>(val_.size());
-        rec->n_out = static_cast<std::uint32_t>(n_out);
-        for (std::size_t i = 0; i < n_out; ++i) outs[i] = emit(0.0);
+        fill_handles(record_node_block(inputs, n_out, std::forward<F>(backward), true), {outs, n_out});
         return {outs, n_out};
+    }
+
+    /// For nodes with large outputs: as record_node_uninitialised, with the output handles
+    /// written into `out` (n_out = out.size(), e.g. a buffer the caller keeps across steps)
+    /// instead of arena storage. Returns the outputs' values, which are NOT initialised: the
+    /// caller must write every one of them before the next record.
+    template <class F>
+    std::span<double> record_node_into(std::initializer_list<std::span<const Var>> inputs, std::span<Var> out, F&& backward) {
+        check_node_inputs(inputs, out.size());
+        const std::uint32_t first = record_node_block(inputs, out.size(), std::forward<F>(backward), false);
+        fill_handles(first, out);
+        return {val_.data() + first, out.size()};
     }
 
     /// Writable values of a block of Vars (e.g. the outputs of record_node_uninitialised).
@@ -323,14 +298,20 @@ public:
         const std::uint32_t* arg = arg_.data();
         const double* partial = partial_.data();
         std::size_t node = nodes_.size();
-        // Nodes are run when the sweep reaches the variable just below their output block.
-        std::int64_t next_node_first = node > 0 ? static_cast<std::int64_t>(nodes_[node - 1]->first_out) : -1;
+        // A node runs when the sweep comes down to its output block (every variable above it is
+        // done); the block itself has no operands, so the sweep then jumps over it.
+        std::size_t next_node_top = node > 0 ? nodes_[node - 1]->first_out + std::size_t{nodes_[node - 1]->n_out} : 0;
         std::uint32_t hi = end_[val_.size()];
-        for (std::size_t k = val_.size(); k-- > 0;) {
-            while (next_node_first > static_cast<std::int64_t>(k)) {
-                run_node(*nodes_[--node]);
-                next_node_first = node > 0 ? static_cast<std::int64_t>(nodes_[node - 1]->first_out) : -1;
+        for (std::size_t k = val_.size(); k > 0;) {
+            if (k == next_node_top) {
+                NodeRecord& r = *nodes_[--node];
+                run_node(r);
+                k = r.first_out;
+                hi = end_[k];
+                next_node_top = node > 0 ? nodes_[node - 1]->first_out + std::size_t{nodes_[node - 1]->n_out} : 0;
+                continue;
             }
+            --k;
             const std::uint32_t lo = end_[k];
             const double a = adj[k];
             if (a != 0.0) {
@@ -338,7 +319,6 @@ public:
             }
             hi = lo;
         }
-        while (node > 0) run_node(*nodes_[--node]);
     }
 
     // ---- memory ------------------------------------------------------------------------------
@@ -446,6 +426,65 @@ private:
         val_.push_unchecked(v);
         end_.push_unchecked(static_cast<std::uint32_t>(arg_.size()));
         return Var(Var::FromIndex{}, static_cast<std::uint32_t>(val_.size() - 1));
+    }
+
+    void check_node_inputs(std::initializer_list<std::span<const Var>> inputs, std::size_t n_out) const {
+        if (n_out == 0) throw AdError("record_node: a custom node needs at least one output");
+        for (const auto& in : inputs) {
+            for (const Var& v : in) check_var(v, "record_node input");
+        }
+    }
+    static void fill_handles(std::uint32_t first, std::span<Var> out) noexcept {
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = Var(Var::FromIndex{}, first + static_cast<std::uint32_t>(i));
+    }
+
+    /// Lists one node (inputs checked by the caller) and appends its n_out output variables (no
+    /// operands; value 0 when zero_values, else uninitialised) in one block; returns the index of
+    /// the first.
+    template <class F>
+    std::uint32_t record_node_block(std::initializer_list<std::span<const Var>> inputs, std::size_t n_out, F&& backward,
+                                    bool zero_values) {
+        using Fn = std::decay_t<F>;
+        static_assert(std::is_invocable_v<Fn&, const NodeGrad&>,
+                      "record_node: backward must be callable as void(const NodeGrad&)");
+        ensure_vars(n_out);
+        struct Impl final : NodeRecord {
+            Fn fn;
+            explicit Impl(Fn&& f) : fn(std::move(f)) {}
+        };
+        // Lay out the input descriptors first: nothing below may throw once the node is listed.
+        auto* descs = arena_.allocate_array<InputDesc>(inputs.size());
+        std::size_t k = 0;
+        for (const auto& in : inputs) {
+            InputDesc& d = descs[k++];
+            d.size = static_cast<std::uint32_t>(in.size());
+            d.first = in.empty() ? 0 : in[0].index;
+            d.indices = nullptr;
+            bool contiguous = true;
+            for (std::size_t i = 0; i < in.size(); ++i) contiguous = contiguous && in[i].index == d.first + i;
+            if (!contiguous) {
+                d.indices = arena_.allocate_array<std::uint32_t>(in.size());
+                for (std::size_t i = 0; i < in.size(); ++i) d.indices[i] = in[i].index;
+            }
+        }
+        nodes_.reserve(nodes_.size() + 1);
+        auto* rec = new (arena_.allocate(sizeof(Impl), alignof(Impl))) Impl(Fn(std::forward<F>(backward)));
+        rec->invoke = [](NodeRecord* r, const NodeGrad& g) { static_cast<Impl*>(r)->fn(g); };
+        rec->destroy = std::is_trivially_destructible_v<Impl>
+                           ? nullptr
+                           : +[](NodeRecord* r) { static_cast<Impl*>(r)->~Impl(); };
+        rec->n_in = static_cast<std::uint32_t>(inputs.size());
+        rec->inputs = descs;
+        nodes_.push_back(rec);
+        const std::size_t first = val_.size();
+        rec->first_out = static_cast<std::uint32_t>(first);
+        rec->n_out = static_cast<std::uint32_t>(n_out);
+        // The outputs have no operands: their offsets all equal the operand count.
+        val_.resize_uninitialised(first + n_out);
+        end_.resize_uninitialised(first + n_out + 1);
+        if (zero_values) std::fill_n(val_.data() + first, n_out, 0.0);
+        std::fill_n(end_.data() + first + 1, n_out, static_cast<std::uint32_t>(arg_.size()));
+        return static_cast<std::uint32_t>(first);
     }
 
     void run_node(NodeRecord& r) {

@@ -66,18 +66,15 @@
 
 #include <Eigen/Core>
 
-#if defined(__linux__) && __has_include(<sys/mman.h>) && __has_include(<unistd.h>)
-#include <sys/mman.h> // madvise (large_output)
-#include <unistd.h>   // sysconf
-#endif
-
 #include <diffbio/ad/binder.hpp>
 #include <diffbio/ad/parameter.hpp>
 #include <diffbio/ad/tape.hpp>
 #include <diffbio/ad/var.hpp>
 #include <diffbio/core/error.hpp>
+#include <diffbio/core/huge_pages.hpp>
 #include <diffbio/core/math.hpp>
 #include <diffbio/core/scalar_traits.hpp>
+#include <diffbio/core/simd.hpp>
 #include <diffbio/core/validate.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/soft/detail/ad_operand.hpp>
@@ -342,14 +339,31 @@ void hard_pass(const P& policy, const double* x, std::size_t n, std::size_t F, c
     }
 }
 
+/// Σ_k g_k·log p_k over the p_k > 0 (an underflowed p_k = 0 has g_k = 0 and adds 0, the limit
+/// of p·log p).
+inline double sum_times_log(const double* g, const double* p, std::size_t K) {
+    using D = simd::pack<double, simd::native_lanes<double>>;
+    constexpr std::size_t W = D::size;
+    D acc = D::broadcast(0.0);
+    std::size_t k = 0;
+    for (; k + W <= K; k += W) {
+        const D pk = D::load(p + k);
+        acc += D::load(g + k) * simd::select(pk > D::broadcast(0.0), simd::log(pk), D::broadcast(0.0));
+    }
+    double s = 0.0;
+    for (std::size_t l = 0; l < W; ++l) s += acc[static_cast<int>(l)];
+    for (; k < K; ++k) s += p[k] > 0.0 ? g[k] * std::log(p[k]) : 0.0;
+    return s;
+}
+
 /// Backward kernel (double): given p and p̄, ACCUMULATES x̄ [n × F], μ̄ [K × F] and τ̄ (each
-/// skipped when null). τ̄ needs the shifted distances D − m: each block recomputes them (the
-/// forward's GEMM and minimum on the same block, so the same numbers) rather than keeping n × K
-/// of them from the forward, which would cost more memory traffic than the GEMM.
+/// skipped when null). τ̄ = Σ_ik G_ik (D_ik − m_i)/τ² with G_ik = p_ik (p̄_ik − Σ_j p̄_ij p_ij). The
+/// shifted distances come from p itself: D_ik − m_i = −τ (log p_ik + log Z_i), and Σ_k G_ik = 0
+/// removes the log Z_i term, so Σ_k G_ik (D_ik − m_i) = −τ Σ_k G_ik log p_ik: one vector log per
+/// entry instead of recomputing the forward's distance GEMM (or keeping n × K distances).
 template <class P>
 void backward(const P& policy, const double* x, std::size_t n, std::size_t F, const double* mu, std::size_t K, double tau,
               const double* p, const double* pbar, double* xbar, double* mubar, double* taubar) {
-    const std::vector<double> mn = taubar != nullptr ? row_norms2(mu, K, F) : std::vector<double>();
     const int threads = exec::thread_count(policy);
     const auto T = static_cast<std::size_t>(threads);
     std::vector<Mat<double>> mu_part(mubar != nullptr ? T : 0);
@@ -366,9 +380,8 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
     const auto Ki = static_cast<Eigen::Index>(K);
     for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t t) {
         const auto rows = static_cast<Eigen::Index>(i1 - i0);
-        thread_local Mat<double> Dbar, XB, E;
+        thread_local Mat<double> Dbar, XB;
         Dbar.resize(rows, Ki);
-        if (taubar != nullptr) block_scores(x + i0 * F, i1 - i0, F, mu, mn.data(), K, E);
         double tb = 0.0;
         double* colsum = mubar != nullptr ? col_part[t].data() : nullptr;
         for (std::size_t i = i0; i < i1; ++i) {
@@ -376,12 +389,7 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
             const double dot = (gi * pi).sum();
             RowOut db(Dbar.data() + (i - i0) * K, Ki);
             db = pi * (gi - dot); // G_ik
-            if (taubar != nullptr) {
-                RowOut e(E.data() + (i - i0) * K, Ki);
-                double m;
-                (void)row_argmin(e.data(), K, m);
-                tb += (db * (e - m)).sum(); // Σ_k G_ik (D_ik − m_i)
-            }
+            if (taubar != nullptr) tb -= tau * sum_times_log(db.data(), p + i * K, K); // Σ_k G_ik (D_ik − m_i)
             db *= -inv; // D̄ = −G/τ
             if (colsum != nullptr) {
                 for (std::size_t k = 0; k < K; ++k) colsum[k] += db[static_cast<Eigen::Index>(k)];
@@ -415,24 +423,13 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
     }
 }
 
-/// A vector of `size` value-initialised entries (an operator's output). On Linux, when it is large
-/// (≥ 64 MiB), its pages are marked for transparent huge pages before they are first touched
-/// (madvise, a hint that changes nothing else; ignored where THP is off): a gigabyte output then
-/// takes 512 times fewer page faults, which cost ~4x the computation of r on a virtual machine.
+/// A vector of `size` value-initialised entries (an operator's output), its pages hinted for
+/// transparent huge pages before they are first touched (core/huge_pages.hpp).
 template <class T>
 std::vector<T> large_output(std::size_t size) {
     std::vector<T> v;
     v.reserve(size);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const std::size_t bytes = size * sizeof(T);
-    const long page_size = ::sysconf(_SC_PAGESIZE);
-    if (bytes >= (std::size_t{64} << 20) && page_size > 0) {
-        const auto page = static_cast<std::uintptr_t>(page_size);
-        const auto begin = reinterpret_cast<std::uintptr_t>(v.data());
-        const std::uintptr_t lo = (begin + page - 1) / page * page, hi = (begin + bytes) / page * page;
-        if (hi > lo) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-    }
-#endif
+    diffbio::detail::huge_page_hint(v.data(), size * sizeof(T));
     v.resize(size);
     return v;
 }
@@ -519,6 +516,54 @@ void soft_assign_into(const P& policy, std::span<const V> x, std::size_t n, std:
     kmeans_detail::forward<V>(policy, x.data(), n, F, centroids.data(), K, tau, out.data(), lab, nullptr);
 }
 
+namespace kmeans_detail {
+/// The tape form of soft_assign: ONE fused node whose n·K outputs' handles go into `out`.
+template <exec::HostPolicy P, class S, class C, class Tau>
+void soft_assign_node(const P& policy, std::span<const S> x, std::size_t n, std::span<const C> centroids, std::size_t K,
+                      const Tau& tau, int* lab, std::span<ad::Var> out) {
+    namespace sd = soft::detail;
+    const std::size_t F = centroids.size() / K;
+    ad::Tape& tape = ad::Tape::active();
+    constexpr bool tau_var = sd::is_var_v<Tau>;
+    const std::span<const double> saved_x = sd::saved_values(tape, x);
+    const std::span<const double> saved_c = sd::saved_values(tape, centroids);
+    const double tau_v = sd::primal_scalar(tau);
+    const std::span<double> r = tape.record_node_into({sd::node_inputs(x), sd::node_inputs(centroids), sd::node_input(tau)}, out, [=](const ad::NodeGrad& g) {
+        const auto xd = sd::input_values<S>(g, 0, saved_x);
+        const auto cd = sd::input_values<C>(g, 1, saved_c);
+        const double t = tau_var ? g.in_value(2)[0] : tau_v;
+        double tb = 0.0;
+        backward(policy, xd.data(), n, F, cd.data(), K, t, g.out_value().data(), g.out_adjoint().data(), sd::is_var_v<S> ? g.in_adjoint(0).data() : nullptr,
+                 sd::is_var_v<C> ? g.in_adjoint(1).data() : nullptr, tau_var ? &tb : nullptr);
+        if constexpr (tau_var) g.in_adjoint(2)[0] += tb;
+    });
+    const auto xd = sd::forward_values(tape, x, saved_x);
+    const auto cd = sd::forward_values(tape, centroids, saved_c);
+    forward<double>(policy, xd.data(), n, F, cd.data(), K, tau_v, r.data(), lab, nullptr);
+}
+} // namespace kmeans_detail
+
+/// The tape form of soft_assign_into: r as ONE fused node on the active tape, its n·K handles
+/// written into `out` (a buffer the caller keeps across training steps, as above; at least one of
+/// the scalars is ad::Var, the others double).
+template <exec::HostPolicy P, class S, class C, class Tau>
+    requires std::is_same_v<promote_t<S, C, Tau>, ad::Var>
+void soft_assign_into(const P& policy, std::span<const S> x, std::size_t n, std::span<const C> centroids, std::size_t K,
+                      const Tau& tau, std::span<ad::Var> out, std::vector<int>* labels = nullptr) {
+    constexpr const char* where = "soft_assign_into";
+    kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, where);
+    check_temperature(tau, where, "tau");
+    check_size(out.size(), n * K, where, "output");
+    kmeans_detail::check_all_finite(x, where, "points");
+    kmeans_detail::check_all_finite(centroids, where, "centroids");
+    int* lab = nullptr;
+    if (labels != nullptr) {
+        labels->assign(n, 0);
+        lab = labels->data();
+    }
+    kmeans_detail::soft_assign_node(policy, x, n, centroids, K, tau, lab, out);
+}
+
 /// Soft assignments r [n × K] of points x [n × F] to centroids [K × F] at temperature τ (see the
 /// header comment). Scalars: any mix of double, float, Dual, Var (the result is their promotion);
 /// for Var ONE fused node. `labels`, when not null, receives the hard labels (resized to n).
@@ -544,27 +589,8 @@ std::vector<promote_t<S, C, Tau>> soft_assign(const P& policy, std::span<const S
         kmeans_detail::forward<R>(policy, xv, n, F, cv, K, static_cast<R>(primal(tau)), p.data(), lab, nullptr);
         return p;
     } else if constexpr (std::is_same_v<R, ad::Var>) {
-        namespace sd = soft::detail;
-        ad::Tape& tape = ad::Tape::active();
-        constexpr bool tau_var = sd::is_var_v<Tau>;
-        const std::span<const double> saved_x = sd::saved_values(tape, x);
-        const std::span<const double> saved_c = sd::saved_values(tape, centroids);
-        const double tau_v = sd::primal_scalar(tau);
-        auto y = tape.record_node_uninitialised(
-            {sd::node_inputs(x), sd::node_inputs(centroids), sd::node_input(tau)}, n * K, [=](const ad::NodeGrad& g) {
-                const auto xd = sd::input_values<S>(g, 0, saved_x);
-                const auto cd = sd::input_values<C>(g, 1, saved_c);
-                const double t = tau_var ? g.in_value(2)[0] : tau_v;
-                double tb = 0.0;
-                kmeans_detail::backward(policy, xd.data(), n, F, cd.data(), K, t, g.out_value().data(), g.out_adjoint().data(), sd::is_var_v<S> ? g.in_adjoint(0).data() : nullptr,
-                                        sd::is_var_v<C> ? g.in_adjoint(1).data() : nullptr, tau_var ? &tb : nullptr);
-                if constexpr (tau_var) g.in_adjoint(2)[0] += tb;
-            });
-        const auto xd = sd::forward_values(tape, x, saved_x);
-        const auto cd = sd::forward_values(tape, centroids, saved_c);
-        kmeans_detail::forward<double>(policy, xd.data(), n, F, cd.data(), K, tau_v, tape.values_of(y).data(), lab, nullptr);
         std::vector<ad::Var> out = kmeans_detail::large_output<ad::Var>(n * K);
-        std::copy(y.begin(), y.end(), out.begin());
+        kmeans_detail::soft_assign_node(policy, x, n, centroids, K, tau, lab, std::span<ad::Var>(out));
         return out;
     } else {
         // Dual (and other AD scalars): the same formulas, element by element.
