@@ -495,6 +495,27 @@ struct SplitMix {
 
 } // namespace kmeans_detail
 
+namespace kmeans_detail {
+struct SoftAssignArgs {
+    std::size_t F;
+    int* labels; // null when the caller wants no labels
+};
+/// The checks every soft_assign form makes (shapes, τ, finite inputs, the output's size), and the
+/// labels vector sized to n.
+template <class S, class C, class Tau>
+SoftAssignArgs check_soft_assign(std::span<const S> x, std::size_t n, std::span<const C> centroids, std::size_t K, const Tau& tau,
+                                 const char* where, std::size_t out_size, std::vector<int>* labels) {
+    const std::size_t F = check_shapes(x.size(), n, centroids.size(), K, where);
+    check_temperature(tau, where, "tau");
+    check_size(out_size, n * K, where, "output");
+    check_all_finite(x, where, "points");
+    check_all_finite(centroids, where, "centroids");
+    if (labels == nullptr) return {F, nullptr};
+    labels->assign(n, 0);
+    return {F, labels->data()};
+}
+} // namespace kmeans_detail
+
 /// soft_assign for float or double without allocating: writes r [n × K] into `out` (a buffer the
 /// caller keeps across calls, e.g. in a training loop: r is n·K values, 2 GB in double for 10^6
 /// points and 256 centroids, and first touching fresh memory costs more than computing r).
@@ -502,17 +523,7 @@ template <exec::HostPolicy P, class V>
     requires std::is_floating_point_v<V>
 void soft_assign_into(const P& policy, std::span<const V> x, std::size_t n, std::span<const V> centroids, std::size_t K,
                       std::type_identity_t<V> tau, std::span<V> out, std::vector<int>* labels = nullptr) {
-    constexpr const char* where = "soft_assign_into";
-    const std::size_t F = kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, where);
-    check_temperature(tau, where, "tau");
-    check_size(out.size(), n * K, where, "output");
-    kmeans_detail::check_all_finite(x, where, "points");
-    kmeans_detail::check_all_finite(centroids, where, "centroids");
-    int* lab = nullptr;
-    if (labels != nullptr) {
-        labels->assign(n, 0);
-        lab = labels->data();
-    }
+    const auto [F, lab] = kmeans_detail::check_soft_assign(x, n, centroids, K, tau, "soft_assign_into", out.size(), labels);
     kmeans_detail::forward<V>(policy, x.data(), n, F, centroids.data(), K, tau, out.data(), lab, nullptr);
 }
 
@@ -550,17 +561,7 @@ template <exec::HostPolicy P, class S, class C, class Tau>
     requires std::is_same_v<promote_t<S, C, Tau>, ad::Var>
 void soft_assign_into(const P& policy, std::span<const S> x, std::size_t n, std::span<const C> centroids, std::size_t K,
                       const Tau& tau, std::span<ad::Var> out, std::vector<int>* labels = nullptr) {
-    constexpr const char* where = "soft_assign_into";
-    kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, where);
-    check_temperature(tau, where, "tau");
-    check_size(out.size(), n * K, where, "output");
-    kmeans_detail::check_all_finite(x, where, "points");
-    kmeans_detail::check_all_finite(centroids, where, "centroids");
-    int* lab = nullptr;
-    if (labels != nullptr) {
-        labels->assign(n, 0);
-        lab = labels->data();
-    }
+    int* lab = kmeans_detail::check_soft_assign(x, n, centroids, K, tau, "soft_assign_into", out.size(), labels).labels;
     kmeans_detail::soft_assign_node(policy, x, n, centroids, K, tau, lab, out);
 }
 
@@ -571,16 +572,7 @@ template <exec::HostPolicy P, class S, class C, class Tau>
 std::vector<promote_t<S, C, Tau>> soft_assign(const P& policy, std::span<const S> x, std::size_t n, std::span<const C> centroids,
                                               std::size_t K, const Tau& tau, std::vector<int>* labels = nullptr) {
     using R = promote_t<S, C, Tau>;
-    constexpr const char* where = "soft_assign";
-    const std::size_t F = kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, where);
-    check_temperature(tau, where, "tau");
-    kmeans_detail::check_all_finite(x, where, "points");
-    kmeans_detail::check_all_finite(centroids, where, "centroids");
-    int* lab = nullptr;
-    if (labels != nullptr) {
-        labels->assign(n, 0);
-        lab = labels->data();
-    }
+    const auto [F, lab] = kmeans_detail::check_soft_assign(x, n, centroids, K, tau, "soft_assign", n * K, labels);
     if constexpr (std::is_floating_point_v<R>) {
         std::vector<R> xb, cb;
         const R* xv = kmeans_detail::values_as<R>(x, xb);
