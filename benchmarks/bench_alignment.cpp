@@ -277,7 +277,11 @@ DIFFBIO_BENCH_SW(BM_forward_backward, float, SwKind::Affine);
 DIFFBIO_BENCH_SW(BM_forward_backward, double, SwKind::Linear);
 DIFFBIO_BENCH_SW(BM_forward_backward, double, SwKind::Affine);
 #undef DIFFBIO_BENCH_SW
-BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Affine)->Args({64, 1000, 1})->Unit(benchmark::kMillisecond);
+void shapes_ckpt(benchmark::internal::Benchmark* b) {
+    b->Args({64, 1000, 1})->Args({64, 1000, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Linear)->Apply(shapes_ckpt);
+BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Affine)->Apply(shapes_ckpt);
 
 #if defined(DIFFBIO_BENCH_PARASAIL)
 void BM_parasail_sw_striped_16(benchmark::State& state) {

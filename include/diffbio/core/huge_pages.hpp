@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #if defined(__linux__) && __has_include(<sys/mman.h>) && __has_include(<unistd.h>)
 #include <sys/mman.h>
@@ -27,6 +28,15 @@ inline void huge_page_hint([[maybe_unused]] const void* p, [[maybe_unused]] std:
     const std::uintptr_t lo = (begin + page - 1) / page * page, hi = (begin + bytes) / page * page;
     if (hi > lo) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
 #endif
+}
+
+/// v.reserve(n), the new storage hinted as above when the capacity grows (call it before the
+/// resize that first touches the elements).
+template <class T>
+void reserve_hinted(std::vector<T>& v, std::size_t n) {
+    if (n <= v.capacity()) return;
+    v.reserve(n);
+    huge_page_hint(v.data(), n * sizeof(T));
 }
 
 } // namespace diffbio::detail

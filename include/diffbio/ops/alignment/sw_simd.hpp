@@ -51,6 +51,7 @@
 #endif
 
 #include <diffbio/config.hpp>
+#include <diffbio/core/huge_pages.hpp>
 #include <diffbio/core/simd.hpp>
 #include <diffbio/ops/alignment/sw_kernel.hpp>
 
@@ -1188,6 +1189,7 @@ void sw_vgroup_value_and_grad(const SwModel& md, const SwScalars<F>& p, const Sw
     const std::size_t S = sw_vtable_states(md), W = g.N + 1;
     SwVExtra<V> ex{};
     if (checkpoint == 0 || checkpoint >= g.M) {
+        diffbio::detail::reserve_hinted(w.table, S * (g.M + 1) * W); // long pairs: 100s of MB, few page faults
         w.table.resize(S * (g.M + 1) * W);
         SwVRows<V> r;
         r.base = w.table.data();

@@ -641,6 +641,7 @@ F sw_wave_value_and_grad(const SwModel& md, const SwScalars<F>& p, std::size_t m
     w.off[0] = 0;
     for (std::size_t d = 0; d < diags; ++d) w.off[d + 1] = w.off[d] + (std::min(m, d) - (d > n ? d - n : 0) + 1);
     const std::size_t plane = w.off[diags] + 2 * pad;
+    diffbio::detail::reserve_hinted(w.table, K * plane); // sw_simd.hpp includes core/huge_pages.hpp
     w.table.assign(K * plane, sw_none<F>);
     const SwWaveTable<F> tab{w.table.data() + pad, plane, w.off.data(), n};
     F score = F(0);

@@ -428,8 +428,7 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
 template <class T>
 std::vector<T> large_output(std::size_t size) {
     std::vector<T> v;
-    v.reserve(size);
-    diffbio::detail::huge_page_hint(v.data(), size * sizeof(T));
+    diffbio::detail::reserve_hinted(v, size);
     v.resize(size);
     return v;
 }
