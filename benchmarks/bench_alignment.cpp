@@ -12,6 +12,7 @@
 //   BM_forward<F, kind>/<pairs>/<len>/<threads>        SmithWaterman::apply with Binder<F> (SIMD)
 //   BM_forward_backward<F, kind>/<pairs>/<len>/<threads>  SmithWaterman::value_and_grad<F> (SIMD)
 //   BM_forward_backward_ckpt<F, kind>   the same with checkpoint = √m
+//   BM_forward_backward_kept<F, kind>   the same with an ops::SwWorkspace kept across iterations
 //   BM_parasail_sw_striped_16           parasail's striped 16-bit SW (affine, hard) on the same pairs,
 //                                       when compiled with -DDIFFBIO_BENCH_PARASAIL and -lparasail
 // threads = 1 runs exec::Cpu, otherwise exec::CpuParallel{threads}.
@@ -231,16 +232,17 @@ void BM_forward(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * b.cells));
 }
 
-template <class F, SwKind Kind, bool Checkpoint>
+template <class F, SwKind Kind, bool Checkpoint, bool Kept = false>
 void BM_forward_backward_impl(benchmark::State& state) {
     const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)));
     const std::size_t k = Checkpoint ? static_cast<std::size_t>(std::sqrt(static_cast<double>(state.range(1)))) : 0;
     const ops::SmithWaterman sw = aligner(Kind);
     const std::vector<double> weights(b.pairs.size(), 1.0);
+    ops::SwWorkspace ws; // Kept: the tables stay between iterations, as in a training loop
     with_policy(static_cast<int>(state.range(2)), [&](const auto& policy) {
         for (auto _ : state) {
-            const auto r = sw.template value_and_grad<F>(std::span<const ops::CodePair>(b.pairs),
-                                                         std::span<const double>(weights), ops::SwGradOptions{k}, policy);
+            const auto r = sw.template value_and_grad<F>(std::span<const ops::CodePair>(b.pairs), std::span<const double>(weights),
+                                                         ops::SwGradOptions{k, Kept ? &ws : nullptr}, policy);
             benchmark::DoNotOptimize(r.substitution.data());
         }
     });
@@ -280,6 +282,12 @@ DIFFBIO_BENCH_SW(BM_forward_backward, double, SwKind::Affine);
 void shapes_ckpt(benchmark::internal::Benchmark* b) {
     b->Args({64, 1000, 1})->Args({64, 1000, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
+template <class F, SwKind Kind>
+void BM_forward_backward_kept(benchmark::State& state) {
+    BM_forward_backward_impl<F, Kind, false, true>(state);
+}
+BENCHMARK_TEMPLATE(BM_forward_backward_kept, float, SwKind::Linear)->Apply(shapes_ckpt);
+BENCHMARK_TEMPLATE(BM_forward_backward_kept, float, SwKind::Affine)->Apply(shapes_ckpt);
 BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Linear)->Apply(shapes_ckpt);
 BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Affine)->Apply(shapes_ckpt);
 

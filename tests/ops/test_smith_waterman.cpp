@@ -919,6 +919,44 @@ TEST_CASE("SmithWaterman::value_and_grad = the Var tape = finite differences, fl
     }
 }
 
+TEST_CASE("SmithWaterman::value_and_grad with a kept workspace gives the same bits, call after call", "[ops][sw][value_and_grad]") {
+    std::vector<SmithWatermanConfig> configs = proper_configs(0.7);
+    configs.push_back(compat_config(1.1, 2.0, 0.5));
+    std::mt19937 rng(5);
+    std::vector<std::pair<std::string, std::string>> big, small;
+    for (int k = 0; k < 40; ++k) big.push_back({random_dna(rng, 20 + k % 60), random_dna(rng, 80 - k % 50)});
+    for (int k = 0; k < 20; ++k) small.push_back({random_dna(rng, 5 + k), random_dna(rng, 30 - k)});
+    ops::SwWorkspace ws; // one workspace for every model and size below: stale tables must not matter
+    for (const SmithWatermanConfig& cfg : configs) {
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        const Batch bb = batch_of(sw, big), bs = batch_of(sw, small);
+        const std::vector<double> wb(bb.pairs.size(), 0.75), wsm(bs.pairs.size(), -1.25);
+        auto same = [](const auto& a, const auto& b) {
+            CHECK(a.score == b.score);
+            CHECK(a.substitution == b.substitution);
+            CHECK(a.gap_open == b.gap_open);
+            CHECK(a.gap_extend == b.gap_extend);
+            CHECK(a.temperature == b.temperature);
+        };
+        for (int round = 0; round < 2; ++round) {
+            same(sw.value_and_grad<double>(bb.pairs, wb, {.workspace = &ws}), sw.value_and_grad<double>(bb.pairs, wb));
+            same(sw.value_and_grad<double>(bs.pairs, wsm, {.workspace = &ws}), sw.value_and_grad<double>(bs.pairs, wsm));
+            same(sw.value_and_grad<double>(bb.pairs, wb, {.checkpoint = 3, .workspace = &ws}),
+                 sw.value_and_grad<double>(bb.pairs, wb, {.checkpoint = 3}));
+            same(sw.value_and_grad<float>(bb.pairs, wb, {.workspace = &ws}), sw.value_and_grad<float>(bb.pairs, wb));
+            // two threads add their partial sums in either order: equal scores, gradients to rounding
+            const auto pa = sw.value_and_grad<double>(bb.pairs, wb, {.workspace = &ws}, exec::CpuParallel{2});
+            const auto pb = sw.value_and_grad<double>(bb.pairs, wb, {}, exec::CpuParallel{2});
+            CHECK(pa.score == pb.score);
+            check_close(vag_gradients(pa), vag_gradients(pb), 1e-13, "CpuParallel with and without a workspace");
+        }
+    }
+    CHECK(ws.bytes() > 0);
+    ws.release();
+    CHECK(ws.bytes() == 0);
+}
+
 TEST_CASE("SmithWaterman::value_and_grad stays finite: tau 1e-4..1e4, scores 1e4, a 10,000 x 50 pair",
           "[ops][sw][numerics][value_and_grad]") {
     std::mt19937 rng(17);

@@ -147,12 +147,51 @@ struct AlignmentScores {
 };
 
 /// Options of SmithWaterman::value_and_grad.
+/// What value_and_grad keeps between calls when SwGradOptions::workspace points here: each
+/// thread's lane-group DP table, the largest one any call needed (float and double apart). Without
+/// it every call allocates and first touches its tables: 128 MB per thread for 32 pairs of
+/// 1,000 × 1,000 in float with soft linear gaps (64 such pairs forward+backward: 5% faster with a
+/// kept workspace on one thread, 7% on two; affine gaps unchanged). A training loop keeps one, so
+/// that its steady state allocates nothing, as the tape's does; the memory stays until release()
+/// or destruction. One value_and_grad call at a time per workspace.
+class SwWorkspace {
+public:
+    /// Bytes held.
+    std::size_t bytes() const noexcept { return bytes_of(f32_) + bytes_of(f64_); }
+    /// Frees the tables.
+    void release() noexcept {
+        f32_ = {};
+        f64_ = {};
+    }
+
+private:
+    friend class SmithWaterman;
+    template <class F>
+    detail::SwTablePool<F>& pool() noexcept {
+        if constexpr (std::is_same_v<F, float>) {
+            return f32_;
+        } else {
+            return f64_;
+        }
+    }
+    template <class Pool>
+    static std::size_t bytes_of(const Pool& pool) noexcept {
+        std::size_t b = 0;
+        for (const auto& t : pool) b += t.capacity() * sizeof(typename Pool::value_type::value_type);
+        return b;
+    }
+    detail::SwTablePool<float> f32_;
+    detail::SwTablePool<double> f64_;
+};
+
 struct SwGradOptions {
     /// 0: each lane group's full DP table (K·(M+1)·(N+1) values per lane, K = 1 soft linear (the
     /// backward recomputes M), 2 hard linear, 3 affine, 1 compat); k > 0: only every k-th row is kept and each block of k rows is recomputed from
     /// its checkpoint in the backward ((M/k + k + 4)·(N+1)·K values per lane; k ≈ √M is the
     /// minimum, about 2√M rows), for about one more forward pass of time.
     std::size_t checkpoint = 0;
+    /// Not null: the lane groups' tables are kept in (and taken from) this workspace across calls.
+    SwWorkspace* workspace = nullptr;
 };
 
 /// Scores and gradients of a batch, in F: ∂/∂S row-major A×A, and the scalar parameters.
@@ -430,7 +469,8 @@ public:
         detail::sw_simd_value_and_grad_codes<F, double>(model(), p, S.data(), A,
                                                         std::span<const detail::SwSeqPair<std::uint8_t>>(raw),
                                                         fbar.data(), out.score.data(), res, threads_of(policy),
-                                                        opt.checkpoint);
+                                                        opt.checkpoint,
+                                                        opt.workspace != nullptr ? &opt.workspace->pool<F>() : nullptr);
         out.substitution.assign(res.Sbar.begin(), res.Sbar.end());
         out.gap_open = static_cast<F>(res.g.open);
         out.gap_extend = static_cast<F>(res.g.extend);

@@ -53,6 +53,7 @@
 #include <diffbio/config.hpp>
 #include <diffbio/core/huge_pages.hpp>
 #include <diffbio/core/simd.hpp>
+#include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/alignment/sw_kernel.hpp>
 
 namespace diffbio::ops::detail {
@@ -1174,7 +1175,12 @@ struct SwVGradWork {
     std::vector<double> Sbar;
     SwGrads g;
     SwWaveWork<F> wave; // lane groups run pair by pair (sw_wave_grad_worth_it)
+    std::vector<simd::pack<F, L>>* kept = nullptr; // a caller's table (SwTablePool) swapped in for the call
 };
+
+/// Lane-group DP tables kept between calls, one per thread (SwWorkspace in smith_waterman.hpp).
+template <class F>
+using SwTablePool = std::vector<std::vector<simd::pack<F, sw_simd_lanes<F>>>>;
 
 /// Forward and backward of one lane group: out[l] = lane l's score; sink_row and acc as in
 /// sw_vbackward. checkpoint = 0 (or ≥ M): the full table, sw_vtable_states·(M+1)·(N+1) packs;
@@ -1628,7 +1634,8 @@ inline bool sw_wave_grad_worth_it(const SwModel& md, int L, const std::size_t* m
 template <class F, class W>
 void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, const F* S, std::size_t A,
                                   std::span<const SwSeqPair<std::uint8_t>> pairs, const W* fbar, F* out,
-                                  SwBatchGrads& res, int threads, std::size_t checkpoint = 0) {
+                                  SwBatchGrads& res, int threads, std::size_t checkpoint = 0,
+                                  SwTablePool<F>* pool = nullptr) {
     constexpr int L = sw_simd_lanes<F>;
     using V = simd::pack<F, L>;
     const std::size_t K = pairs.size();
@@ -1636,11 +1643,18 @@ void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, cons
     for (std::size_t k = 0; k < K; ++k) m[k] = pairs[k].m, n[k] = pairs[k].n;
     res.Sbar.assign(A * A, 0.0);
     res.g = {};
+    if (pool != nullptr && pool->size() < static_cast<std::size_t>(std::max(threads, 1))) {
+        pool->resize(static_cast<std::size_t>(std::max(threads, 1)));
+    }
     using Work = SwVGradWork<F, L>;
     sw_for_lane_groups<L, Work>(
         m, n, threads,
         [&](const SwGroupShape<L>& g, const std::array<std::size_t, L>& lanes, int used, Work& w) {
             if (w.Sbar.empty()) w.Sbar.assign(A * A, 0.0);
+            if (pool != nullptr && w.kept == nullptr) { // this thread's kept table, for the whole call
+                w.kept = &(*pool)[exec::this_thread_index()];
+                std::swap(w.table, *w.kept);
+            }
             if (sw_wave_grad_worth_it(md, L, g.m.data(), g.n.data(), used, g.M, g.N, checkpoint)) {
                 // Too few pairs to fill the lanes: pair by pair by the intra-pair wavefront.
                 for (int l = 0; l < used; ++l) {
@@ -1697,6 +1711,7 @@ void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, cons
             res.g.open += w.g.open;
             res.g.extend += w.g.extend;
             res.g.tau += w.g.tau;
+            if (w.kept != nullptr) std::swap(w.table, *w.kept); // back to the caller's pool
         });
 }
 
