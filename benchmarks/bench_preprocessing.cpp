@@ -55,7 +55,7 @@ const ReadBatch& reads(std::size_t n) {
         for (std::size_t p = 0; p < 150; ++p) {
             q[p] = static_cast<float>(std::clamp(36.0 - 12.0 * static_cast<double>(p) / 150.0 + noise(rng), 2.0, 41.0));
         }
-        b.add("r" + std::to_string(r), seq, q);
+        b.add(std::string("r").append(std::to_string(r)), seq, q);
     }
     return cache.emplace(n, std::move(b)).first->second;
 }

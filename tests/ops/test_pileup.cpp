@@ -285,7 +285,7 @@ TEST_CASE("Pileup: CpuParallel equals Cpu bit for bit; float close to double", "
             }
         }
         const auto start = static_cast<std::int64_t>(rnd(static_cast<std::uint64_t>(600 - rlen)));
-        b.add("r" + std::to_string(i), 0, start, 60, static_cast<std::uint16_t>(rnd(2) ? sam_flag::reverse : 0), ops, seq, q);
+        b.add(std::string("r").append(std::to_string(i)), 0, start, 60, static_cast<std::uint16_t>(rnd(2) ? sam_flag::reverse : 0), ops, seq, q);
     }
     std::vector<double> rho(b.num_reads());
     for (std::size_t i = 0; i < rho.size(); ++i) rho[i] = 0.5 + 0.001 * static_cast<double>(i);

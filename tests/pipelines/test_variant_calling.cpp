@@ -60,7 +60,7 @@ AlignedBatch make_batch(const std::string& ref) {
             if (het >= 0 && het < len && copy == 1) seq[static_cast<std::size_t>(het)] = flip(seq[static_cast<std::size_t>(het)]);
             if (hom >= 0 && hom < len) seq[static_cast<std::size_t>(hom)] = flip(seq[static_cast<std::size_t>(hom)]);
             if (k == 3 && copy == 0) q[4] = missing_quality;
-            b.add("r" + std::to_string(k) + "_" + std::to_string(copy), 0, start, 60, 0, cigar, seq, q);
+            b.add(std::string("r").append(std::to_string(k)).append("_").append(std::to_string(copy)), 0, start, 60, 0, cigar, seq, q);
         }
     }
     return b;

@@ -13,7 +13,7 @@ inline ReadBatch batch_of(const std::vector<std::string>& reads, float quality =
     ReadBatch b;
     for (std::size_t i = 0; i < reads.size(); ++i) {
         const std::vector<float> q(reads[i].size(), quality);
-        b.add("r" + std::to_string(i), reads[i], q);
+        b.add(std::string("r").append(std::to_string(i)), reads[i], q); // not "r" + …: GCC 12 warns falsely there
     }
     return b;
 }

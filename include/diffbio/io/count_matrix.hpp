@@ -89,7 +89,10 @@ inline std::size_t split_ws(std::string_view s, std::string_view* out, std::size
 
 inline std::string shown(std::string_view s) {
     constexpr std::size_t cap = 40;
-    return "'" + std::string(s.substr(0, cap)) + (s.size() > cap ? "...'" : "'");
+    std::string out = "'"; // appended, not "'" + …: GCC 12 warns falsely (-Wrestrict) on that form
+    out.append(s.substr(0, cap));
+    out.append(s.size() > cap ? "...'" : "'");
+    return out;
 }
 
 inline bool parse_u64(std::string_view s, std::uint64_t& v) {
