@@ -492,9 +492,6 @@ struct SplitMix {
     std::size_t below(std::size_t n) { return std::min(n - 1, static_cast<std::size_t>(uniform() * static_cast<double>(n))); }
 };
 
-} // namespace kmeans_detail
-
-namespace kmeans_detail {
 struct SoftAssignArgs {
     std::size_t F;
     int* labels; // null when the caller wants no labels
