@@ -287,12 +287,17 @@ struct pack {
     raw v[G];
 
     static pack broadcast(T x) { DIFFBIO_SIMD_LANEWISE(raw{} + x); }
+    // one memcpy per sub-register: one of the whole array GCC expands into narrower moves through
+    // a stack temporary (256-bit ones under AVX-512 tuning), which the next full-width read of a
+    // sub-register cannot take from the store buffer (a store-forwarding stall on every load)
     static pack load(const T* p) {
         pack r;
-        std::memcpy(&r.v, p, sizeof(r.v));
+        DIFFBIO_SIMD_UNROLL for (int g = 0; g < G; ++g) std::memcpy(&r.v[g], p + g * W, sizeof(raw));
         return r;
     }
-    void store(T* p) const { std::memcpy(p, &v, sizeof(v)); }
+    void store(T* p) const {
+        DIFFBIO_SIMD_UNROLL for (int g = 0; g < G; ++g) std::memcpy(p + g * W, &v[g], sizeof(raw));
+    }
     T operator[](int l) const { return v[l / W][l % W]; }
     void set(int l, T x) { v[l / W][l % W] = x; }
 
