@@ -39,3 +39,10 @@
 #else
 #define DIFFBIO_FORCE_INLINE inline
 #endif
+/// The same for a lambda, written after its parameter list: [&](int x) DIFFBIO_INLINE_LAMBDA { … }.
+/// GCC may otherwise keep a hot per-cell lambda out of line, its packs passed through memory.
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
+#define DIFFBIO_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define DIFFBIO_INLINE_LAMBDA
+#endif

@@ -312,7 +312,7 @@ void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const
     V rmax[2];
     V gmax = zero, gsum = one; // the running end sum: τ·log(1 + Σ e^{M/τ}) = gmax + τ·log(gsum)
     // one cell: P from s, P↖ (pd), P↑ (pu), P← (pl); local scoring also records mM, 1 + rM in slot r
-    auto cell = [&](const V& s, const V& pd, const V& pu, const V& pl, int r, std::size_t j) {
+    auto cell = [&](const V& s, const V& pd, const V& pu, const V& pl, int r, std::size_t j) DIFFBIO_INLINE_LAMBDA {
         if constexpr (Local) {
             V mM, aM;
             const V c = sw_vlinear_local_cell(s, pd, pu, pl, e, t, mM, aM);
@@ -771,7 +771,7 @@ DIFFBIO_FORCE_INLINE V sw_vtournament(const std::array<V, K>& c, const SwSoft<V>
     using F = typename V::value_type;
     const V one = V::broadcast(F(1));
     // a match: the winner's value, the loser's scaled gap x ≤ 0 and its e^x
-    auto match = [&](const V& a, const V& b, const V& m, V& x) {
+    auto match = [&](const V& a, const V& b, const V& m, V& x) DIFFBIO_INLINE_LAMBDA {
         x = (simd::min(a, b) - m) * t.inv;
         return simd::exp_nonpos(x);
     };
