@@ -1443,9 +1443,9 @@ struct SwVScoreWork {
 /// (sw_wavefront.hpp, sw_wave_worth_it), small ones by the scalar kernel. A group of large pairs
 /// (M·N ≥ 64k cells) also runs pair by pair, by the wavefront, when it fills less than half of its
 /// L lanes (unless min_lanes = 0, which forces the inter-pair kernel): the wavefront runs one such
-/// pair about as fast as the inter-pair kernel runs a full group (float, AVX-512, one 1000 × 1000
-/// pair: linear 450-530 against 420 M cells/s for full groups of 150 × 150, affine 350-390 against
-/// 260-340).
+/// pair at 0.8-0.9 of the rate of a full group (float, AVX-512, one 1000 × 1000 pair: linear 640
+/// against 820 M cells/s for full groups of 150 × 150, affine 490 against 540), so it would win up
+/// to that fill; the threshold is still the half it was tuned to when the two rates were equal.
 inline bool sw_simd_worth_it(const SwModel& md, int L, const std::size_t* m, const std::size_t* n, int used,
                              std::size_t M, std::size_t N, double min_lanes) {
     double cells = 0.0;
