@@ -46,3 +46,13 @@
 #else
 #define DIFFBIO_INLINE_LAMBDA
 #endif
+/// One compiled copy of a function that several execution policies call (never inlined or cloned
+/// into a caller): with -march=native GCC contracts a·b + c into an FMA differently in different
+/// inlined copies, and Cpu and CpuParallel would then differ in the last bit.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define DIFFBIO_ONE_COPY __attribute__((noipa))
+#elif defined(__GNUC__) || defined(__clang__)
+#define DIFFBIO_ONE_COPY __attribute__((noinline))
+#else
+#define DIFFBIO_ONE_COPY
+#endif

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <diffbio/ad/tape.hpp>
+#include <diffbio/config.hpp>
 #include <diffbio/ad/var.hpp>
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/scalar_traits.hpp>
@@ -55,7 +56,7 @@ void segment_sum_range(const T* values, std::size_t lo, std::size_t hi, std::siz
     }
 }
 template <class T>
-void segment_sum_backward_range(const T* values, std::size_t lo, std::size_t hi, std::size_t channels,
+DIFFBIO_ONE_COPY void segment_sum_backward_range(const T* values, std::size_t lo, std::size_t hi, std::size_t channels,
                                 const T* weights, const std::int32_t* ids, const T* out_grad, T* values_grad,
                                 T* weights_grad) {
     for (std::size_t m = lo; m < hi; ++m) {
