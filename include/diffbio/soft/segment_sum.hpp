@@ -21,8 +21,8 @@
 #include <vector>
 
 #include <diffbio/ad/tape.hpp>
-#include <diffbio/config.hpp>
 #include <diffbio/ad/var.hpp>
+#include <diffbio/config.hpp>
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/scalar_traits.hpp>
 #include <diffbio/core/validate.hpp>
@@ -56,9 +56,9 @@ void segment_sum_range(const T* values, std::size_t lo, std::size_t hi, std::siz
     }
 }
 template <class T>
-DIFFBIO_ONE_COPY void segment_sum_backward_range(const T* values, std::size_t lo, std::size_t hi, std::size_t channels,
-                                const T* weights, const std::int32_t* ids, const T* out_grad, T* values_grad,
-                                T* weights_grad) {
+DIFFBIO_ONE_COPY void segment_sum_backward_range(const T* values, std::size_t lo, std::size_t hi,
+                                                 std::size_t channels, const T* weights, const std::int32_t* ids,
+                                                 const T* out_grad, T* values_grad, T* weights_grad) {
     for (std::size_t m = lo; m < hi; ++m) {
         const std::int32_t s = ids[m];
         if (s < 0) continue;
