@@ -60,9 +60,9 @@
 // three times that for forward + backward. Score only: O(min(m, n)) memory per lane (each pair is
 // oriented so that the rows run along its shorter sequence). Backward: per thread, the lane group's
 // full table, K·(M+1)·(N+1) values per lane (K = 1 soft linear, 2 hard linear, 3 affine, 1 compat;
-// M, N the group's largest lengths), or with `checkpoint` = k > 0 (config and SwGradOptions) every k-th row plus one
-// recomputed block: (M/k + k + 4)·(N+1)·K values per lane, k ≈ √M giving O(√M·N), for one more
-// forward pass. Nothing of size m·n stays on the tape.
+// M, N the group's largest lengths), or with `checkpoint` = k > 0 (config and SwGradOptions) every
+// k-th row plus one recomputed block: (M/k + k + 4)·(N+1)·K values per lane, k ≈ √M giving
+// O(√M·N), for one more forward pass. Nothing of size m·n stays on the tape.
 // Numerics: finite values and gradients for τ ∈ [1e-4, 1e4], lengths up to 10⁴ and cell scores up
 // to ±1e4, in float and double.
 
@@ -146,7 +146,6 @@ struct AlignmentScores {
     std::vector<std::vector<double>> posterior;  ///< per pair [m × n] when requested, else empty
 };
 
-/// Options of SmithWaterman::value_and_grad.
 /// What value_and_grad keeps between calls when SwGradOptions::workspace points here: each
 /// thread's lane-group DP table, the largest one any call needed (float and double apart). Without
 /// it every call allocates and first touches its tables: 128 MB per thread for 32 pairs of
@@ -184,10 +183,11 @@ private:
     detail::SwTablePool<double> f64_;
 };
 
+/// Options of SmithWaterman::value_and_grad.
 struct SwGradOptions {
     /// 0: each lane group's full DP table (K·(M+1)·(N+1) values per lane, K = 1 soft linear (the
-    /// backward recomputes M), 2 hard linear, 3 affine, 1 compat); k > 0: only every k-th row is kept and each block of k rows is recomputed from
-    /// its checkpoint in the backward ((M/k + k + 4)·(N+1)·K values per lane; k ≈ √M is the
+    /// backward recomputes M), 2 hard linear, 3 affine, 1 compat); k > 0: only every k-th row is
+    /// kept and each block of k rows is recomputed from its checkpoint in the backward ((M/k + k + 4)·(N+1)·K values per lane; k ≈ √M is the
     /// minimum, about 2√M rows), for about one more forward pass of time.
     std::size_t checkpoint = 0;
     /// Not null: the lane groups' tables are kept in (and taken from) this workspace across calls.
