@@ -38,7 +38,8 @@
 // exponent bits. float: degree 5, p(r) = 1 + r·q(r) with q fitted to minimise the largest relative
 // error on |r| ≤ ln2/2 (a Lawson-reweighted least-squares fit: 9.2e-8, one multiply-add fewer than
 // the degree-6 Taylor polynomial and, with rounding, a smaller worst error: 1.8e-7 against 2.4e-7);
-// double: degree 11, the same form with q fitted likewise (3.4e-18).
+// double: degree 11, the same form with q fitted likewise (3.4e-18; scripts/fit_simd_polynomials.py
+// refits both double polynomials).
 // log: x = 2^e·(1 + f) with 1 + f ∈ [√½, √2) (the exponent bits shifted so that the mantissa lands
 // there), log(1 + f) = 2·atanh(s), s = f/(2 + f) ∈ [−0.172, 0.172], by its odd series
 // 2s·(1 + z·q(z)), z = s² (double: q of degree 6 fitted to the series' sum 1/3 + z/5 + …, 1.2e-18
