@@ -53,6 +53,11 @@
 
 #include <diffbio/config.hpp>
 
+#if defined(__AVX512F__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#define DIFFBIO_SIMD_SCALEF 1
+#endif
+
 namespace diffbio::simd {
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -103,6 +108,33 @@ using int_of_t = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
 template <class T, int N>
 inline constexpr int sub_lanes = N < native_lanes<T> ? N : native_lanes<T>;
 
+/// p·2^n for a register R of T with n integral and 2^n normal: one vscalefps/pd where AVX-512 has
+/// it for R's width (the same bits as the product below, which is exact), else nothing (false).
+/// The masked forms with every lane set: GCC 12's unmasked ones trip -Wuninitialized.
+template <class T, class R>
+DIFFBIO_FORCE_INLINE bool scale_by_pow2([[maybe_unused]] const R& p, [[maybe_unused]] const R& n, [[maybe_unused]] R& out) {
+#if defined(DIFFBIO_SIMD_SCALEF)
+    if constexpr (sizeof(R) == 64) {
+        if constexpr (sizeof(T) == 4) out = R(_mm512_mask_scalef_ps(__m512(p), __mmask16(0xFFFF), __m512(p), __m512(n)));
+        else out = R(_mm512_mask_scalef_pd(__m512d(p), __mmask8(0xFF), __m512d(p), __m512d(n)));
+        return true;
+    }
+#if defined(__AVX512VL__)
+    if constexpr (sizeof(R) == 32) {
+        if constexpr (sizeof(T) == 4) out = R(_mm256_mask_scalef_ps(__m256(p), __mmask8(0xFF), __m256(p), __m256(n)));
+        else out = R(_mm256_mask_scalef_pd(__m256d(p), __mmask8(0xF), __m256d(p), __m256d(n)));
+        return true;
+    }
+    if constexpr (sizeof(R) == 16) {
+        if constexpr (sizeof(T) == 4) out = R(_mm_mask_scalef_ps(__m128(p), __mmask8(0xF), __m128(p), __m128(n)));
+        else out = R(_mm_mask_scalef_pd(__m128d(p), __mmask8(0x3), __m128d(p), __m128d(n)));
+        return true;
+    }
+#endif
+#endif
+    return false;
+}
+
 /// e^x on one register-sized GCC vector R of T (see the header comment).
 template <class T, class R, bool Nonpos = false>
 DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
@@ -152,6 +184,7 @@ DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
     std::memcpy(&kb, &k, sizeof(kb));
     const IR ni = kb - shifter_bits;
     R out;
+    if (scale_by_pow2<T>(p, n, out)) return x0 < lo ? R{} : out; // n = bias + 1 included
     if constexpr (Nonpos) {
         const IR sbits = (ni + bias) << mant;
         R scale;
