@@ -1,5 +1,6 @@
 #pragma once
-// Portable SIMD building blocks on GCC/Clang vector extensions (no intrinsics).
+// Portable SIMD building blocks on GCC/Clang vector extensions (one intrinsic: exp's 2^n scaling
+// by vscalefps/pd where AVX-512 has it for the register width).
 //
 // Float registers of the widest width the build allows (the original API, used by QualityFilter):
 //   simd::vf, simd::lanes          a register of floats and its lane count: 8 when compiled with AVX
