@@ -1,6 +1,7 @@
 #pragma once
-// Portable SIMD building blocks on GCC/Clang vector extensions (one intrinsic: exp's 2^n scaling
-// by vscalefps/pd where AVX-512 has it for the register width).
+// Portable SIMD building blocks on GCC/Clang vector extensions, with two AVX-512 intrinsics where
+// the build has them for the register width: exp's 2^n scaling (vscalefps/pd) and the double log's
+// reciprocal (vrcp14pd and Newton steps instead of a division).
 //
 // Float registers of the widest width the build allows (the original API, used by QualityFilter):
 //   simd::vf, simd::lanes          a register of floats and its lane count: 8 when compiled with AVX
