@@ -137,30 +137,26 @@ DIFFBIO_FORCE_INLINE bool scale_by_pow2([[maybe_unused]] const R& p, [[maybe_unu
     return false;
 }
 
-/// a/b for a register R of double with b in [1, 4] (log's s = f/(2 + f)): where AVX-512 has it for
-/// R's width, 1/b from vrcp14pd (relative error < 2^−14) refined by two Newton steps (< 2^−55; no
-/// division, whose unit takes 16 cycles per 512-bit register and stalled the kernels' log chains),
-/// else the division (false).
+/// a/b for a register R of double with b normal (log's s = f/(2 + f)): where AVX-512 has it for
+/// R's width, 1/b from vrcp14pd (relative error < 2^−14) refined by two Newton steps (< 2^−55), no
+/// division: its unit takes 16 cycles per 512-bit register and stalled the kernels' log chains.
+/// Elsewhere the division.
 template <class R>
-DIFFBIO_FORCE_INLINE R div_small([[maybe_unused]] const R& a, const R& b) {
+DIFFBIO_FORCE_INLINE R div_f64(const R& a, const R& b) {
+    static_assert(std::is_same_v<std::remove_cvref_t<decltype(b[0])>, double>, "div_f64: a register of double");
 #if defined(DIFFBIO_SIMD_SCALEF)
-    R y;
-    bool have = false;
-    if constexpr (sizeof(R) == 64) {
-        y = R(_mm512_mask_rcp14_pd(__m512d(b), __mmask8(0xFF), __m512d(b)));
-        have = true;
-    }
 #if defined(__AVX512VL__)
-    if constexpr (sizeof(R) == 32) {
-        y = R(_mm256_mask_rcp14_pd(__m256d(b), __mmask8(0xF), __m256d(b)));
-        have = true;
-    }
-    if constexpr (sizeof(R) == 16) {
-        y = R(_mm_mask_rcp14_pd(__m128d(b), __mmask8(0x3), __m128d(b)));
-        have = true;
-    }
+    constexpr bool vl = true;
+#else
+    constexpr bool vl = false;
 #endif
-    if (have) {
+    if constexpr (sizeof(R) == 64 || (vl && (sizeof(R) == 32 || sizeof(R) == 16))) {
+        R y;
+        if constexpr (sizeof(R) == 64) y = R(_mm512_mask_rcp14_pd(__m512d(b), __mmask8(0xFF), __m512d(b)));
+#if defined(__AVX512VL__)
+        else if constexpr (sizeof(R) == 32) y = R(_mm256_mask_rcp14_pd(__m256d(b), __mmask8(0xF), __m256d(b)));
+        else y = R(_mm_mask_rcp14_pd(__m128d(b), __mmask8(0x3), __m128d(b)));
+#endif
         y = y + y * (1.0 - b * y);
         y = y + y * (1.0 - b * y);
         return a * y;
@@ -277,7 +273,7 @@ DIFFBIO_FORCE_INLINE R log_normal_raw(const R& x) {
         // 6 fitted to minimise the largest |z·(q − q*)| (q* = (atanh(s)/s − 1)/z = 1/3 + z/5 + …; the
         // relative error of log(1 + f): 1.2e-18, against 11 terms of the series for the same), with
         // 2s = f − s·f (an identity of s), one rounding of the small s·f instead of 2·(rounded s)
-        const R s = div_small(f, T(2) + f);
+        const R s = div_f64(f, T(2) + f);
         const R z = s * s;
         R q = R{} + T(0.07398059749546033);
         q = q * z + T(0.07657017250748967);
