@@ -165,6 +165,15 @@ DIFFBIO_FORCE_INLINE R div_f64(const R& a, const R& b) {
     return a / b;
 }
 
+/// c₀·x^K + c₁·x^(K−1) + … + c_K in Horner form (coefficients highest degree first), one
+/// multiply-add per coefficient after the first, unrolled by the fold.
+template <class T, class R, class... C>
+DIFFBIO_FORCE_INLINE R horner(const R& x, T c0, C... c) {
+    R p = R{} + c0;
+    ((p = p * x + T(c)), ...);
+    return p;
+}
+
 /// e^x on one register-sized GCC vector R of T (see the header comment).
 template <class T, class R, bool Nonpos = false>
 DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
@@ -187,26 +196,14 @@ DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
     const R r = (x - n * ln2_hi) - n * ln2_lo;
     R p;
     if constexpr (f32) {
-        p = R{} + T(0.00829029695f);
-        p = p * r + T(0.0418979127f);
-        p = p * r + T(0.166676363f);
-        p = p * r + T(0.499991497f);
-        p = p * r + T(0.999999707f);
-        p = p * r + T(1.0);
+        p = horner<T>(r, T(0.00829029695f), T(0.0418979127f), T(0.166676363f), T(0.499991497f), T(0.999999707f),
+            T(1.0));
     } else {
-        // q of degree 10 fitted like float's (3.4e-18): one multiply-add fewer than Taylor's degree 12
-        p = R{} + T(2.499142154852573e-08);
-        p = p * r + T(2.76310503305349e-07);
-        p = p * r + T(2.7557626826399816e-06);
-        p = p * r + T(2.4801490593774713e-05);
-        p = p * r + T(0.00019841269436536246);
-        p = p * r + T(0.0013888888946390811);
-        p = p * r + T(0.008333333333549879);
-        p = p * r + T(0.0416666666665177);
-        p = p * r + T(0.16666666666666216);
-        p = p * r + T(0.5000000000000012);
-        p = p * r + T(1.0);
-        p = p * r + T(1.0);
+        // p = 1 + r·q(r), q of degree 10 fitted like float's (3.4e-18): one multiply-add fewer than Taylor's 12
+        p = horner<T>(r, T(2.499142154852573e-08), T(2.76310503305349e-07), T(2.7557626826399816e-06),
+            T(2.4801490593774713e-05), T(0.00019841269436536246), T(0.0013888888946390811),
+            T(0.008333333333549879), T(0.0416666666665177), T(0.16666666666666216), T(0.5000000000000012), T(1.0),
+            T(1.0));
     }
     // n from the low bits of k; 2^n = (n + bias) in the exponent field. n = bias + 1 (the top of the
     // range) does not fit: 2^(n−1)·(2p) instead.
@@ -260,13 +257,8 @@ DIFFBIO_FORCE_INLINE R log_normal_raw(const R& x) {
         // log(1 + f) = f + f²·(f·h(f) − ½), h of degree 6 fitted to minimise the largest relative
         // error of log(1 + f) on [√½ − 1, √2 − 1] (Lawson-reweighted least squares: 3.2e-8
         // relative, 1.1e-8 absolute)
-        R h = R{} + T(0.0870043263f);
-        h = h * f + T(-0.142674774f);
-        h = h * f + T(0.149147645f);
-        h = h * f + T(-0.165775865f);
-        h = h * f + T(0.199630648f);
-        h = h * f + T(-0.250013381f);
-        h = h * f + T(0.333339095f);
+        const R h = horner<T>(f, T(0.0870043263f), T(-0.142674774f), T(0.149147645f), T(-0.165775865f),
+            T(0.199630648f), T(-0.250013381f), T(0.333339095f));
         lg = f + (f * f) * (f * h - T(0.5));
     } else {
         // log(1 + f) = 2·atanh(s), s = f/(2 + f): 2s·(1 + z·q(z)), z = s² ∈ [0, 0.0295], q of degree
@@ -275,13 +267,8 @@ DIFFBIO_FORCE_INLINE R log_normal_raw(const R& x) {
         // 2s = f − s·f (an identity of s), one rounding of the small s·f instead of 2·(rounded s)
         const R s = div_f64(f, T(2) + f);
         const R z = s * s;
-        R q = R{} + T(0.07398059749546033);
-        q = q * z + T(0.07657017250748967);
-        q = q * z + T(0.09091782457961672);
-        q = q * z + T(0.11111099281297633);
-        q = q * z + T(0.14285714371241487);
-        q = q * z + T(0.19999999999707144);
-        q = q * z + T(0.3333333333333367);
+        const R q = horner<T>(z, T(0.07398059749546033), T(0.07657017250748967), T(0.09091782457961672),
+            T(0.11111099281297633), T(0.14285714371241487), T(0.19999999999707144), T(0.3333333333333367));
         const R two_s = f - s * f;
         lg = two_s + two_s * (z * q);
     }
