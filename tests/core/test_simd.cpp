@@ -153,8 +153,9 @@ TEST_CASE("simd::exp and simd::log on float packs: accuracy over the whole range
 }
 
 TEST_CASE("simd::exp and simd::log on double packs: ~1e-16 accuracy, edge values", "[core][simd]") {
-    check_pack_accuracy<double, simd::native_lanes<double>>(4e-16, 4e-16, 4e-16);
-    check_pack_accuracy<double, 2 * simd::native_lanes<double>>(4e-16, 4e-16, 4e-16);
+    // exp: the fitted degree-11 polynomial, 1.5e-16 worst on a 4M-value sweep with FMA, 1.9e-16 without
+    check_pack_accuracy<double, simd::native_lanes<double>>(2.5e-16, 4e-16, 4e-16);
+    check_pack_accuracy<double, 2 * simd::native_lanes<double>>(2.5e-16, 4e-16, 4e-16);
     check_pack_edges<double, simd::native_lanes<double>>();
     check_pack_edges<double, 2 * simd::native_lanes<double>>();
 }

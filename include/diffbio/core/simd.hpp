@@ -22,7 +22,7 @@
 //                                  wider than the hardware's would trip -Wpsabi at every call.
 //   simd::native_lanes<T>          the lane count of one hardware register of T (16/32/64 bytes)
 //   simd::exp(p)                   e^x per lane. float: |relative error| ≤ 2.5e-7 on [−87.3, 88.7];
-//                                  double: ≤ 4e-16 on [−708.3, 709.7]. Above the range: the value at
+//                                  double: ≤ 2.5e-16 on [−708.3, 709.7]. Above the range: the value at
 //                                  its top (finite, no Inf); below it (−∞ included): exactly 0; NaN
 //                                  stays NaN.
 //   simd::exp_nonpos(p)            the same for x ≤ 0 only (skips the clamp above: the soft max's
