@@ -36,8 +36,8 @@
 //
 // exp: x = n·ln2 + r with n = round(x/ln2) (the 1.5·2^p shifter trick, which also leaves n in the
 // low bits of the shifted value), |r| ≤ ln2/2 (ln2 split in a high part with trailing zero bits and
-// a low part, so that n·ln2_hi is exact), e^r by a polynomial in Horner form, times 2^n built in the
-// exponent bits. float: degree 5, p(r) = 1 + r·q(r) with q fitted to minimise the largest relative
+// a low part, so that n·ln2_hi is exact), e^r by a polynomial in Horner form, times 2^n (vscalef, or
+// built in the exponent bits). float: degree 5, p(r) = 1 + r·q(r) with q fitted to minimise the largest relative
 // error on |r| ≤ ln2/2 (a Lawson-reweighted least-squares fit: 9.2e-8, one multiply-add fewer than
 // the degree-6 Taylor polynomial and, with rounding, a smaller worst error: 1.8e-7 against 2.4e-7);
 // double: degree 11, the same form with q fitted likewise (3.4e-18; scripts/fit_simd_polynomials.py
