@@ -186,4 +186,30 @@ TEST_CASE("simd::pack arithmetic, comparisons and select are lane-wise", "[core]
         CHECK(simd::abs(x)[l] == std::fabs(a[l]));
     }
 }
+
+template <class T, int N>
+void check_neg_abs() {
+    using P = simd::pack<T, N>;
+    const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+    const T in[] = {T(1.5), T(-2.25), T(0), -T(0), inf, -inf, nan, std::numeric_limits<T>::denorm_min()};
+    T xs[N];
+    for (int l = 0; l < N; ++l) xs[l] = in[l % 8];
+    const P r = simd::neg_abs(P::load(xs));
+    for (int l = 0; l < N; ++l) {
+        INFO("lane " << l << ": " << xs[l]);
+        if (std::isnan(xs[l])) {
+            CHECK(std::isnan(r[l]));
+        } else {
+            CHECK(r[l] == -std::fabs(xs[l]));
+            CHECK(std::signbit(r[l]));
+        }
+    }
+}
+
+TEST_CASE("simd::neg_abs sets the sign bit: -|x|, -0 for +-0, NaN stays NaN", "[core][simd]") {
+    check_neg_abs<float, simd::native_lanes<float>>();
+    check_neg_abs<float, 2 * simd::native_lanes<float>>();
+    check_neg_abs<double, simd::native_lanes<double>>();
+    check_neg_abs<double, 2 * simd::native_lanes<double>>();
+}
 #endif

@@ -398,6 +398,26 @@ template <class T, int N>
 inline pack<T, N> abs(const pack<T, N>& a) {
     DIFFBIO_SIMD_LANEWISE(a.v[g] < T(0) ? -a.v[g] : a.v[g]);
 }
+namespace detail {
+/// −|x| on one register: the sign bit set (one OR; NaN stays NaN, ±0 → −0).
+template <class T, class R>
+DIFFBIO_FORCE_INLINE R neg_abs_raw(const R& x) {
+    using I = int_of_t<T>;
+    using IR = typename vec_of<I, sizeof(R) / sizeof(T)>::type;
+    IR b;
+    std::memcpy(&b, &x, sizeof(b));
+    b |= IR{} + static_cast<I>(std::make_unsigned_t<I>(1) << (8 * sizeof(I) - 1));
+    R out;
+    std::memcpy(&out, &b, sizeof(out));
+    return out;
+}
+} // namespace detail
+/// −|a| per lane by the sign bit (the kernels' exponents −|x − y|/τ: one operation where
+/// min(x, −x) takes two and −abs(x) three).
+template <class T, int N>
+DIFFBIO_FORCE_INLINE pack<T, N> neg_abs(const pack<T, N>& a) {
+    DIFFBIO_SIMD_LANEWISE(detail::neg_abs_raw<T>(a.v[g]));
+}
 /// e^x per lane.
 template <class T, int N>
 DIFFBIO_FORCE_INLINE pack<T, N> exp(const pack<T, N>& a) {

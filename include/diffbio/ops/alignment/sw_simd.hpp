@@ -160,7 +160,7 @@ DIFFBIO_FORCE_INLINE void sw_vaffine_out(const V& M, const V& X, const V& Y, con
         g2 = mp + c.t.tau * simd::log_normal(c.ko * sMX + c.ke * aY);
         const V S = sMX + aY;
         if constexpr (Local) {
-            const V z = simd::exp_nonpos(-(simd::abs(mx) * c.t.inv));
+            const V z = simd::exp_nonpos(simd::neg_abs(mx) * c.t.inv);
             const V arg = simd::select(mx >= zero, S + z, z * S + F(1));
             g3 = simd::max(mx, zero) + c.t.tau * simd::log_normal(arg);
         } else {
@@ -273,7 +273,7 @@ DIFFBIO_FORCE_INLINE V sw_vlinear_local_cell(const V& s, const V& pd, const V& p
     using F = typename V::value_type;
     const V zero = V::broadcast(F(0)), one = V::broadcast(F(1));
     mM = s + simd::max(pd, zero);
-    aM = one + simd::exp_nonpos(simd::min(pd, -pd) * t.inv);
+    aM = one + simd::exp_nonpos(simd::neg_abs(pd) * t.inv);
     const V hi = simd::max(pu, pl);
     const V mG = hi - e, mx = simd::max(mM, mG); // max(pu − e, pl − e)
     const V aG = one + simd::exp_nonpos((simd::min(pu, pl) - hi) * t.inv);
@@ -854,7 +854,7 @@ DIFFBIO_FORCE_INLINE void sw_vlinear_local_back(const V& a, const V& s, const V&
                                                 V& wu, V& wl, V& wd) {
     using F = typename V::value_type;
     const V zero = V::broadcast(F(0)), one = V::broadcast(F(1));
-    const V x2 = simd::min(pd, -pd) * t.inv;
+    const V x2 = simd::neg_abs(pd) * t.inv;
     const V r2 = simd::exp_nonpos(x2);
     const V z2 = one + r2;
     const V mM = s + simd::max(pd, zero);
