@@ -180,7 +180,7 @@ struct SwVEnd {
             max = simd::max(max, v);
         } else {
             const V d = v - max;
-            const V ex = simd::exp_nonpos(-(simd::abs(d) * t.inv));
+            const V ex = simd::exp_nonpos(simd::neg_abs(d) * t.inv);
             sum = simd::select(d <= V::broadcast(F(0)), sum + ex, sum * ex + F(1));
             max = simd::max(max, v);
         }
@@ -336,7 +336,7 @@ void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const
             V acc = zero;
             for (std::size_t j = 1; j <= N; ++j) acc += simd::exp_nonpos((eM[r][j] - R) * t.inv) * eA[r][j];
             const V d = R - gmax;
-            const V ex = simd::exp_nonpos(-(simd::abs(d) * t.inv));
+            const V ex = simd::exp_nonpos(simd::neg_abs(d) * t.inv);
             gsum = simd::select(d <= zero, gsum + acc * ex, gsum * ex + acc);
             gmax = simd::max(gmax, R);
         } else {
