@@ -187,8 +187,9 @@ private:
 struct SwGradOptions {
     /// 0: each lane group's full DP table (K·(M+1)·(N+1) values per lane, K = 1 soft linear (the
     /// backward recomputes M), 2 hard linear, 3 affine, 1 compat); k > 0: only every k-th row is
-    /// kept and each block of k rows is recomputed from its checkpoint in the backward ((M/k + k + 4)·(N+1)·K values per lane; k ≈ √M is the
-    /// minimum, about 2√M rows), for about one more forward pass of time.
+    /// kept and each block of k rows is recomputed from its checkpoint in the backward
+    /// ((M/k + k + 4)·(N+1)·K values per lane; k ≈ √M is the minimum, about 2√M rows), for about
+    /// one more forward pass of time.
     std::size_t checkpoint = 0;
     /// Not null: the lane groups' tables are kept in (and taken from) this workspace across calls.
     SwWorkspace* workspace = nullptr;

@@ -24,8 +24,9 @@
 // Soft affine forwards compute at each cell the three soft maxes it feeds (sw_vaffine_out) with
 // one shared normalisation, 3 exps (local 4, + 1 for the end sum) instead of 7 (8) per cell.
 // Soft linear forwards without the backward's M plane (sw_vlinear_soft_rows) run two rows at once
-// (two independent chains per lane group; double packs of ≥ 4 registers one row) and, local, fold M into one soft max of 4 (3 exps, 1 log)
-// with the end sum taken per row against the row's maximum (+ 1 exp), instead of 4 exps and 2 logs.
+// (two independent chains per lane group; double packs of ≥ 4 registers one row) and, local, fold
+// M into one soft max of 4 (3 exps, 1 log) with the end sum taken per row against the row's
+// maximum (+ 1 exp), instead of 4 exps and 2 logs.
 //
 // Few pairs. Score drivers run lane groups too empty for the inter-pair kernel pair by pair
 // (sw_simd_worth_it): large pairs by the intra-pair anti-diagonal wavefront of sw_wavefront.hpp
