@@ -57,7 +57,7 @@
 
 #if defined(__AVX512F__) && !defined(__CUDACC__)
 #include <immintrin.h>
-#define DIFFBIO_SIMD_SCALEF 1
+#define DIFFBIO_SIMD_AVX512 1
 #endif
 
 namespace diffbio::simd {
@@ -110,53 +110,62 @@ using int_of_t = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
 template <class T, int N>
 inline constexpr int sub_lanes = N < native_lanes<T> ? N : native_lanes<T>;
 
-/// p·2^n for a register R of T with n integral and 2^n normal: one vscalefps/pd where AVX-512 has
-/// it for R's width (the same bits as the product below, which is exact), else nothing (false).
-/// The masked forms with every lane set: GCC 12's unmasked ones trip -Wuninitialized.
+/// Whether this build has AVX-512 instructions for a register R of R's width (zmm; ymm and xmm with
+/// AVX512VL): scale_by_pow2 and div_f64 below exist for those widths only.
+template <class R>
+inline constexpr bool avx512_width =
+#if defined(DIFFBIO_SIMD_AVX512) && defined(__AVX512VL__)
+    sizeof(R) == 64 || sizeof(R) == 32 || sizeof(R) == 16;
+#elif defined(DIFFBIO_SIMD_AVX512)
+    sizeof(R) == 64;
+#else
+    false;
+#endif
+
+#if defined(DIFFBIO_SIMD_AVX512)
+// The masked intrinsics with every lane set: GCC 12's unmasked ones trip -Wuninitialized.
+
+/// p·2^n for a register R of T with n integral and 2^n normal, by one vscalefps/pd (the same bits
+/// as multiplying by 2^n built in the exponent field, which is exact). avx512_width<R> only.
 template <class T, class R>
-DIFFBIO_FORCE_INLINE bool scale_by_pow2([[maybe_unused]] const R& p, [[maybe_unused]] const R& n, [[maybe_unused]] R& out) {
-#if defined(DIFFBIO_SIMD_SCALEF)
+DIFFBIO_FORCE_INLINE R scale_by_pow2(const R& p, const R& n) {
+    constexpr bool f32 = sizeof(T) == 4;
     if constexpr (sizeof(R) == 64) {
-        if constexpr (sizeof(T) == 4) out = R(_mm512_mask_scalef_ps(__m512(p), __mmask16(0xFFFF), __m512(p), __m512(n)));
-        else out = R(_mm512_mask_scalef_pd(__m512d(p), __mmask8(0xFF), __m512d(p), __m512d(n)));
-        return true;
+        if constexpr (f32) return R(_mm512_mask_scalef_ps(__m512(p), __mmask16(0xFFFF), __m512(p), __m512(n)));
+        else return R(_mm512_mask_scalef_pd(__m512d(p), __mmask8(0xFF), __m512d(p), __m512d(n)));
     }
 #if defined(__AVX512VL__)
-    if constexpr (sizeof(R) == 32) {
-        if constexpr (sizeof(T) == 4) out = R(_mm256_mask_scalef_ps(__m256(p), __mmask8(0xFF), __m256(p), __m256(n)));
-        else out = R(_mm256_mask_scalef_pd(__m256d(p), __mmask8(0xF), __m256d(p), __m256d(n)));
-        return true;
-    }
-    if constexpr (sizeof(R) == 16) {
-        if constexpr (sizeof(T) == 4) out = R(_mm_mask_scalef_ps(__m128(p), __mmask8(0xF), __m128(p), __m128(n)));
-        else out = R(_mm_mask_scalef_pd(__m128d(p), __mmask8(0x3), __m128d(p), __m128d(n)));
-        return true;
+    else if constexpr (sizeof(R) == 32) {
+        if constexpr (f32) return R(_mm256_mask_scalef_ps(__m256(p), __mmask8(0xFF), __m256(p), __m256(n)));
+        else return R(_mm256_mask_scalef_pd(__m256d(p), __mmask8(0xF), __m256d(p), __m256d(n)));
+    } else {
+        if constexpr (f32) return R(_mm_mask_scalef_ps(__m128(p), __mmask8(0xF), __m128(p), __m128(n)));
+        else return R(_mm_mask_scalef_pd(__m128d(p), __mmask8(0x3), __m128d(p), __m128d(n)));
     }
 #endif
-#endif
-    return false;
 }
 
-/// a/b for a register R of double with b normal (log's s = f/(2 + f)): where AVX-512 has it for
-/// R's width, 1/b from vrcp14pd (relative error < 2^−14) refined by two Newton steps (< 2^−55), no
-/// division: its unit takes 16 cycles per 512-bit register and stalled the kernels' log chains.
-/// Elsewhere the division.
+/// 1/b to 14 bits (vrcp14pd) for a register R of double. avx512_width<R> only.
+template <class R>
+DIFFBIO_FORCE_INLINE R rcp14_f64(const R& b) {
+    if constexpr (sizeof(R) == 64) return R(_mm512_mask_rcp14_pd(__m512d(b), __mmask8(0xFF), __m512d(b)));
+#if defined(__AVX512VL__)
+    else if constexpr (sizeof(R) == 32) return R(_mm256_mask_rcp14_pd(__m256d(b), __mmask8(0xF), __m256d(b)));
+    else return R(_mm_mask_rcp14_pd(__m128d(b), __mmask8(0x3), __m128d(b)));
+#endif
+}
+#endif
+
+/// a/b for a register R of double with b normal (log's s = f/(2 + f)): where avx512_width<R>, 1/b
+/// from vrcp14pd (relative error < 2^−14) refined by two Newton steps (< 2^−55), no division: its
+/// unit takes 16 cycles per 512-bit register and stalled the kernels' log chains. Elsewhere the
+/// division.
 template <class R>
 DIFFBIO_FORCE_INLINE R div_f64(const R& a, const R& b) {
     static_assert(std::is_same_v<std::remove_cvref_t<decltype(b[0])>, double>, "div_f64: a register of double");
-#if defined(DIFFBIO_SIMD_SCALEF)
-#if defined(__AVX512VL__)
-    constexpr bool vl = true;
-#else
-    constexpr bool vl = false;
-#endif
-    if constexpr (sizeof(R) == 64 || (vl && (sizeof(R) == 32 || sizeof(R) == 16))) {
-        R y;
-        if constexpr (sizeof(R) == 64) y = R(_mm512_mask_rcp14_pd(__m512d(b), __mmask8(0xFF), __m512d(b)));
-#if defined(__AVX512VL__)
-        else if constexpr (sizeof(R) == 32) y = R(_mm256_mask_rcp14_pd(__m256d(b), __mmask8(0xF), __m256d(b)));
-        else y = R(_mm_mask_rcp14_pd(__m128d(b), __mmask8(0x3), __m128d(b)));
-#endif
+#if defined(DIFFBIO_SIMD_AVX512)
+    if constexpr (avx512_width<R>) {
+        R y = rcp14_f64(b);
         y = y + y * (1.0 - b * y);
         y = y + y * (1.0 - b * y);
         return a * y;
@@ -211,7 +220,9 @@ DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
     std::memcpy(&kb, &k, sizeof(kb));
     const IR ni = kb - shifter_bits;
     R out;
-    if (scale_by_pow2<T>(p, n, out)) return x0 < lo ? R{} : out; // n = bias + 1 included
+#if defined(DIFFBIO_SIMD_AVX512)
+    if constexpr (avx512_width<R>) return x0 < lo ? R{} : scale_by_pow2<T>(p, n); // n = bias + 1 included
+#endif
     if constexpr (Nonpos) {
         const IR sbits = (ni + bias) << mant;
         R scale;
