@@ -10,7 +10,9 @@
 //   BM_scalar_forward<F, kind>          the scalar per-pair kernel (sw_score), forward only
 //   BM_single_pair_wavefront<F, kind>/<len>  the intra-pair wavefront kernel on one len × len pair
 //   BM_forward<F, kind>/<pairs>/<len>/<threads>        SmithWaterman::apply with Binder<F> (SIMD)
-//   BM_forward_backward<F, kind>/<pairs>/<len>/<threads>  SmithWaterman::value_and_grad<F> (SIMD)
+//   BM_forward_backward<F, kind>/<pairs>/<len>/<threads>  SmithWaterman::value_and_grad<F> (SIMD):
+//                                       ∂/∂S, open, extend (τ fixed, its gradient not computed)
+//   BM_forward_backward_tau<F, kind>    the same with ∂/∂τ too (SwGradOptions::temperature_gradient)
 //   BM_forward_backward_ckpt<F, kind>   the same with checkpoint = √m
 //   BM_forward_backward_kept<F, kind>   the same with an ops::SwWorkspace kept across iterations
 //   BM_parasail_sw_striped_16           parasail's striped 16-bit SW (affine, hard) on the same pairs,
@@ -232,7 +234,7 @@ void BM_forward(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * b.cells));
 }
 
-template <class F, SwKind Kind, bool Checkpoint, bool Kept = false>
+template <class F, SwKind Kind, bool Checkpoint, bool Kept = false, bool Tau = false>
 void BM_forward_backward_impl(benchmark::State& state) {
     const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)));
     const std::size_t k = Checkpoint ? static_cast<std::size_t>(std::sqrt(static_cast<double>(state.range(1)))) : 0;
@@ -242,7 +244,7 @@ void BM_forward_backward_impl(benchmark::State& state) {
     with_policy(static_cast<int>(state.range(2)), [&](const auto& policy) {
         for (auto _ : state) {
             const auto r = sw.template value_and_grad<F>(std::span<const ops::CodePair>(b.pairs), std::span<const double>(weights),
-                                                         ops::SwGradOptions{k, Kept ? &ws : nullptr}, policy);
+                                                         ops::SwGradOptions{k, Kept ? &ws : nullptr, Tau}, policy);
             benchmark::DoNotOptimize(r.substitution.data());
         }
     });
@@ -286,6 +288,17 @@ template <class F, SwKind Kind>
 void BM_forward_backward_kept(benchmark::State& state) {
     BM_forward_backward_impl<F, Kind, false, true>(state);
 }
+template <class F, SwKind Kind>
+void BM_forward_backward_tau(benchmark::State& state) {
+    BM_forward_backward_impl<F, Kind, false, false, true>(state);
+}
+void shapes_tau(benchmark::internal::Benchmark* b) {
+    b->Args({1024, 150, 1})->Args({64, 1000, 1})->Unit(benchmark::kMillisecond);
+}
+BENCHMARK_TEMPLATE(BM_forward_backward_tau, float, SwKind::Linear)->Apply(shapes_tau);
+BENCHMARK_TEMPLATE(BM_forward_backward_tau, float, SwKind::Affine)->Apply(shapes_tau);
+BENCHMARK_TEMPLATE(BM_forward_backward_tau, double, SwKind::Linear)->Apply(shapes_tau);
+BENCHMARK_TEMPLATE(BM_forward_backward_tau, double, SwKind::Affine)->Apply(shapes_tau);
 BENCHMARK_TEMPLATE(BM_forward_backward_kept, float, SwKind::Linear)->Apply(shapes_ckpt);
 BENCHMARK_TEMPLATE(BM_forward_backward_kept, float, SwKind::Affine)->Apply(shapes_ckpt);
 BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Linear)->Apply(shapes_ckpt);

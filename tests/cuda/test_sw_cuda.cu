@@ -192,8 +192,9 @@ double deviation(const ops::SwGradResult<F>& r, const ops::SwGradResult<double>&
 void parity(const Named& m, const Batch& b, const std::string& what, bool big = false) {
     const ops::SmithWaterman sw(m.cfg);
     const exec::Cuda gpu{};
-    const auto cpu_d = sw.value_and_grad<double>(b.pairs, b.w, {}, exec::CpuParallel{});
-    const auto cpu_f = sw.value_and_grad<float>(b.pairs, b.w, {}, exec::CpuParallel{});
+    const ops::SwGradOptions with_tau{.temperature_gradient = true}; // the CUDA kernels always give ∂/∂τ
+    const auto cpu_d = sw.value_and_grad<double>(b.pairs, b.w, with_tau, exec::CpuParallel{});
+    const auto cpu_f = sw.value_and_grad<float>(b.pairs, b.w, with_tau, exec::CpuParallel{});
     const auto gpu_d = cu::smith_waterman_value_and_grad<double>(gpu, sw, b.pairs, b.w);
     const auto gpu_f = cu::smith_waterman_value_and_grad<float>(gpu, sw, b.pairs, b.w);
     compare(gpu_d, cpu_d, nullptr, 1e-9, m.name + " double " + what);

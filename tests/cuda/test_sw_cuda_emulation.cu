@@ -175,8 +175,9 @@ void check_model(const ops::SmithWatermanConfig& cfg, const std::string& name, d
     for (std::size_t k = 0; k < strs.size(); ++k) pairs.push_back({codes[2 * k], codes[2 * k + 1]});
     std::vector<double> w;
     for (std::size_t k = 0; k < pairs.size(); ++k) w.push_back(k == 2 ? 0.0 : 0.5 + 0.25 * static_cast<double>(k));
-    const auto cpu = sw.value_and_grad<T>(pairs, w);
-    const auto cpu_d = sw.value_and_grad<double>(pairs, w);
+    const ops::SwGradOptions with_tau{.temperature_gradient = true}; // the CUDA kernels always give ∂/∂τ
+    const auto cpu = sw.value_and_grad<T>(pairs, w, with_tau);
+    const auto cpu_d = sw.value_and_grad<double>(pairs, w, with_tau);
     const cu::SwCudaModel<T> md = cu::sw_cuda_model<T>(sw);
     EmuResult<T> emu;
     d::with_model(md.model, [&](auto kd, auto local, auto hard) {

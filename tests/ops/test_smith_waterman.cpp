@@ -923,6 +923,53 @@ TEST_CASE("SmithWaterman::value_and_grad = the Var tape = finite differences, fl
     }
 }
 
+TEST_CASE("SmithWaterman::value_and_grad gives d/dtau only where learnable or asked for, the rest unchanged",
+          "[ops][sw][ad][value_and_grad]") {
+    std::vector<SmithWatermanConfig> configs = proper_configs(0.9);
+    configs.push_back(compat_config(1.1, 2.0, 0.5));
+    std::mt19937 rng(23);
+    for (const SmithWatermanConfig& cfg : configs) {
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        SmithWatermanConfig lc = cfg;
+        lc.learnable_temperature = true;
+        SmithWaterman swl(lc);
+        // many short pairs (the inter-pair kernel) and one long pair alone (the wavefront)
+        std::vector<std::pair<std::string, std::string>> many;
+        for (int k = 0; k < 40; ++k) many.push_back({random_dna(rng, 20 + k), random_dna(rng, 45 - k / 2)});
+        const Batch bm = batch_of(sw, many);
+        const Batch bl = batch_of(sw, {{random_dna(rng, 400), random_dna(rng, 380)}});
+        for (const Batch* b : {&bm, &bl}) {
+            const std::vector<double> w(b->pairs.size(), 0.75);
+            const auto without = sw.value_and_grad<double>(b->pairs, w);
+            const auto with = sw.value_and_grad<double>(b->pairs, w, {.temperature_gradient = true});
+            const auto learnable = swl.value_and_grad<double>(b->pairs, w);
+            const auto without_f = sw.value_and_grad<float>(b->pairs, w);
+            const auto with_f = sw.value_and_grad<float>(b->pairs, w, {.temperature_gradient = true});
+            CHECK(without.temperature == 0.0);
+            CHECK(without_f.temperature == 0.0f);
+            CHECK(with.temperature != 0.0);
+            CHECK(learnable.temperature == with.temperature);
+            CHECK(with_f.temperature == Approx(with.temperature).epsilon(1e-3));
+            // skipping the entropy terms changes no other value
+            CHECK(without.score == with.score);
+            CHECK(without.substitution == with.substitution);
+            CHECK(without.gap_open == with.gap_open);
+            CHECK(without.gap_extend == with.gap_extend);
+            CHECK(without_f.substitution == with_f.substitution);
+            CHECK(without_f.gap_extend == with_f.gap_extend);
+        }
+        // the tape: a fixed temperature's node leaves ∂/∂τ out and the other gradients as they were
+        std::vector<double> w(bm.pairs.size(), 1.0);
+        std::vector<double> fixed = tape_gradients(sw, bm.pairs, w), learn = tape_gradients(swl, bm.pairs, w);
+        CHECK(fixed.back() == 0.0);
+        CHECK(learn.back() != 0.0);
+        fixed.pop_back();
+        learn.pop_back();
+        CHECK(fixed == learn);
+    }
+}
+
 TEST_CASE("SmithWaterman::value_and_grad with a kept workspace gives the same bits, call after call", "[ops][sw][value_and_grad]") {
     std::vector<SmithWatermanConfig> configs = proper_configs(0.7);
     configs.push_back(compat_config(1.1, 2.0, 0.5));
@@ -980,8 +1027,8 @@ TEST_CASE("SmithWaterman::value_and_grad stays finite: tau 1e-4..1e4, scores 1e4
                 const std::string q = c == setting ? long_q : long_q.substr(0, 1000);
                 const Batch b = batch_of(sw, {{q, t50}, {"A", "C"}, {t50, "A"}});
                 const std::vector<double> w{1.0, -0.5, 2.0};
-                const auto d = sw.value_and_grad<double>(b.pairs, w);
-                const auto f = sw.value_and_grad<float>(b.pairs, w, ops::SwGradOptions{100});
+                const auto d = sw.value_and_grad<double>(b.pairs, w, {.temperature_gradient = true});
+                const auto f = sw.value_and_grad<float>(b.pairs, w, {.checkpoint = 100, .temperature_gradient = true});
                 for (const double g : vag_gradients(d)) CHECK(std::isfinite(g));
                 for (const double g : vag_gradients(f)) CHECK(std::isfinite(g));
                 for (std::size_t k = 0; k < w.size(); ++k) {

@@ -387,10 +387,11 @@ TEST_CASE("SmithWaterman::value_and_grad gives a single pair's gradients whichev
         // weight 1/32: a full group of the inter-pair kernel
         const std::vector<ops::CodePair> single{{q, t}}, copies(32, ops::CodePair{q, t});
         const std::vector<double> w1{1.0}, w32(32, 1.0 / 32.0);
-        const auto alone = sw.value_and_grad<double>(single, w1);
-        const auto alone_ck = sw.value_and_grad<double>(single, w1, ops::SwGradOptions{17});
-        const auto lanes = sw.value_and_grad<double>(copies, w32);
-        const auto alone_f = sw.value_and_grad<float>(single, w1);
+        const ops::SwGradOptions tau{.temperature_gradient = true};
+        const auto alone = sw.value_and_grad<double>(single, w1, tau);
+        const auto alone_ck = sw.value_and_grad<double>(single, w1, {.checkpoint = 17, .temperature_gradient = true});
+        const auto lanes = sw.value_and_grad<double>(copies, w32, tau);
+        const auto alone_f = sw.value_and_grad<float>(single, w1, tau);
         INFO(model_name(md) << ": open " << alone.gap_open << " / " << lanes.gap_open << ", extend " << alone.gap_extend
              << " / " << lanes.gap_extend << ", tau " << alone.temperature << " / " << lanes.temperature);
         double scale = 1.0;

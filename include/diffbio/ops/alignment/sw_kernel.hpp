@@ -38,6 +38,9 @@ struct SwModel {
     SwKind kind = SwKind::Affine;
     bool local = true;
     bool hard = false; ///< exact max in every cell (τ unused)
+    /// Gradients include ∂/∂τ. false: the SIMD backwards skip its entropy terms (a log per cell
+    /// linear, three affine) and the drivers report 0 for it.
+    bool dtau = true;
     std::size_t states() const noexcept { return kind == SwKind::Affine ? 3 : 1; }
 };
 

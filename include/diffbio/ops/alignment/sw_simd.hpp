@@ -764,6 +764,7 @@ struct SwVGrads {
     V open = V::broadcast(F(0));
     V extend = V::broadcast(F(0));
     V tau = V::broadcast(F(0));
+    bool dtau = true; ///< false: tau stays 0 (SwModel::dtau)
 };
 
 /// Soft weights of K ∈ {2, 3, 4} candidates by a tournament: pairs (c0, c1), (c2, c3) and then
@@ -816,9 +817,10 @@ DIFFBIO_FORCE_INLINE V sw_vtournament(const std::array<V, K>& c, const SwSoft<V>
     }
 }
 
-/// Softmax weights of K candidates (w[k]) and the entropy −Σ w log w (0 when hard).
+/// Softmax weights of K candidates (w[k]) and the entropy −Σ w log w (0 when hard, or when not
+/// `entropy`: ∂/∂τ not wanted, its log skipped).
 template <bool Hard, int K, class V>
-DIFFBIO_FORCE_INLINE V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& w) {
+DIFFBIO_FORCE_INLINE V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t, std::array<V, K>& w, bool entropy) {
     using F = typename V::value_type;
     const V one = V::broadcast(F(1)), zero = V::broadcast(F(0));
     if constexpr (Hard) {
@@ -837,7 +839,7 @@ DIFFBIO_FORCE_INLINE V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t
         const V ut = sw_vtournament<K>(c, t, w, z);
         const V iz = one / z;
         for (int k = 0; k < K; ++k) w[k] *= iz;
-        return simd::log_normal(z) - ut * iz;
+        return entropy ? simd::log_normal(z) - ut * iz : zero;
     }
 }
 
@@ -848,11 +850,11 @@ DIFFBIO_FORCE_INLINE V sw_vweights(const std::array<V, K>& c, const SwSoft<V>& t
 /// the flat 4-way choice (0 or P↖ inside M, gu, gl), which is P's entropy plus w_M times M's (the
 /// chain rule of entropy); in the end term's entropy log(1 + r) cancels likewise: one log per cell.
 /// Gives am = ∂/∂M (end weight included), the gap weights wu, wl and wd, P↖'s weight inside M;
-/// adds to tau (a · entropy) and ent (the end distribution's entropy, times f̄ later).
+/// where dtau, adds to tau (a · entropy) and ent (the end distribution's entropy, times f̄ later).
 template <class V>
 DIFFBIO_FORCE_INLINE void sw_vlinear_local_back(const V& a, const V& s, const V& pd, const V& gu, const V& gl,
-                                                const V& Fv, const V& fb, const SwSoft<V>& t, V& tau, V& ent, V& am,
-                                                V& wu, V& wl, V& wd) {
+                                                const V& Fv, const V& fb, const SwSoft<V>& t, bool dtau, V& tau,
+                                                V& ent, V& am, V& wu, V& wl, V& wd) {
     using F = typename V::value_type;
     const V zero = V::broadcast(F(0)), one = V::broadcast(F(1));
     const V x2 = simd::neg_abs(pd) * t.inv;
@@ -866,14 +868,14 @@ DIFFBIO_FORCE_INLINE void sw_vlinear_local_back(const V& a, const V& s, const V&
     const V uB = u[0] * r2; // the P↖ branch's extra mass
     const V Z = z + uB;
     const V iZ = one / Z, iz2 = one / z2;
-    tau += a * (simd::log_normal(Z) - (ut + uB * (xM + x2)) * iZ);
+    if (dtau) tau += a * (simd::log_normal(Z) - (ut + uB * (xM + x2)) * iZ);
     wu = u[1] * iZ;
     wl = u[2] * iZ;
     // the end weight e^{(M − F)/τ} and its entropy term, less M's own (in the τ part above)
     const V te = (mM - Fv) * t.inv;
     const V ws = simd::exp(te) * z2;
     const V wb = r2 * iz2; // weight of the smaller of (0, P↖) inside M
-    ent -= ws * (wb * x2 + te);
+    if (dtau) ent -= ws * (wb * x2 + te);
     am = a * ((u[0] + uB) * iZ) + fb * ws;
     wd = simd::select(pd >= zero, iz2, wb);
 }
@@ -927,7 +929,7 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
             if constexpr (Local && !Hard) {
                 V wu, wl, wd;
                 sw_vlinear_local_back(a, V::load(sbuf.data() + (j - 1) * L), pd, Pu[j] - e, Pi[j - 1] - e, Fv, fb, t,
-                                      acc.tau, ent, aM, wu, wl, wd);
+                                      acc.dtau, acc.tau, ent, aM, wu, wl, wd);
                 prev[j] += a * wu;
                 cur[j - 1] += a * wl;
                 acc.extend -= a * (wu + wl);
@@ -939,7 +941,7 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
                 } else {
                     Mv = V::load(sbuf.data() + (j - 1) * L) + pd;
                 }
-                acc.tau += a * sw_vweights<Hard, 3>({Mv, Pu[j] - e, Pi[j - 1] - e}, t, w3);
+                acc.tau += a * sw_vweights<Hard, 3>({Mv, Pu[j] - e, Pi[j - 1] - e}, t, w3, acc.dtau);
                 aM = a * w3[0];
                 prev[j] += a * w3[1];
                 cur[j - 1] += a * w3[2];
@@ -947,7 +949,7 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
                 if constexpr (Local) {
                     aM += simd::select((bi == iv) & (bj == V::broadcast(static_cast<F>(j))), fb, zero);
                     // M = s + max(0, P_d): the first maximum takes it
-                    (void)sw_vweights<Hard, 2>({zero, pd}, t, w2);
+                    (void)sw_vweights<Hard, 2>({zero, pd}, t, w2, false);
                     prev[j - 1] += aM * w2[1];
                 } else {
                     prev[j - 1] += aM;
@@ -962,7 +964,7 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
         std::swap(cur, prev);
         std::fill(prev, prev + w, zero);
     }
-    acc.tau += fb * ent;
+    if (acc.dtau) acc.tau += fb * ent;
 }
 
 template <bool Hard, bool Local, class F, int L, class Tab, class SinkRow>
@@ -1021,25 +1023,25 @@ void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
                     } else {
                         const V tt = (Mi[j] - Fv) * t.inv;
                         const V ws = simd::exp(tt);
-                        ent -= ws * tt;
+                        if (acc.dtau) ent -= ws * tt;
                         aM += fb * ws;
                     }
                 }
                 arow[j - 1] = aM;
                 if constexpr (Local) {
-                    acc.tau += aM * sw_vweights<Hard, 4>({zero, Mu[j - 1], Xu[j - 1], Yu[j - 1]}, t, w4);
+                    acc.tau += aM * sw_vweights<Hard, 4>({zero, Mu[j - 1], Xu[j - 1], Yu[j - 1]}, t, w4, acc.dtau);
                     pM[j - 1] += aM * w4[1];
                     pX[j - 1] += aM * w4[2];
                     pY[j - 1] += aM * w4[3];
                 } else {
-                    acc.tau += aM * sw_vweights<Hard, 3>({Mu[j - 1], Xu[j - 1], Yu[j - 1]}, t, w3);
+                    acc.tau += aM * sw_vweights<Hard, 3>({Mu[j - 1], Xu[j - 1], Yu[j - 1]}, t, w3, acc.dtau);
                     pM[j - 1] += aM * w3[0];
                     pX[j - 1] += aM * w3[1];
                     pY[j - 1] += aM * w3[2];
                 }
             }
             if (i > 0) {
-                acc.tau += aX * sw_vweights<Hard, 3>({Mu[j] - o, Xu[j] - e, Yu[j] - o}, t, w3);
+                acc.tau += aX * sw_vweights<Hard, 3>({Mu[j] - o, Xu[j] - e, Yu[j] - o}, t, w3, acc.dtau);
                 pM[j] += aX * w3[0];
                 pX[j] += aX * w3[1];
                 pY[j] += aX * w3[2];
@@ -1047,7 +1049,7 @@ void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
                 acc.extend -= aX * w3[1];
             }
             if (j > 0) {
-                acc.tau += aY * sw_vweights<Hard, 3>({Mi[j - 1] - o, Yi[j - 1] - e, Xi[j - 1] - o}, t, w3);
+                acc.tau += aY * sw_vweights<Hard, 3>({Mi[j - 1] - o, Yi[j - 1] - e, Xi[j - 1] - o}, t, w3, acc.dtau);
                 cM[j - 1] += aY * w3[0];
                 cY[j - 1] += aY * w3[1];
                 cX[j - 1] += aY * w3[2];
@@ -1063,7 +1065,7 @@ void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
         std::fill(pX, pX + w, zero);
         std::fill(pY, pY + w, zero);
     }
-    acc.tau += fb * ent;
+    if (acc.dtau) acc.tau += fb * ent;
 }
 
 template <bool Hard, class F, int L, class Tab, class Fill, class SinkRow>
@@ -1080,7 +1082,7 @@ void sw_vbackward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
     V fb, mbar;
     for (int l = 0; l < L; ++l) fb.set(l, fbar[l]);
     std::array<V, 2> w2;
-    acc.tau += fb * sw_vweights<Hard, 2>({zero, mx}, t, w2);
+    acc.tau += fb * sw_vweights<Hard, 2>({zero, mx}, t, w2, acc.dtau);
     mbar = simd::select(ties > zero, fb * w2[1] / simd::max(ties, V::broadcast(F(1))), zero);
     adj.assign(3 * w, zero);
     V* cur = adj.data();
@@ -1098,7 +1100,7 @@ void sw_vbackward_compat(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
             const auto in = rin & (V::broadcast(static_cast<F>(j)) <= ncol);
             const V a = cur[j] + simd::select(in & (Hi[j] == mx), mbar, zero);
             const V s = V::load(sbuf.data() + (j - 1) * L);
-            acc.tau += a * sw_vweights<Hard, 4>({zero, Hu[j - 1] + s, Hu[j] - gap, Hi[j - 1] - gap}, t, w4);
+            acc.tau += a * sw_vweights<Hard, 4>({zero, Hu[j - 1] + s, Hu[j] - gap, Hi[j - 1] - gap}, t, w4, acc.dtau);
             arow[j - 1] = a * w4[1];
             prev[j - 1] += a * w4[1];
             prev[j] += a * w4[2];
@@ -1692,6 +1694,7 @@ void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, cons
                 sw_vforward<F, L>(md, p, g, fill, sw_vrows_rolling(md, g.N, w.rows), w.sbuf, score.data());
             } else {
                 SwVGrads<V> acc;
+                acc.dtau = md.dtau;
                 double* Sbar = w.Sbar.data();
                 auto sink_row = [&](std::size_t i, const V* a) {
                     if (fill.vectorised()) return fill.sink_row(i, a, Sbar);
@@ -1715,7 +1718,7 @@ void sw_simd_value_and_grad_codes(const SwModel& md, const SwScalars<F>& p, cons
             for (std::size_t e = 0; e < w.Sbar.size(); ++e) res.Sbar[e] += w.Sbar[e];
             res.g.open += w.g.open;
             res.g.extend += w.g.extend;
-            res.g.tau += w.g.tau;
+            res.g.tau += md.dtau ? w.g.tau : 0.0; // the scalar paths still sum it
             if (w.kept != nullptr) std::swap(w.table, *w.kept); // back to the caller's pool
         });
 }
@@ -1791,6 +1794,7 @@ void sw_simd_value_and_grad_profiles(const SwModel& md, const SwScalars<F>& p, c
             } else {
                 w.dense.assign(off[used], 0.0);
                 SwVGrads<V> acc;
+                acc.dtau = md.dtau;
                 auto sink_row = [&](std::size_t i, const V* a) {
                     for (int l = 0; l < used; ++l) {
                         if (i >= g.m[l]) continue;
@@ -1815,7 +1819,7 @@ void sw_simd_value_and_grad_profiles(const SwModel& md, const SwScalars<F>& p, c
             for (std::size_t e = 0; e < w.Sbar.size(); ++e) res.Sbar[e] += w.Sbar[e];
             res.g.open += w.g.open;
             res.g.extend += w.g.extend;
-            res.g.tau += w.g.tau;
+            res.g.tau += md.dtau ? w.g.tau : 0.0; // the scalar paths still sum it
         });
 }
 

@@ -499,24 +499,24 @@ void sw_wave_affine_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
                             gM = simd::select(in, V::load(nM + i + 1), zero);
                     const V Mv = cells.at(i) + V::load(D3 + i - 1), Xv = V::load(U1 + i - 1), Yv = V::load(U2 + i);
                     std::array<V, 3> w1, w2;
-                    const V h1 = sw_vweights<Hard, 3>({Mv - o, Xv - e, Yv - o}, t, w1);
-                    const V h2 = sw_vweights<Hard, 3>({Mv - o, Yv - e, Xv - o}, t, w2);
+                    const V h1 = sw_vweights<Hard, 3>({Mv - o, Xv - e, Yv - o}, t, w1, acc.dtau);
+                    const V h2 = sw_vweights<Hard, 3>({Mv - o, Yv - e, Xv - o}, t, w2, acc.dtau);
                     V am = gX * w1[0] + gY * w2[0], ax = gX * w1[1] + gY * w2[2], ay = gX * w1[2] + gY * w2[1], h3;
                     if constexpr (Local) {
                         std::array<V, 4> w3;
-                        h3 = sw_vweights<Hard, 4>({zero, Mv, Xv, Yv}, t, w3);
+                        h3 = sw_vweights<Hard, 4>({zero, Mv, Xv, Yv}, t, w3, acc.dtau);
                         am += gM * w3[1], ax += gM * w3[2], ay += gM * w3[3];
                         if constexpr (Hard) {
                             const V iv = iota + static_cast<F>(i);
                             am += simd::select((iv == bi) & ((static_cast<F>(d) - iv) == bj), fb, zero);
                         } else {
                             const V tt = (Mv - Fv) * t.inv, ws = simd::exp(tt);
-                            ent -= ws * tt;
+                            if (acc.dtau) ent -= ws * tt;
                             am += fb * ws;
                         }
                     } else {
                         std::array<V, 3> w3;
-                        h3 = sw_vweights<Hard, 3>({Mv, Xv, Yv}, t, w3);
+                        h3 = sw_vweights<Hard, 3>({Mv, Xv, Yv}, t, w3, acc.dtau);
                         am += gM * w3[0], ax += gM * w3[1], ay += gM * w3[2];
                     }
                     acc.tau += gX * h1 + gY * h2 + gM * h3;
@@ -534,7 +534,7 @@ void sw_wave_affine_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
         adj.clear_margins(d, d > n ? d - n : 0, std::min(m, d), static_cast<std::size_t>(L));
     }
     if constexpr (Local && !Hard) {
-        acc.tau += fb * ent;
+        if (acc.dtau) acc.tau += fb * ent;
         gb.tau += static_cast<double>(fbar) * std::exp(-score * invd) * score * invd; // −w₀ log w₀, the empty alignment
     }
 }
@@ -579,7 +579,7 @@ void sw_wave_linear_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
                     V am;
                     if constexpr (Local && !Hard) {
                         V wu, wl, wd;
-                        sw_vlinear_local_back(Pbar, s, pd, gu, gl, Fv, fb, t, acc.tau, ent, am, wu, wl, wd);
+                        sw_vlinear_local_back(Pbar, s, pd, gu, gl, Fv, fb, t, acc.dtau, acc.tau, ent, am, wu, wl, wd);
                         acc.extend -= Pbar * (wu + wl);
                         (Pbar * wu).store(cu + i);
                         (Pbar * wl).store(cl + i);
@@ -587,7 +587,7 @@ void sw_wave_linear_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
                     } else {
                         const V Mv = Local ? s + sw_vsmax2<Hard>(zero, pd, t) : s + pd;
                         std::array<V, 3> w3;
-                        const V h = sw_vweights<Hard, 3>({Mv, gu, gl}, t, w3);
+                        const V h = sw_vweights<Hard, 3>({Mv, gu, gl}, t, w3, acc.dtau);
                         am = Pbar * w3[0];
                         acc.tau += Pbar * h;
                         acc.extend -= Pbar * (w3[1] + w3[2]);
@@ -597,7 +597,7 @@ void sw_wave_linear_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
                             const V iv = iota + static_cast<F>(i);
                             am += simd::select((iv == bi) & ((static_cast<F>(d) - iv) == bj), fb, zero);
                             std::array<V, 2> w2;
-                            acc.tau += am * sw_vweights<Hard, 2>({zero, pd}, t, w2);
+                            acc.tau += am * sw_vweights<Hard, 2>({zero, pd}, t, w2, acc.dtau);
                             (am * w2[1]).store(cd + i);
                         } else {
                             am.store(cd + i);
@@ -625,7 +625,7 @@ void sw_wave_linear_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
         adj.clear_margins(d, d > n ? d - n : 0, std::min(m, d), static_cast<std::size_t>(L));
     }
     if constexpr (Local && !Hard) {
-        acc.tau += fb * ent;
+        if (acc.dtau) acc.tau += fb * ent;
         gb.tau += static_cast<double>(fbar) * std::exp(-score * invd) * score * invd;
     }
 }
@@ -658,6 +658,7 @@ F sw_wave_value_and_grad(const SwModel& md, const SwScalars<F>& p, std::size_t m
         if (fbar == F(0)) return;
         const std::pair<std::size_t, std::size_t> end = track != nullptr ? best.cell() : std::pair<std::size_t, std::size_t>{};
         SwVGrads<V> acc;
+        acc.dtau = md.dtau;
         if (md.kind == SwKind::Linear) {
             sw_wave_linear_backward<H, Lc, F, L>(p, m, n, cells, w, tab, score, fbar, end, sink, acc, g);
         } else {

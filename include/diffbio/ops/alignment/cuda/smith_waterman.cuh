@@ -1218,7 +1218,8 @@ std::vector<F> smith_waterman_scores(const exec::Cuda& p, const SmithWaterman& o
 }
 
 /// SmithWaterman::value_and_grad on the GPU: the same inputs (integer-coded pairs and one weight
-/// per pair, host memory) and result. The DP runs in F; the sums over cells and pairs in double.
+/// per pair, host memory) and result, with ∂/∂τ always (the CPU's with
+/// SwGradOptions::temperature_gradient). The DP runs in F; the sums over cells and pairs in double.
 template <class F = double, class W = double>
 SwGradResult<F> smith_waterman_value_and_grad(const exec::Cuda& p, const SmithWaterman& op,
                                               std::span<const CodePair> pairs, std::span<const W> weights,
