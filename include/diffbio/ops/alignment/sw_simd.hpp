@@ -1068,28 +1068,68 @@ void sw_vbackward_affine(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
     if (acc.dtau) acc.tau += fb * ent;
 }
 
-/// Soft affine reverse sweep in the pull form of sw_vaffine_out (Fast): a cell's (M, X, Y) fed g1
-/// (X of the cell below), g2 (Y of the cell to the right) and g3 (M of the diagonal cell, less its
-/// score) through one set of exps, so the cell takes its adjoints from those three successors with
-/// the forward's 3 exps (4 local) instead of a tournament per soft max (7 exps). With X̄↓, Ȳ→, M̄↘
-/// the successors' adjoints, a_c = e^{(c − m)/τ} and the normalisers Z1 = k_o(a_M + a_Y) + k_e·a_X,
-/// Z2 = k_o(a_M + a_X) + k_e·a_Y, D3 = S = a_M + a_X + a_Y (local: S + z where m ≥ 0, else 1 + z·S,
-/// z = e^{−|m|/τ}, f3 = 1 or z; global f3 = 1):
+/// The adjoints of one soft affine cell in the pull form of sw_vaffine_out (Fast): the cell's
+/// (M, X, Y) fed g1 (X of the cell below), g2 (Y of the cell to the right) and g3 (M of the
+/// diagonal cell, less its score) through one set of exps, so it takes its adjoints from those
+/// three successors with the forward's 3 exps (4 local) instead of a tournament per soft max (7
+/// exps). With X̄↓, Ȳ→, M̄↘ the successors' adjoints, a_c = e^{(c − m)/τ} and the normalisers
+/// Z1 = k_o(a_M + a_Y) + k_e·a_X, Z2 = k_o(a_M + a_X) + k_e·a_Y, D3 = S = a_M + a_X + a_Y (local:
+/// S + z where m ≥ 0, else 1 + z·S, z = e^{−|m|/τ}, f3 = 1 or z; global f3 = 1):
 ///   u1 = X̄↓/Z1, u2 = Ȳ→/Z2, u3 = f3·M̄↘/D3
-///   M̄ = a_M·(k_o(u1 + u2) + u3) [+ f̄·e^{(M − F)/τ} local], X̄ = a_X·(k_e·u1 + k_o·u2 + u3),
-///   Ȳ = a_Y·(k_o·u1 + k_e·u2 + u3)
-/// The global F = g3 at (m_l, n_l) adds f̄ to M̄↘ there. Where acc.dtau, each soft max adds its
-/// adjoint times ∂g/∂τ = log Z − Σ_c w_c·(c' − base)/τ (three logs per cell). Every cell of the
-/// table is visited (row 0 and column 0 feed the global model's leading gaps), rows bottom-up.
+///   M̄ = a_M·(k_o(u1 + u2) + u3), X̄ = a_X·(k_e·u1 + k_o·u2 + u3), Ȳ = a_Y·(k_o·u1 + k_e·u2 + u3)
+/// (the local end weight is the caller's). Where acc.dtau, each soft max adds its adjoint times
+/// ∂g/∂τ = log Z − Σ_c w_c·(c' − base)/τ: three logs per cell.
+template <bool Local, class V>
+struct SwAffinePull {
+    using F = typename V::value_type;
+    SwAffineOut<V> c;
+    V lko, lke; // log k_o, log k_e
+    SwAffinePull(F open, F extend, F tau)
+        : c(open, extend, tau), lko(V::broadcast(-(open - std::min(open, extend)) / tau)),
+          lke(V::broadcast(-(extend - std::min(open, extend)) / tau)) {}
+    /// xd, yr, gM by value: ybar may alias yr (a row's Ȳ carried from cell to cell).
+    DIFFBIO_FORCE_INLINE void operator()(const V& Mv, const V& Xv, const V& Yv, const V xd, const V yr, const V gM,
+                                         SwVGrads<V>& acc, V& mbar, V& xbar, V& ybar) const {
+        const V zero = V::broadcast(F(0)), one = V::broadcast(F(1));
+        const V m = simd::max(simd::max(Mv, Xv), Yv);
+        const V xM = (Mv - m) * c.t.inv, xX = (Xv - m) * c.t.inv, xY = (Yv - m) * c.t.inv;
+        const V aM = simd::exp_nonpos(xM), aX = simd::exp_nonpos(xX), aY = simd::exp_nonpos(xY);
+        const V Z1 = c.ko * (aM + aY) + c.ke * aX, Z2 = c.ko * (aM + aX) + c.ke * aY, S = aM + aX + aY;
+        V D3 = S, f3 = one, x0 = zero; // local: x0 = the 0 candidate's term of ∂g3/∂τ
+        if constexpr (Local) {
+            const V nm = simd::neg_abs(m) * c.t.inv;
+            const V z = simd::exp_nonpos(nm);
+            const auto pos = m >= zero;
+            D3 = simd::select(pos, S + z, z * S + one);
+            f3 = simd::select(pos, one, z);
+            x0 = simd::select(pos, z, S) * nm;
+        }
+        const V u1 = xd / Z1, u2 = yr / Z2, u3 = gM * f3 / D3;
+        mbar = aM * (c.ko * (u1 + u2) + u3);
+        xbar = aX * (c.ke * u1 + c.ko * u2 + u3);
+        ybar = aY * (c.ko * u1 + c.ke * u2 + u3);
+        acc.open -= c.ko * (u1 * (aM + aY) + u2 * (aM + aX));
+        acc.extend -= c.ke * (u1 * aX + u2 * aY);
+        if (acc.dtau) {
+            const V eM = aM * (xM + lko), eXo = aX * (xX + lko), eYo = aY * (xY + lko), eXe = aX * (xX + lke),
+                    eYe = aY * (xY + lke), T = aM * xM + aX * xX + aY * xY;
+            acc.tau += (xd * simd::log_normal(Z1) - u1 * (c.ko * (eM + eYo) + c.ke * eXe)) +
+                       (yr * simd::log_normal(Z2) - u2 * (c.ko * (eM + eXo) + c.ke * eYe)) +
+                       (gM * simd::log_normal(D3) - u3 * (T + x0));
+        }
+    }
+};
+
+/// Soft affine reverse sweep by SwAffinePull, every cell of the table (row 0 and column 0 feed the
+/// global model's leading gaps), rows bottom-up, each right to left. The global F = g3 at
+/// (m_l, n_l) adds f̄ to M̄↘ there; local cells add f̄·e^{(M − F)/τ} to M̄.
 template <bool Local, class F, int L, class Tab, class SinkRow>
 void sw_vbackward_affine_fast(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& tab, const F* score,
                               const F* fbar, SinkRow&& sink_row, SwVGrads<simd::pack<F, L>>& acc,
                               std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
-    const SwAffineOut<V> c(p.open, p.extend, p.tau);
-    const V zero = V::broadcast(F(0)), one = V::broadcast(F(1));
-    const F pmin = std::min(p.open, p.extend);
-    const V lko = V::broadcast(-(p.open - pmin) / p.tau), lke = V::broadcast(-(p.extend - pmin) / p.tau);
+    const SwAffinePull<Local, V> pull(p.open, p.extend, p.tau);
+    const V zero = V::broadcast(F(0)), inv = pull.c.t.inv;
     const std::size_t M = g.M, N = g.N, w = N + 2;
     adj.assign(5 * w, zero);
     V* dX = adj.data(); // X̄ and M̄ of the row below (column N + 1: 0)
@@ -1099,9 +1139,8 @@ void sw_vbackward_affine_fast(const SwScalars<F>& p, const SwGroupShape<L>& g, T
     V* fin = nM + w; // global: f̄ joining M̄↘ at (m_l, n_l) of this row
     V Fv, fb;
     for (int l = 0; l < L; ++l) Fv.set(l, score[l]), fb.set(l, fbar[l]);
-    const bool dtau = acc.dtau;
     V ent = zero;
-    if (Local && dtau) ent = simd::exp(-Fv * c.t.inv) * Fv * c.t.inv; // −w₀ log w₀ of the empty alignment
+    if (Local && acc.dtau) ent = simd::exp(-Fv * inv) * Fv * inv; // −w₀ log w₀ of the empty alignment
     for (std::size_t i = M + 1; i-- > 0;) {
         tab.prepare(i);
         const V* Mi = tab.row(0, i);
@@ -1114,38 +1153,12 @@ void sw_vbackward_affine_fast(const SwScalars<F>& p, const SwGroupShape<L>& g, T
         }
         V ybar = zero; // Ȳ of (i, j + 1)
         for (std::size_t j = N + 1; j-- > 0;) {
-            const V Mv = Mi[j], Xv = Xi[j], Yv = Yi[j];
-            const V m = simd::max(simd::max(Mv, Xv), Yv);
-            const V xM = (Mv - m) * c.t.inv, xX = (Xv - m) * c.t.inv, xY = (Yv - m) * c.t.inv;
-            const V aM = simd::exp_nonpos(xM), aX = simd::exp_nonpos(xX), aY = simd::exp_nonpos(xY);
-            const V Z1 = c.ko * (aM + aY) + c.ke * aX, Z2 = c.ko * (aM + aX) + c.ke * aY, S = aM + aX + aY;
-            V D3 = S, f3 = one, x0 = zero; // local: x0 = the 0 candidate's term of ∂g3/∂τ, over nm
+            V mbar, xbar;
+            pull(Mi[j], Xi[j], Yi[j], dX[j], ybar, Local ? dM[j + 1] : dM[j + 1] + fin[j], acc, mbar, xbar, ybar);
             if constexpr (Local) {
-                const V nm = simd::neg_abs(m) * c.t.inv;
-                const V z = simd::exp_nonpos(nm);
-                const auto pos = m >= zero;
-                D3 = simd::select(pos, S + z, z * S + one);
-                f3 = simd::select(pos, one, z);
-                x0 = simd::select(pos, z, S) * nm;
-            }
-            const V xd = dX[j], yr = ybar, gM = Local ? dM[j + 1] : dM[j + 1] + fin[j];
-            const V u1 = xd / Z1, u2 = yr / Z2, u3 = gM * f3 / D3;
-            V mbar = aM * (c.ko * (u1 + u2) + u3);
-            const V xbar = aX * (c.ke * u1 + c.ko * u2 + u3);
-            ybar = aY * (c.ko * u1 + c.ke * u2 + u3);
-            acc.open -= c.ko * (u1 * (aM + aY) + u2 * (aM + aX));
-            acc.extend -= c.ke * (u1 * aX + u2 * aY);
-            if (dtau) {
-                const V eM = aM * (xM + lko), eXo = aX * (xX + lko), eYo = aY * (xY + lko), eXe = aX * (xX + lke),
-                        eYe = aY * (xY + lke), T = aM * xM + aX * xX + aY * xY;
-                acc.tau += (xd * simd::log_normal(Z1) - u1 * (c.ko * (eM + eYo) + c.ke * eXe)) +
-                           (yr * simd::log_normal(Z2) - u2 * (c.ko * (eM + eXo) + c.ke * eYe)) +
-                           (gM * simd::log_normal(D3) - u3 * (T + x0));
-            }
-            if constexpr (Local) {
-                const V tt = (Mv - Fv) * c.t.inv;
+                const V tt = (Mi[j] - Fv) * inv;
                 const V ws = simd::exp(tt);
-                if (dtau) ent -= ws * tt;
+                if (acc.dtau) ent -= ws * tt;
                 mbar += fb * ws;
             }
             nM[j] = mbar;
@@ -1160,7 +1173,7 @@ void sw_vbackward_affine_fast(const SwScalars<F>& p, const SwGroupShape<L>& g, T
             }
         }
     }
-    if (Local && dtau) acc.tau += fb * ent;
+    if (Local && acc.dtau) acc.tau += fb * ent;
 }
 
 template <bool Hard, class F, int L, class Tab, class Fill, class SinkRow>

@@ -447,6 +447,7 @@ void sw_wave_affine_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
             fb = V::broadcast(fbar), Fv = V::broadcast(score), iota = sw_wave_iota<V>(),
             bi = V::broadcast(static_cast<F>(best.first)), bj = V::broadcast(static_cast<F>(best.second));
     const double od = p.open, ed = p.extend, invd = 1.0 / static_cast<double>(p.tau);
+    const SwAffinePull<Local, V> pull(p.open, p.extend, p.tau);
     const std::size_t pad = static_cast<std::size_t>(L) + 4, width = m + 1 + 2 * pad;
     w.adj.assign(9 * width, F(0));
     const SwWaveAdj<F> adj{w.adj.data(), width, pad};
@@ -498,6 +499,19 @@ void sw_wave_affine_backward(const SwScalars<F>& p, std::size_t m, std::size_t n
                     const V gX = simd::select(in, V::load(nX + i + 1), zero), gY = simd::select(in, V::load(nY + i), zero),
                             gM = simd::select(in, V::load(nM + i + 1), zero);
                     const V Mv = cells.at(i) + V::load(D3 + i - 1), Xv = V::load(U1 + i - 1), Yv = V::load(U2 + i);
+                    if constexpr (!Hard && Fast) { // the forward's shared exps (SwAffinePull)
+                        V am, ax, ay;
+                        pull(Mv, Xv, Yv, gX, gY, gM, acc, am, ax, ay);
+                        if constexpr (Local) {
+                            const V tt = (Mv - Fv) * t.inv, ws = simd::exp(tt);
+                            if (acc.dtau) ent -= ws * tt;
+                            am += fb * ws;
+                        }
+                        am.store(aM + i);
+                        ax.store(aX + i);
+                        ay.store(aY + i);
+                        continue;
+                    }
                     std::array<V, 3> w1, w2;
                     const V h1 = sw_vweights<Hard, 3>({Mv - o, Xv - e, Yv - o}, t, w1, acc.dtau);
                     const V h2 = sw_vweights<Hard, 3>({Mv - o, Yv - e, Xv - o}, t, w2, acc.dtau);
