@@ -111,7 +111,7 @@ template <class T, int N>
 inline constexpr int sub_lanes = N < native_lanes<T> ? N : native_lanes<T>;
 
 /// Whether this build has AVX-512 instructions for a register R of R's width (zmm; ymm and xmm with
-/// AVX512VL): scale_by_pow2 and div_f64 below exist for those widths only.
+/// AVX512VL): scale_by_pow2 and rcp14_f64 below exist for those widths only (div_f64 falls back).
 template <class R>
 inline constexpr bool avx512_width =
 #if defined(DIFFBIO_SIMD_AVX512) && defined(__AVX512VL__)
