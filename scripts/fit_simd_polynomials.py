@@ -2,6 +2,7 @@
 """Refits the double-precision polynomials of include/diffbio/core/simd.hpp.
 
     /usr/bin/python3 scripts/fit_simd_polynomials.py exp   # q of degree 10, e^r = 1 + r*q(r)
+    /usr/bin/python3 scripts/fit_simd_polynomials.py exp16 # q of degree 5 on |r| <= ln2/32 (AVX-512)
     /usr/bin/python3 scripts/fit_simd_polynomials.py log   # q of degree 6, log(1+f) = 2s(1 + z*q(z))
 
 Needs mpmath (Debian: python3-mpmath). Each fit is a Lawson iteration (iteratively reweighted
@@ -11,6 +12,8 @@ conditioned. It prints the largest weighted error on the grid and the coefficien
 term first, as the nearest doubles (the values pasted into simd.hpp, highest degree first there).
 
 exp: |r| <= ln2/2, weight |r|/e^r, so the error measured is the relative error of 1 + r*q(r).
+exp16: the same on |r| <= ln2/32 (the 16-entry table form); also prints the table 2^(j/16) and
+     ln2/16 split in a 32-bit high part and the rest.
 log: s = f/(2+f) in [-(sqrt2-1)/(sqrt2+1), +...], z = s^2; q* = (atanh(s)/s - 1)/z; weight z, the
      relative error of 2s(1 + z*q) against log(1 + f) = 2*atanh(s) to first order.
 """
@@ -60,6 +63,14 @@ def main():
         r = mp.log(2) / 2 * mp.mpf(1.0001)
         worst, c = lawson(lambda x: (mp.exp(x) - 1) / x if x != 0 else mp.mpf(1),
                           lambda x: abs(x) / mp.exp(x), -r, r, 10)
+    elif which == "exp16":
+        r = mp.log(2) / 32 * mp.mpf(1.0001)
+        worst, c = lawson(lambda x: (mp.exp(x) - 1) / x if x != 0 else mp.mpf(1),
+                          lambda x: abs(x) / mp.exp(x), -r, r, 5)
+        print("  table:", ", ".join(repr(float(mp.power(2, mp.mpf(j) / 16))) for j in range(16)))
+        m, e = mp.frexp(mp.log(2) / 16)
+        hi = mp.ldexp(mp.floor(mp.ldexp(m, 32)), e - 32)
+        print(f"  ln2/16 = {float(hi)!r} + {float(mp.log(2) / 16 - hi)!r}, 16/ln2 = {float(16 / mp.log(2))!r}")
     elif which == "log":
         smax = (mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)
 
@@ -71,7 +82,7 @@ def main():
 
         worst, c = lawson(q_star, lambda z: z, mp.mpf(0), smax**2 * mp.mpf(1.0001), 6)
     else:
-        sys.exit("usage: fit_simd_polynomials.py exp|log")
+        sys.exit("usage: fit_simd_polynomials.py exp|exp16|log")
     print(f"{which}: largest weighted error on the grid {mp.nstr(worst, 3)}")
     for k, ck in enumerate(c):
         print(f"  c{k} = {float(ck)!r}")

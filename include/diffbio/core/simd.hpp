@@ -41,7 +41,10 @@
 // error on |r| ≤ ln2/2 (a Lawson-reweighted least-squares fit: 9.2e-8, one multiply-add fewer than
 // the degree-6 Taylor polynomial and, with rounding, a smaller worst error: 1.8e-7 against 2.4e-7);
 // double: degree 11, the same form with q fitted likewise (3.4e-18; scripts/fit_simd_polynomials.py
-// refits both double polynomials).
+// refits the double polynomials). Double in 512-bit registers (AVX-512): x = (16·a + j)·ln2/16 + r,
+// |r| ≤ ln2/32, e^x = 2^a·2^{j/16}·e^r with 2^{j/16} from a 16-entry table (one vpermi2pd) and
+// e^r = 1 + r·q(r), q of degree 5 (7.0e-18): two multiply-adds fewer per exp than degree 11, the
+// double soft-max kernels 6–13% faster; worst error 2.0e-16 on a 4M-value sweep (1.5e-16 before).
 // log: x = 2^e·(1 + f) with 1 + f ∈ [√½, √2) (the exponent bits shifted so that the mantissa lands
 // there), log(1 + f) = 2·atanh(s), s = f/(2 + f) ∈ [−0.172, 0.172], by its odd series
 // 2s·(1 + z·q(z)), z = s² (double: q of degree 6 fitted to the series' sum 1/3 + z/5 + …, 1.2e-18
@@ -200,6 +203,26 @@ DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
     constexpr T ln2_lo = f32 ? T(-2.12194440e-4f) : T(1.90821492927058770002e-10);
     R x = x0;
     if constexpr (!Nonpos) x = x0 > hi ? R{} + hi : x0; // NaN stays NaN (both comparisons false)
+#if defined(DIFFBIO_SIMD_AVX512)
+    if constexpr (!f32 && sizeof(R) == 64) {
+        // the table form (see the header comment): k = 16x/ln2 + shifter keeps n = 16a + j in its low
+        // bits, j = n mod 16 (its low 4 bits, negative n included) indexes the two table registers,
+        // r = x − n·ln2/16 (ln2/16 in two parts, the high one with 21 trailing zero bits), the
+        // table entry folded into 1 + r·q by one multiply-add, and vscalefpd scales by 2^floor(n/16)
+        alignas(64) static constexpr double tab[16] = {1.0, 1.0442737824274138, 1.0905077326652577,
+            1.1387886347566916, 1.189207115002721, 1.241857812073484, 1.2968395546510096, 1.3542555469368927,
+            1.4142135623730951, 1.4768261459394993, 1.5422108254079407, 1.6104903319492543, 1.681792830507429,
+            1.7562521603732995, 1.8340080864093424, 1.9152065613971474};
+        const R k = x * T(23.083120654223414) + shifter;
+        const R n = k - shifter;
+        const R r = (x - n * T(0.04332169877307024)) - n * T(1.1926343307941173e-11);
+        const R q = horner<T>(r, T(0.0013888739704813393), T(0.00833349612879478), T(0.04166666668537555),
+            T(0.16666666662853438), T(0.4999999999999968), T(1.0000000000000022));
+        const R tj = R(_mm512_permutex2var_pd(_mm512_load_pd(tab), _mm512_castpd_si512(__m512d(k)), _mm512_load_pd(tab + 8)));
+        const R out = tj + (tj * r) * q;
+        return x0 < lo ? R{} : scale_by_pow2<T>(out, n * T(0.0625)); // vscalefpd takes floor(n/16)
+    }
+#endif
     const R k = x * T(1.44269504088896340736) + shifter;
     const R n = k - shifter;
     const R r = (x - n * ln2_hi) - n * ln2_lo;
