@@ -218,6 +218,16 @@ TEST_CASE("DuplicateWeighting: chunked reverse mode = Dual; CpuParallel and floa
     CHECK(max_abs_diff(par.weights, ref.weights) < 1e-13);
     CHECK(max_abs_diff(par.gseq, ref.gseq) < 1e-12 * max_abs(ref.gseq));
     CHECK(max_abs_diff(par.gparam, ref.gparam) < 1e-12 * max_abs(ref.gparam));
+    // tiles of 16: 70 reads in 5 row tiles (the last partial), 10 off-diagonal tile pairs whose
+    // backward adds H_IJ E_J and H_IJᵀ E_I, against the lone 70 × 70 tile above
+    ops::DuplicateWeighting dw16({.similarity_threshold = 0.6, .temperature = 0.2, .block_size = 16});
+    for (const int threads : {1, 2}) {
+        const VarRun t16 = threads == 1 ? var_run(dw16, b, exec::Cpu{}) : var_run(dw16, b, exec::CpuParallel{2});
+        INFO(threads << " thread(s), tiles of 16");
+        CHECK(max_abs_diff(t16.weights, ref.weights) < 1e-13);
+        CHECK(max_abs_diff(t16.gseq, ref.gseq) < 1e-12 * max_abs(ref.gseq));
+        CHECK(max_abs_diff(t16.gparam, ref.gparam) < 1e-12 * max_abs(ref.gparam));
+    }
     ops::DuplicateWeighting dwf({.similarity_threshold = 0.6, .temperature = 0.2, .float_gradient = true});
     for (const int threads : {1, 2}) {
         const VarRun fl = threads == 1 ? var_run(dwf, b, exec::Cpu{}) : var_run(dwf, b, exec::CpuParallel{2});

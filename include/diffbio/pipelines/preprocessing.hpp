@@ -66,8 +66,9 @@ struct PreprocessingPipelineConfig {
     std::uint64_t seed = 0;            ///< initialisation of the duplicate kernel and the MLP
     /// Reverse mode (Binder<Var>): run the heavy kernels' matrix products in float instead of
     /// double (error correction's network: ErrorCorrectionConfig::float_gradient; duplicate
-    /// weighting's embedding: DuplicateWeightingConfig::float_gradient). About twice as fast;
-    /// values and gradients agree with the double path to float rounding. Off by default.
+    /// weighting's embedding and the backward of its similarities:
+    /// DuplicateWeightingConfig::float_gradient). About twice as fast; values and gradients
+    /// agree with the double path to float rounding. Off by default.
     /// (A Binder<float> forward always computes in float.)
     bool float_gradient = false;
 

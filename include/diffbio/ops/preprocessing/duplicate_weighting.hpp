@@ -20,7 +20,8 @@
 // are exact O(N²·E), computed in tiles of rows × columns so memory stays O(N·E + block²): the
 // N × N matrix is never stored; the forward computes only the tiles on and above the diagonal
 // (S is symmetric), σ vectorised with simd::exp, in float for Binder<float>. The backward recomputes
-// each block (S, σ'; the convolution's pre-activations) instead of storing it. For Var: two
+// each tile (S, σ'; the convolution's pre-activations) instead of storing it, again only the tiles
+// on and above the diagonal (H = ∂L/∂S is symmetric too), in float with float_gradient. For Var: two
 // fused nodes (embedding; weights); float/double run the same kernels without a tape (the
 // embedding in the binder's precision: float for Binder<float>; for Var in float when
 // config.float_gradient); Dual uses the direct formulas (small batches). CpuParallel splits
@@ -61,10 +62,10 @@ struct DuplicateWeightingConfig {
     bool learnable_temperature = true;
     std::uint64_t seed = 0;
     std::size_t block_size = 512;
-    /// Reverse mode (Var) only: run the embedding convolution's GEMMs (forward and backward) in
-    /// float instead of double (the N × N similarity part stays in double). Values and gradients
-    /// agree with the double path to float rounding. Off by default; a Binder<float> forward
-    /// always computes the embedding in float.
+    /// Reverse mode (Var) only: run the embedding convolution's GEMMs (forward and backward) and
+    /// the backward of the N × N similarity part in float instead of double (the forward's cluster
+    /// sizes stay in double). Values and gradients agree with the double path to float rounding.
+    /// Off by default; a Binder<float> forward always computes the embedding in float.
     bool float_gradient = false;
 
     void validate() const {
@@ -385,15 +386,40 @@ double sigmoid_row_sums(V* x, std::size_t m, V tau, V inv_t, V* colsum) {
     return total;
 }
 
-/// Row-major temporaries like the blocks (a storage-order mismatch would make Eigen fall back to
-/// scalar exp).
-using RowArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-/// In place: b ← σ'((b − τ)/T)/T and z ← (b − τ)/T (for the temperature gradient).
-inline void block_sigmoid_derivative(RowMatrix& b, RowMatrix& z, double tau, double temp) {
-    z.array() = (b.array() - tau) / temp;
-    const RowArray e = (-z.array().abs()).exp();
-    b.array() = e / ((1.0 + e) * (1.0 + e)) / temp;
+/// In place over one row i of a tile of S: x[c] = S_ij ← h_ij = (s̄_i + s̄_j)·σ'(z_ij)/T with
+/// z = (S − τ)/T, σ'(z) = e/(1 + e)², e = e^{−|z|} (vectorised: simd::exp on packs of one hardware
+/// register); adds Σ_c h to sum_h and Σ_c h·z to sum_hz.
+template <class V>
+void sigmoid_grad_row(V* x, const V* sbar_j, std::size_t m, V sbar_i, V tau, V inv_t, double& sum_h, double& sum_hz) {
+    std::size_t c = 0;
+#if DIFFBIO_HAVE_VECTOR_EXT
+    constexpr int NL = simd::native_lanes<V>;
+    using P = simd::pack<V, NL>;
+    const P one = P::broadcast(V(1));
+    P ah = P::broadcast(V(0)), ahz = ah;
+    for (; c + NL <= m; c += NL) {
+        const P z = (P::load(x + c) - tau) * inv_t;
+        const P e = simd::exp_nonpos(simd::neg_abs(z));
+        const P r = one / (one + e);
+        const P h = (P::load(sbar_j + c) + sbar_i) * (e * r * r * inv_t);
+        h.store(x + c);
+        ah += h;
+        ahz += h * z;
+    }
+    for (int l = 0; l < NL; ++l) {
+        sum_h += static_cast<double>(ah[l]);
+        sum_hz += static_cast<double>(ahz[l]);
+    }
+#endif
+    for (; c < m; ++c) {
+        const V z = (x[c] - tau) * inv_t;
+        const V e = std::exp(-std::fabs(z));
+        const V r = V(1) / (V(1) + e);
+        const V h = (sbar_j[c] + sbar_i) * (e * r * r * inv_t);
+        x[c] = h;
+        sum_h += static_cast<double>(h);
+        sum_hz += static_cast<double>(h * z);
+    }
 }
 
 } // namespace detail
@@ -538,6 +564,70 @@ private:
         for (std::size_t i = 0; i < n; ++i) out_size[i] = 0.0;
         for (const auto& pt : part) {
             for (std::size_t i = 0; i < n; ++i) out_size[i] += pt[i];
+        }
+    }
+
+    /// Backward of the weights given s̄ = ∂L/∂size (sbar, [N]): with z_ij = (S_ij − τ)/T and
+    /// H_ij = (s̄_i + s̄_j)·σ'(z_ij)/T over all ordered pairs (S is symmetric),
+    ///   Ē_i += Σ_j H_ij ê_j,   τ̄ −= Σ_ij s̄_i σ'(z_ij)/T = ½ Σ_ij H_ij,   T̄ −= ½ Σ_ij H_ij z_ij
+    /// (T̄ = ∂L/∂T). H is symmetric too, so only the tiles I ≤ J are computed, as in cluster_sizes:
+    /// S_IJ = E_I E_Jᵀ, one fused pass turns it into H_IJ (sigmoid_grad_row), then Ē_I += H_IJ E_J
+    /// and, off the diagonal, Ē_J += H_IJᵀ E_I; an off-diagonal tile holds both orders of its pairs
+    /// (its sums count whole), a diagonal one each pair twice (half). Tiles in V (float with
+    /// float_gradient), Ē summed per thread in double and added in thread order (deterministic for a
+    /// fixed thread count).
+    template <class V, class P>
+    static void weights_backward(const V* embv, std::size_t n, std::size_t E, std::size_t bs, double tau_v, double temp,
+                                 const double* sbar, const P& policy, double* ebar, double& tau_bar, double& temp_bar) {
+        using Mat = detail::RowMatrixOf<V>;
+        const Eigen::Map<const Mat> Em(embv, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
+        const std::size_t ts = std::min<std::size_t>(bs, 128);
+        const std::size_t nt = (n + ts - 1) / ts;
+        const auto npairs = static_cast<std::ptrdiff_t>(nt * (nt + 1) / 2);
+        const int threads = exec::thread_count(policy);
+        const std::vector<V> sb(sbar, sbar + n);
+        std::vector<std::vector<double>> part(static_cast<std::size_t>(threads), std::vector<double>(n * E, 0.0));
+        std::vector<double> part_h(static_cast<std::size_t>(threads), 0.0), part_hz(part_h);
+        const V tau = static_cast<V>(tau_v), inv_t = static_cast<V>(1.0 / temp);
+        DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+        {
+            Mat blk, prod;
+            const std::size_t me = exec::this_thread_index();
+            double* acc = part[me].data();
+            auto add_rows = [&](std::size_t r0) { // acc rows r0.. += prod
+                for (Eigen::Index k = 0; k < prod.size(); ++k) acc[r0 * E + static_cast<std::size_t>(k)] += static_cast<double>(prod.data()[k]);
+            };
+            DIFFBIO_OMP(for schedule(static, 1))
+            for (std::ptrdiff_t q = 0; q < npairs; ++q) {
+                std::size_t bi = 0, rest = static_cast<std::size_t>(q); // pair q → (bi, bj), bi ≤ bj
+                while (rest >= nt - bi) rest -= nt - bi++;
+                const std::size_t bj = bi + rest;
+                const std::size_t i0 = bi * ts, j0 = bj * ts;
+                const auto ni = static_cast<Eigen::Index>(std::min(ts, n - i0));
+                const auto nj = static_cast<Eigen::Index>(std::min(ts, n - j0));
+                const auto EI = Em.middleRows(static_cast<Eigen::Index>(i0), ni);
+                const auto EJ = Em.middleRows(static_cast<Eigen::Index>(j0), nj);
+                blk.noalias() = EI * EJ.transpose();
+                double sh = 0.0, shz = 0.0;
+                for (Eigen::Index r = 0; r < ni; ++r) {
+                    detail::sigmoid_grad_row(blk.data() + r * nj, sb.data() + j0, static_cast<std::size_t>(nj),
+                                             sb[i0 + static_cast<std::size_t>(r)], tau, inv_t, sh, shz);
+                }
+                const double f = bi == bj ? 0.5 : 1.0;
+                part_h[me] += f * sh;
+                part_hz[me] += f * shz;
+                prod.noalias() = blk * EJ;
+                add_rows(i0);
+                if (bi != bj) {
+                    prod.noalias() = blk.transpose() * EI;
+                    add_rows(j0);
+                }
+            }
+        }
+        for (std::size_t t = 0; t < part.size(); ++t) {
+            for (std::size_t k = 0; k < n * E; ++k) ebar[k] += part[t][k];
+            tau_bar -= part_h[t];
+            temp_bar -= part_hz[t];
         }
     }
 
@@ -690,7 +780,7 @@ private:
                                      const P& policy) const {
         ad::Tape& tape = ad::Tape::active();
         const std::size_t E = cfg_.embedding_dim, bs = cfg_.block_size;
-        const bool learn_t = cfg_.learnable_temperature;
+        const bool learn_t = cfg_.learnable_temperature, use_float = cfg_.float_gradient;
         const double fixed_temp = cfg_.temperature;
         const auto tau = bind(threshold_);
         const std::span<const ad::Var> logt = learn_t ? bind(log_temperature_) : std::span<const ad::Var>();
@@ -714,40 +804,14 @@ private:
                     const double rawbar = (wbar[i] - ww / static_cast<double>(n)) * static_cast<double>(n) / raw_sum;
                     sbar[i] = size[i] > 1.0 ? -rawbar / (size[i] * size[i]) : 0.0;
                 }
-                // M̄_ij = s̄_i; Ē_I = Σ_J H_IJ E_J with H_ij = (s̄_i + s̄_j) σ'(z_ij)/T (S is symmetric)
-                const Eigen::Map<const detail::RowMatrix> Em(embv.data(), static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(E));
-                const auto Ebar = g.in_adjoint(0);
+                // M̄_ij = s̄_i: Ē, τ̄ and T̄ from the tiles of S (weights_backward)
                 double tau_bar = 0.0, temp_bar = 0.0;
-                const auto nb = static_cast<std::ptrdiff_t>((n + bs - 1) / bs);
-                [[maybe_unused]] const int threads = exec::thread_count(policy);
-                DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>) reduction(+ : tau_bar, temp_bar))
-                {
-                    detail::RowMatrix blk, H, acc, Z;
-                    DIFFBIO_OMP(for schedule(dynamic, 1))
-                    for (std::ptrdiff_t bi = 0; bi < nb; ++bi) {
-                        const auto i0 = static_cast<Eigen::Index>(static_cast<std::size_t>(bi) * bs);
-                        const auto ni = static_cast<Eigen::Index>(std::min(bs, n - static_cast<std::size_t>(i0)));
-                        acc = detail::RowMatrix::Zero(ni, static_cast<Eigen::Index>(E));
-                        for (std::size_t j0 = 0; j0 < n; j0 += bs) {
-                            const auto nj = static_cast<Eigen::Index>(std::min(bs, n - j0));
-                            const auto jj0 = static_cast<Eigen::Index>(j0);
-                            blk.noalias() = Em.middleRows(i0, ni) * Em.middleRows(jj0, nj).transpose();
-                            detail::block_sigmoid_derivative(blk, Z, tau_v, temp); // blk ← σ'(z)/T
-                            const Eigen::Map<const Eigen::VectorXd> si(sbar.data() + i0, ni);
-                            const Eigen::Map<const Eigen::RowVectorXd> sj(sbar.data() + j0, nj);
-                            // m_ij = s̄_i σ'(z_ij)/T = M̄_ij ∂M_ij/∂S_ij
-                            const Eigen::VectorXd m_rows = blk.rowwise().sum();
-                            const Eigen::VectorXd mz_rows = (blk.array() * Z.array()).rowwise().sum();
-                            tau_bar -= si.dot(m_rows);
-                            temp_bar -= si.dot(mz_rows);
-                            // H_ij = (s̄_i + s̄_j) σ'(z_ij)/T
-                            H = (blk.array().colwise() * si.array()) + (blk.array().rowwise() * sj.array());
-                            acc.noalias() += H * Em.middleRows(jj0, nj);
-                        }
-                        for (Eigen::Index i = 0; i < ni; ++i) {
-                            for (std::size_t f = 0; f < E; ++f) Ebar[static_cast<std::size_t>(i0 + i) * E + f] += acc(i, static_cast<Eigen::Index>(f));
-                        }
-                    }
+                const auto Ebar = g.in_adjoint(0);
+                if (use_float) {
+                    const std::vector<float> embf(embv.begin(), embv.end());
+                    weights_backward(embf.data(), n, E, bs, tau_v, temp, sbar.data(), policy, Ebar.data(), tau_bar, temp_bar);
+                } else {
+                    weights_backward(embv.data(), n, E, bs, tau_v, temp, sbar.data(), policy, Ebar.data(), tau_bar, temp_bar);
                 }
                 g.in_adjoint(1)[0] += tau_bar;
                 if (learn_t) g.in_adjoint(2)[0] += temp_bar * temp;
