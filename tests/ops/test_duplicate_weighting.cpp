@@ -286,5 +286,45 @@ TEST_CASE("DuplicateWeighting: soft and masked reads (0 to 4 nonzero bases a pos
         const auto f = dw.apply(bf, fview);
         for (std::size_t k = 0; k < r.embeddings.size(); ++k) CHECK(f.embeddings[k] == Approx(r.embeddings[k]).margin(1e-5));
         for (std::size_t i = 0; i < r.weights.size(); ++i) CHECK(f.weights[i] == Approx(r.weights[i]).epsilon(1e-4));
+
+        // reverse mode on these reads (the backward's convolution with 1..4 slots a position)
+        // against forward mode: kernel entries and read entries. (Finite differences are too
+        // noisy here: ~7,000 windows × E ReLUs, some within any step of their kink; the first
+        // test case checks them on small reads.)
+        auto loss_of = [&](auto& bind, const auto& v) {
+            const auto out = dw.apply(bind, v);
+            using R = std::decay_t<decltype(out.weights[0])>;
+            R l = R(0.0);
+            for (std::size_t i = 0; i < out.weights.size(); ++i) l = l + out.weights[i] * (1.0 + static_cast<double>(i) / 7.0);
+            for (std::size_t k = 0; k < out.embeddings.size(); k += 3) l = l + std::sin(static_cast<double>(k)) * out.embeddings[k];
+            return l;
+        };
+        ad::Tape tape;
+        ad::ScopedTape scope(tape);
+        const auto xs = tape.variables(x);
+        const std::vector<ad::Var> xv(xs.begin(), xs.end());
+        ad::Binder<ad::Var> bv(tape);
+        tape.backward(loss_of(bv, ops::ReadsView<ad::Var, float>{xv, b.quality, b.lengths, b.num_reads, b.length}));
+        std::vector<double> gx(x.size());
+        tape.adjoints(xs, gx);
+        dw.kernel().zero_grad();
+        bv.accumulate_grad();
+        for (std::size_t k = 0; k < dw.kernel().size(); k += dw.kernel().size() / 7 + 1) {
+            ad::Binder<ad::Dual<double>> bt;
+            bt.seed(dw.kernel(), k);
+            const double d = loss_of(bt, view).tangent;
+            INFO("kernel entry " << k);
+            CHECK(dw.kernel().grad()[k] == Approx(d).epsilon(1e-9).margin(1e-12));
+        }
+        for (const std::size_t read : {std::size_t{1}, std::size_t{34}, std::size_t{67}}) {
+            for (const std::size_t j : {(read * b.length + 2) * 4 + 1, (read * b.length + 11) * 4 + 3}) {
+                std::vector<ad::Dual<double>> xt(x.begin(), x.end());
+                xt[j].tangent = 1.0;
+                ad::Binder<ad::Dual<double>> bt;
+                const double d = loss_of(bt, ops::ReadsView<ad::Dual<double>, float>{xt, b.quality, b.lengths, b.num_reads, b.length}).tangent;
+                INFO("read " << read << ", entry " << j);
+                CHECK(gx[j] == Approx(d).epsilon(1e-9).margin(1e-12));
+            }
+        }
     }
 }

@@ -13,15 +13,17 @@
 //
 // Cost: the embedding's forward is a direct convolution over each read's nonzero inputs, in
 // registers (O(N·L·W·m·E) with m ≤ 4 the most nonzero bases at a position of the read: m = 1 for
-// one-hot reads, also when scaled or masked, a quarter of the dense work). The backward runs ONE
-// GEMM per chunk of reads (about 4096 windows): the reads are contiguous, so the windows of a
-// chunk are a strided view of the reads (row stride 4, 4W columns, overlapping rows; rows
-// straddling two reads are computed and ignored) times the kernel — no im2col copy. The weights
+// one-hot reads, also when scaled or masked, a quarter of the dense work). The backward recomputes
+// the pre-activations by the same convolution (only their signs are needed, the ReLU mask: the
+// forward's, bit for bit) and runs the kernel's gradient as ONE GEMM per chunk of reads (about
+// 4096 windows): the reads are contiguous, so the windows of a chunk are a strided view of the
+// reads (row stride 4, 4W columns, overlapping rows; rows straddling two reads get a zero
+// adjoint) — no im2col copy; the reads' gradient, when asked for, as a second GEMM. The weights
 // are exact O(N²·E), computed in tiles of rows × columns so memory stays O(N·E + block²): the
 // N × N matrix is never stored; the forward computes only the tiles on and above the diagonal
 // (S is symmetric), σ vectorised with simd::exp, in float for Binder<float>. The backward recomputes
-// each tile (S, σ'; the convolution's pre-activations) instead of storing it, again only the tiles
-// on and above the diagonal (H = ∂L/∂S is symmetric too), in float with float_gradient. For Var: two
+// each tile (S, σ') instead of storing it, again only the tiles on and above the diagonal
+// (H = ∂L/∂S is symmetric too), in float with float_gradient. For Var: two
 // fused nodes (embedding; weights); float/double run the same kernels without a tape (the
 // embedding in the binder's precision: float for Binder<float>; for Var in float when
 // config.float_gradient); Dual uses the direct formulas (small batches). CpuParallel splits
@@ -93,40 +95,6 @@ using RowMatrixOf = Eigen::Matrix<V, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowM
 /// Reads per chunk of the batched convolution (about 4096 window rows).
 inline std::size_t embed_chunk_reads(std::size_t L) { return std::max<std::size_t>(1, 4096 / std::max<std::size_t>(L, 1)); }
 
-/// Pre-activations of every window of reads i0..i1 as ONE GEMM: the reads are contiguous in seq
-/// ([N × L × 4]), so window t of the chunk is the slice seq[(i0·L + t)·4 .. +4W): a strided view
-/// (row stride 4, 4W columns, overlapping rows) times K [4W × E]. Rows that straddle two reads are
-/// computed and ignored. Returns false (pre untouched) when the chunk has no full window.
-template <class V>
-bool embed_chunk_pre(const V* seq, std::size_t i0, std::size_t i1, std::size_t L, const V* K, std::size_t W, std::size_t E,
-                     RowMatrixOf<V>& pre) {
-    if ((i1 - i0) * L < W) return false;
-    const auto rows = static_cast<Eigen::Index>((i1 - i0) * L - W + 1);
-    const Eigen::Map<const RowMatrixOf<V>, 0, Eigen::OuterStride<>> cols(seq + i0 * L * 4, rows, static_cast<Eigen::Index>(W * 4),
-                                                                          Eigen::OuterStride<>(4));
-    const Eigen::Map<const RowMatrixOf<V>> Km(K, static_cast<Eigen::Index>(W * 4), static_cast<Eigen::Index>(E));
-    pre.noalias() = cols * Km;
-    return true;
-}
-
-/// acc[f] = Σ_{t < nt} max(0, x[t·E + f]) (a vectorisable loop).
-template <class V>
-void relu_column_sums(const V* __restrict x, std::size_t nt, std::size_t E, V* __restrict acc) {
-    for (std::size_t f = 0; f < E; ++f) acc[f] = V(0);
-    for (std::size_t t = 0; t < nt; ++t) {
-        const V* __restrict row = x + t * E;
-        for (std::size_t f = 0; f < E; ++f) acc[f] += std::max(row[f], V(0));
-    }
-}
-
-/// c[t·E + f] = x[t·E + f] > 0 ? v[f] : 0 for t < nt (a vectorisable loop).
-template <class V>
-void relu_mask_rows(const V* __restrict x, std::size_t nt, std::size_t E, const V* __restrict v, V* __restrict c) {
-    for (std::size_t t = 0; t < nt; ++t) {
-        for (std::size_t f = 0; f < E; ++f) c[t * E + f] = x[t * E + f] > V(0) ? v[f] : V(0);
-    }
-}
-
 /// Nonzero inputs of one read in m slots per position (m = the most nonzero bases at any position:
 /// 1 for one-hot reads, scaled or masked ones; up to 4 for soft reads): slot (p, s) holds
 /// off = a·E (the row of base a in a kernel tap) and val = seq[p, a] for its s-th nonzero base a,
@@ -170,18 +138,27 @@ struct ReadNonzeros {
     }
 };
 
-#if DIFFBIO_HAVE_VECTOR_EXT
-/// The features f0.. of relu_window_sums_m in packs of PW lanes while whole packs fit; returns the
-/// first feature left over. G windows at a time (independent dependency chains).
-template <class V, std::size_t M, int PW, std::size_t G>
-std::size_t relu_window_sums_packs(const std::uint32_t* off, const V* val, std::size_t nt, const V* K, std::size_t W,
-                                   std::size_t E, std::size_t f0, V* acc) {
-    using P = simd::pack<V, PW>;
+/// One read's convolution, window by window: a_t[f] = Σ_{k<W} Σ_s val[(t+k)·M + s]·K[k·4E + off[..] + f]
+/// for t < nt over its M nonzero slots per position (zeros contribute nothing, so a one-hot read
+/// costs W·E multiply-adds per window instead of 4·W·E), summed in the order of the dense product
+/// (tap k, then base a), in registers, and handed to the sink feature block by feature block:
+/// features in packs of one hardware register (packs of two measured slower), G = 8 windows at a
+/// time (independent dependency chains), sink.begin(f0), sink.pack(t, a) per window, sink.end(f0);
+/// tail features one at a time: sink.begin1(f), sink.one(t, a), sink.end1(f). The sink is taken by
+/// value (its accumulators stay in registers; it writes through its pointers). The forward and the
+/// backward run the same sums, so the backward's ReLU mask is the forward's bit for bit.
+template <class V, std::size_t M, class Sink>
+void conv_windows_m(const std::uint32_t* off, const V* val, std::size_t nt, const V* K, std::size_t W, std::size_t E, Sink sink) {
     const std::size_t tap = 4 * E; // stride of one kernel tap
+    std::size_t f0 = 0;
+#if DIFFBIO_HAVE_VECTOR_EXT
+    constexpr int PW = simd::native_lanes<V>;
+    constexpr std::size_t G = 8;
+    using P = simd::pack<V, PW>;
     const P zero = P::broadcast(V(0));
     for (; f0 + PW <= E; f0 += PW) {
         const V* Kf = K + f0;
-        P col = zero;
+        sink.begin(f0);
         std::size_t t = 0;
         for (; t + G <= nt; t += G) {
             P a[G];
@@ -196,7 +173,7 @@ std::size_t relu_window_sums_packs(const std::uint32_t* off, const V* val, std::
                     }
                 }
             }
-            DIFFBIO_SIMD_UNROLL for (std::size_t w = 0; w < G; ++w) col += simd::max(a[w], zero);
+            DIFFBIO_SIMD_UNROLL for (std::size_t w = 0; w < G; ++w) sink.pack(t + w, a[w]);
         }
         for (; t < nt; ++t) {
             P a = zero;
@@ -206,31 +183,13 @@ std::size_t relu_window_sums_packs(const std::uint32_t* off, const V* val, std::
                     a += P::broadcast(val[j]) * P::load(Kf + k * tap + off[j]);
                 }
             }
-            col += simd::max(a, zero);
+            sink.pack(t, a);
         }
-        col.store(acc + f0);
+        sink.end(f0);
     }
-    return f0;
-}
 #endif
-
-/// acc[f] = Σ_{t < nt} relu(Σ_{k<W} Σ_a x[t+k, a] K[k, a, f]) for one read, by direct convolution
-/// over its M nonzero slots per position (zeros contribute nothing, so a one-hot read costs W·E
-/// multiply-adds per window instead of 4·W·E). Each window's pre-activation is summed in the order
-/// of the dense product (tap k, then base a), in registers: features in packs of one hardware
-/// register, eight windows at a time (packs of two registers measured slower); tail windows one at
-/// a time, tail features one at a time.
-template <class V, std::size_t M>
-void relu_window_sums_m(const std::uint32_t* off, const V* val, std::size_t nt, const V* K, std::size_t W, std::size_t E,
-                        V* acc) {
-    std::size_t f0 = 0;
-#if DIFFBIO_HAVE_VECTOR_EXT
-    constexpr int NL = simd::native_lanes<V>;
-    f0 = relu_window_sums_packs<V, M, NL, 8>(off, val, nt, K, W, E, f0, acc);
-#endif
-    const std::size_t tap = 4 * E;
     for (std::size_t f = f0; f < E; ++f) {
-        V col = V(0);
+        sink.begin1(f);
         for (std::size_t t = 0; t < nt; ++t) {
             V a = V(0);
             for (std::size_t k = 0; k < W; ++k) {
@@ -239,27 +198,66 @@ void relu_window_sums_m(const std::uint32_t* off, const V* val, std::size_t nt, 
                     a += val[j] * K[k * tap + off[j] + f];
                 }
             }
-            col += std::max(a, V(0));
+            sink.one(t, a);
         }
-        acc[f] = col;
+        sink.end1(f);
     }
 }
 
-template <class V>
-void relu_window_sums(const ReadNonzeros<V>& nz, std::size_t nt, const V* K, std::size_t W, std::size_t E, V* acc) {
+/// conv_windows_m for the read's slot count (1..4).
+template <class V, class Sink>
+void conv_windows(const ReadNonzeros<V>& nz, std::size_t nt, const V* K, std::size_t W, std::size_t E, const Sink& sink) {
     const std::uint32_t* off = nz.off.data();
     const V* val = nz.val.data();
     switch (nz.m) {
-    case 1: relu_window_sums_m<V, 1>(off, val, nt, K, W, E, acc); break;
-    case 2: relu_window_sums_m<V, 2>(off, val, nt, K, W, E, acc); break;
-    case 3: relu_window_sums_m<V, 3>(off, val, nt, K, W, E, acc); break;
-    default: relu_window_sums_m<V, 4>(off, val, nt, K, W, E, acc); break;
+    case 1: conv_windows_m<V, 1>(off, val, nt, K, W, E, sink); break;
+    case 2: conv_windows_m<V, 2>(off, val, nt, K, W, E, sink); break;
+    case 3: conv_windows_m<V, 3>(off, val, nt, K, W, E, sink); break;
+    default: conv_windows_m<V, 4>(off, val, nt, K, W, E, sink); break;
     }
 }
 
+/// Forward sink: acc[f] = Σ_t max(0, a_t[f]) (the read's summed ReLU features).
+template <class V>
+struct ReluSumsSink {
+    V* acc;
+    V one_sum = V(0);
+#if DIFFBIO_HAVE_VECTOR_EXT
+    using P = simd::pack<V, simd::native_lanes<V>>;
+    P col = P::broadcast(V(0));
+    void begin(std::size_t) { col = P::broadcast(V(0)); }
+    void pack(std::size_t, const P& a) { col += simd::max(a, P::broadcast(V(0))); }
+    void end(std::size_t f0) { col.store(acc + f0); }
+#endif
+    void begin1(std::size_t) { one_sum = V(0); }
+    void one(std::size_t, V a) { one_sum += std::max(a, V(0)); }
+    void end1(std::size_t f) { acc[f] = one_sum; }
+};
+
+/// Backward sink: c[t·E + f] = a_t[f] > 0 ? v[f] : 0 (C̄ of the read's windows: the ReLU mask times
+/// the feature's adjoint).
+template <class V>
+struct ReluMaskSink {
+    const V* v;
+    V* c;
+    std::size_t E;
+    std::size_t f1 = 0;
+#if DIFFBIO_HAVE_VECTOR_EXT
+    using P = simd::pack<V, simd::native_lanes<V>>;
+    P vf = P::broadcast(V(0));
+    std::size_t f0 = 0;
+    void begin(std::size_t f) { f0 = f, vf = P::load(v + f); }
+    void pack(std::size_t t, const P& a) { simd::select(a > P::broadcast(V(0)), vf, P::broadcast(V(0))).store(c + t * E + f0); }
+    void end(std::size_t) {}
+#endif
+    void begin1(std::size_t f) { f1 = f; }
+    void one(std::size_t t, V a) { c[t * E + f1] = a > V(0) ? v[f1] : V(0); }
+    void end1(std::size_t) {}
+};
+
 /// Embeddings ê [E] (double) of reads i0..i1 into emb + i·E and the norms ‖e‖ into norms[i]
-/// (0 for reads shorter than W: ê = 0). The forward convolution runs directly on each read's
-/// nonzero inputs (relu_window_sums); the backward recomputes the pre-activations as a GEMM.
+/// (0 for reads shorter than W: ê = 0), by the direct convolution over each read's nonzero inputs
+/// (conv_windows, ReluSumsSink).
 template <class V>
 void embed_chunk(const V* seq, const std::uint32_t* lens, std::size_t i0, std::size_t i1, std::size_t L, const V* K,
                  std::size_t W, std::size_t E, double* emb, double* norms, ReadNonzeros<V>& nz, std::vector<V>& acc) {
@@ -274,7 +272,8 @@ void embed_chunk(const V* seq, const std::uint32_t* lens, std::size_t i0, std::s
         }
         const std::size_t nt = len - W + 1;
         nz.build(seq + i * L * 4, len, E);
-        relu_window_sums(nz, nt, K, W, E, acc.data());
+        ReluSumsSink<V> sink{acc.data()};
+        conv_windows(nz, nt, K, W, E, sink);
         double norm2 = 0.0;
         for (std::size_t f = 0; f < E; ++f) {
             e[f] = static_cast<double>(acc[f]) / static_cast<double>(nt);
@@ -287,34 +286,44 @@ void embed_chunk(const V* seq, const std::uint32_t* lens, std::size_t i0, std::s
 }
 
 /// Backward of embed_chunk for reads i0..i1, given ō = ∂L/∂ê (obar, [N × E]) and the forward's ê
-/// and norms: adds Kᵀ-side gradient colsᵀ·C̄ into kbar (double, [4W × E]) and, when seq_grad is not
-/// null, C̄·Kᵀ scattered onto the overlapping windows of seq_grad ([N × L × 4], double).
-/// C̄[t, f] = [pre > 0]·ē_f/nt with ē = ō/(‖e‖+ε) − e (eᵀō)/(‖e‖ (‖e‖+ε)²).
+/// and norms: C̄[t, f] = [a_t[f] > 0]·ē_f/nt with ē = ō/(‖e‖+ε) − e (eᵀō)/(‖e‖ (‖e‖+ε)²), the
+/// pre-activations a recomputed by the forward's direct convolution (ReluMaskSink); then adds the
+/// kernel's gradient colsᵀ·C̄ into kbar (double, [4W × E]) as ONE GEMM over the chunk (the reads
+/// are contiguous, so the windows of the chunk are a strided view of them: row stride 4, 4W
+/// columns, overlapping rows; the rows that straddle two reads, or lie past a read's end, have
+/// C̄ = 0) and, when seq_grad is not null, C̄·Kᵀ scattered onto the overlapping windows of seq_grad
+/// ([N × L × 4], double).
 template <class V>
 void embed_chunk_backward(const V* seq, const std::uint32_t* lens, std::size_t i0, std::size_t i1, std::size_t L,
                           const V* K, std::size_t W, std::size_t E, const double* emb, const double* norms,
-                          const double* obar, double* kbar, double* seq_grad, RowMatrixOf<V>& pre, RowMatrixOf<V>& cbar,
+                          const double* obar, double* kbar, double* seq_grad, ReadNonzeros<V>& nz, RowMatrixOf<V>& cbar,
                           RowMatrixOf<V>& kb, RowMatrixOf<V>& colbar) {
-    if (!embed_chunk_pre(seq, i0, i1, L, K, W, E, pre)) return;
-    const Eigen::Index rows = pre.rows();
-    cbar.setZero(rows, static_cast<Eigen::Index>(E));
+    if ((i1 - i0) * L < W) return; // no full window in the chunk
+    const auto rows = static_cast<Eigen::Index>((i1 - i0) * L - W + 1);
+    cbar.resize(rows, static_cast<Eigen::Index>(E));
     std::vector<double> ebar(E);
     std::vector<V> ebar_v(E);
     bool any = false;
     for (std::size_t i = i0; i < i1; ++i) {
         const std::size_t len = lens[i];
         const double norm = norms[i];
-        if (len < W || norm == 0.0) continue;
-        any = true;
-        const std::size_t nt = len - W + 1;
-        const double d = norm + 1e-8;
-        double dot = 0.0;
-        for (std::size_t f = 0; f < E; ++f) dot += emb[i * E + f] * d * obar[i * E + f];
-        for (std::size_t f = 0; f < E; ++f) {
-            ebar[f] = (obar[i * E + f] / d - emb[i * E + f] * d * dot / (norm * d * d)) / static_cast<double>(nt);
+        const std::size_t r0 = (i - i0) * L, r_end = std::min(r0 + L, static_cast<std::size_t>(rows));
+        std::size_t nt = 0; // rows r0 + nt .. r_end − 1 get C̄ = 0
+        if (len >= W && norm != 0.0) {
+            any = true;
+            nt = len - W + 1;
+            const double d = norm + 1e-8;
+            double dot = 0.0;
+            for (std::size_t f = 0; f < E; ++f) dot += emb[i * E + f] * d * obar[i * E + f];
+            for (std::size_t f = 0; f < E; ++f) {
+                ebar[f] = (obar[i * E + f] / d - emb[i * E + f] * d * dot / (norm * d * d)) / static_cast<double>(nt);
+            }
+            for (std::size_t f = 0; f < E; ++f) ebar_v[f] = static_cast<V>(ebar[f]);
+            nz.build(seq + i * L * 4, len, E);
+            ReluMaskSink<V> sink{ebar_v.data(), cbar.data() + r0 * E, E};
+            conv_windows(nz, nt, K, W, E, sink);
         }
-        for (std::size_t f = 0; f < E; ++f) ebar_v[f] = static_cast<V>(ebar[f]);
-        relu_mask_rows(pre.data() + (i - i0) * L * E, nt, E, ebar_v.data(), cbar.data() + (i - i0) * L * E);
+        if (r0 + nt < r_end) std::fill(cbar.data() + (r0 + nt) * E, cbar.data() + r_end * E, V(0));
     }
     if (!any) return;
     const Eigen::Map<const RowMatrixOf<V>, 0, Eigen::OuterStride<>> cols(seq + i0 * L * 4, rows, static_cast<Eigen::Index>(W * 4),
@@ -752,13 +761,14 @@ private:
                 std::vector<std::vector<double>> kpart(static_cast<std::size_t>(threads), std::vector<double>(W * 4 * E, 0.0));
                 DIFFBIO_OMP(parallel num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
                 {
-                    detail::RowMatrixOf<V> pre, cbar, kb, colbar;
+                    detail::ReadNonzeros<V> nz;
+                    detail::RowMatrixOf<V> cbar, kb, colbar;
                     double* kp = kpart[exec::this_thread_index()].data();
                     DIFFBIO_OMP(for schedule(static))
                     for (std::ptrdiff_t c = 0; c < nc; ++c) {
                         const std::size_t i0 = static_cast<std::size_t>(c) * per, i1 = std::min(n, i0 + per);
                         detail::embed_chunk_backward(seq, lens.data(), i0, i1, L, Kv.data(), W, E, out.data(), norms.data(),
-                                                     obar.data(), kp, seq_grad.empty() ? nullptr : seq_grad.data(), pre, cbar,
+                                                     obar.data(), kp, seq_grad.empty() ? nullptr : seq_grad.data(), nz, cbar,
                                                      kb, colbar);
                     }
                 }
