@@ -64,10 +64,10 @@ struct DuplicateWeightingConfig {
     bool learnable_temperature = true;
     std::uint64_t seed = 0;
     std::size_t block_size = 512;
-    /// Reverse mode (Var) only: run the embedding convolution's GEMMs (forward and backward) and
-    /// the backward of the N × N similarity part in float instead of double (the forward's cluster
-    /// sizes stay in double). Values and gradients agree with the double path to float rounding.
-    /// Off by default; a Binder<float> forward always computes the embedding in float.
+    /// Reverse mode (Var) only: run the embedding's convolution (forward and backward) and the
+    /// N × N similarity tiles (the cluster sizes and their backward) in float instead of double, as
+    /// a Binder<float> forward does. Values and gradients agree with the double path to float
+    /// rounding. Off by default.
     bool float_gradient = false;
 
     void validate() const {
@@ -733,8 +733,8 @@ private:
         return embeddings_var_in<double>(bind, reads, policy);
     }
 
-    /// Var: one node for all embeddings; forward and backward run the batched convolution GEMMs
-    /// in V (float when config().float_gradient), gradient sums in double.
+    /// Var: one node for all embeddings; forward and backward run the convolution (and the
+    /// backward's GEMMs) in V (float when config().float_gradient), gradient sums in double.
     template <class V, class S, class Q, class P>
     std::vector<ad::Var> embeddings_var_in(ad::Binder<ad::Var>& bind, const ReadsView<S, Q>& reads, const P& policy) const {
         ad::Tape& tape = ad::Tape::active();
@@ -830,7 +830,12 @@ private:
         for (std::size_t k = 0; k < emb.size(); ++k) embv[k] = tape.value(emb[k]);
         const double tau_v = tape.value(tau[0]);
         const double temp = learn_t ? std::exp(tape.value(logt[0])) : fixed_temp;
-        cluster_sizes(embv.data(), n, E, bs, tau_v, temp, policy, size.data());
+        if (use_float) {
+            const std::vector<float> embf(embv.begin(), embv.end());
+            cluster_sizes(embf.data(), n, E, bs, tau_v, temp, policy, size.data());
+        } else {
+            cluster_sizes(embv.data(), n, E, bs, tau_v, temp, policy, size.data());
+        }
         weights_from_sizes(size.data(), n, tape.values_of(y).data());
         return {y.begin(), y.end()};
     }
