@@ -37,6 +37,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -395,6 +396,13 @@ double sigmoid_row_sums(V* x, std::size_t m, V tau, V inv_t, V* colsum) {
     return total;
 }
 
+/// Tile pair q of the nt × nt tiles on and above the diagonal, row by row: (bi, bj), bi ≤ bj.
+inline std::pair<std::size_t, std::size_t> upper_tile_pair(std::size_t q, std::size_t nt) {
+    std::size_t bi = 0;
+    while (q >= nt - bi) q -= nt - bi++;
+    return {bi, bi + q};
+}
+
 /// In place over one row i of a tile of S: x[c] = S_ij ← h_ij = (s̄_i + s̄_j)·σ'(z_ij)/T with
 /// z = (S − τ)/T, σ'(z) = e/(1 + e)², e = e^{−|z|} (vectorised: simd::exp on packs of one hardware
 /// register); adds Σ_c h to sum_h and Σ_c h·z to sum_hz.
@@ -549,10 +557,7 @@ private:
             double* size = part[exec::this_thread_index()].data();
             DIFFBIO_OMP(for schedule(static, 1))
             for (std::ptrdiff_t q = 0; q < npairs; ++q) {
-                // pair q → (bi, bj), bi ≤ bj, row by row of the upper triangle
-                std::size_t bi = 0, rest = static_cast<std::size_t>(q);
-                while (rest >= nt - bi) rest -= nt - bi++;
-                const std::size_t bj = bi + rest;
+                const auto [bi, bj] = detail::upper_tile_pair(static_cast<std::size_t>(q), nt);
                 const std::size_t i0 = bi * ts, j0 = bj * ts;
                 const auto ni = static_cast<Eigen::Index>(std::min(ts, n - i0));
                 const auto nj = static_cast<Eigen::Index>(std::min(ts, n - j0));
@@ -608,9 +613,7 @@ private:
             };
             DIFFBIO_OMP(for schedule(static, 1))
             for (std::ptrdiff_t q = 0; q < npairs; ++q) {
-                std::size_t bi = 0, rest = static_cast<std::size_t>(q); // pair q → (bi, bj), bi ≤ bj
-                while (rest >= nt - bi) rest -= nt - bi++;
-                const std::size_t bj = bi + rest;
+                const auto [bi, bj] = detail::upper_tile_pair(static_cast<std::size_t>(q), nt);
                 const std::size_t i0 = bi * ts, j0 = bj * ts;
                 const auto ni = static_cast<Eigen::Index>(std::min(ts, n - i0));
                 const auto nj = static_cast<Eigen::Index>(std::min(ts, n - j0));
