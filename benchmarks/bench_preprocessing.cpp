@@ -4,7 +4,7 @@
 //   BM_<stage>_forward/<reads>/<threads>     double, no tape
 //   BM_<stage>_forward_float/...             float (Binder<float>: float kernels end to end)
 //   BM_<stage>_gradient/<reads>/<threads>    Var: record on a rewound tape, sweep, collect gradients
-//   BM_<stage>_gradient_float/...            Var with float_gradient (float GEMMs in the fused nodes)
+//   BM_<stage>_gradient_float/...            Var with float_gradient (float kernels in the fused nodes)
 //   BM_duplicate_weighting_100k/<threads>    the exact O(N²) duplicate weights on 100,000 reads
 //                                            (forward and forward+backward, one iteration each)
 // threads = 1 runs exec::Cpu, otherwise exec::CpuParallel{threads}. Counter: reads_per_second.
