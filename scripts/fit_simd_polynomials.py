@@ -4,6 +4,7 @@
     /usr/bin/python3 scripts/fit_simd_polynomials.py exp   # q of degree 10, e^r = 1 + r*q(r)
     /usr/bin/python3 scripts/fit_simd_polynomials.py exp16 # q of degree 5 on |r| <= ln2/32 (AVX-512)
     /usr/bin/python3 scripts/fit_simd_polynomials.py log   # q of degree 6, log(1+f) = 2s(1 + z*q(z))
+    /usr/bin/python3 scripts/fit_simd_polynomials.py log-avx512  # the same for m in [0.75, 1.5)
 
 Needs mpmath (Debian: python3-mpmath). Each fit is a Lawson iteration (iteratively reweighted
 least squares, whose weights converge to the minimax solution) on Chebyshev points, in 160-bit
@@ -12,6 +13,7 @@ conditioned. It prints the largest weighted error on the grid and the coefficien
 term first, as the nearest doubles (the values pasted into simd.hpp, highest degree first there).
 
 exp: |r| <= ln2/2, weight |r|/e^r, so the error measured is the relative error of 1 + r*q(r).
+log-avx512: the same for f in [-0.25, 0.5) (vgetmantpd's [0.75, 1.5)): s in [-1/7, 1/5], z <= 0.04.
 exp16: the same on |r| <= ln2/32 (the 16-entry table form); also prints the table 2^(j/16) and
      ln2/16 split in a 32-bit high part and the rest.
 log: s = f/(2+f) in [-(sqrt2-1)/(sqrt2+1), +...], z = s^2; q* = (atanh(s)/s - 1)/z; weight z, the
@@ -57,6 +59,14 @@ def lawson(f, weight, a, b, degree, points=600, iterations=120):
     return best
 
 
+def q_star(z):
+    """(atanh(s)/s - 1)/z with s = sqrt(z): what z*q(z) approximates in log's series."""
+    if z == 0:
+        return mp.mpf(1) / 3
+    s = mp.sqrt(z)
+    return (mp.atanh(s) / s - 1) / z
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else ""
     if which == "exp":
@@ -73,16 +83,11 @@ def main():
         print(f"  ln2/16 = {float(hi)!r} + {float(mp.log(2) / 16 - hi)!r}, 16/ln2 = {float(16 / mp.log(2))!r}")
     elif which == "log":
         smax = (mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)
-
-        def q_star(z):
-            if z == 0:
-                return mp.mpf(1) / 3
-            s = mp.sqrt(z)
-            return (mp.atanh(s) / s - 1) / z
-
         worst, c = lawson(q_star, lambda z: z, mp.mpf(0), smax**2 * mp.mpf(1.0001), 6)
+    elif which == "log-avx512":
+        worst, c = lawson(q_star, lambda z: z, mp.mpf(0), mp.mpf(1) / 25 * mp.mpf(1.0001), 6)
     else:
-        sys.exit("usage: fit_simd_polynomials.py exp|exp16|log")
+        sys.exit("usage: fit_simd_polynomials.py exp|exp16|log|log-avx512")
     print(f"{which}: largest weighted error on the grid {mp.nstr(worst, 3)}")
     for k, ck in enumerate(c):
         print(f"  c{k} = {float(ck)!r}")
