@@ -37,7 +37,6 @@
 #include <span>
 #include <string>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -396,11 +395,22 @@ double sigmoid_row_sums(V* x, std::size_t m, V tau, V inv_t, V* colsum) {
     return total;
 }
 
-/// Tile pair q of the nt × nt tiles on and above the diagonal, row by row: (bi, bj), bi ≤ bj.
-inline std::pair<std::size_t, std::size_t> upper_tile_pair(std::size_t q, std::size_t nt) {
-    std::size_t bi = 0;
-    while (q >= nt - bi) q -= nt - bi++;
-    return {bi, bi + q};
+/// Tile pair q of the tiles of ts rows on and above the diagonal of an n × n matrix, row by row:
+/// rows i0..i0 + ni against columns j0..j0 + nj (block row bi ≤ block column bj).
+struct UpperTile {
+    std::size_t bi = 0, bj = 0, i0 = 0, j0 = 0;
+    Eigen::Index ni = 0, nj = 0;
+};
+inline UpperTile upper_tile(std::size_t q, std::size_t ts, std::size_t n) {
+    const std::size_t nt = (n + ts - 1) / ts;
+    UpperTile t;
+    while (q >= nt - t.bi) q -= nt - t.bi++;
+    t.bj = t.bi + q;
+    t.i0 = t.bi * ts;
+    t.j0 = t.bj * ts;
+    t.ni = static_cast<Eigen::Index>(std::min(ts, n - t.i0));
+    t.nj = static_cast<Eigen::Index>(std::min(ts, n - t.j0));
+    return t;
 }
 
 /// In place over one row i of a tile of S: x[c] = S_ij ← h_ij = (s̄_i + s̄_j)·σ'(z_ij)/T with
@@ -557,10 +567,7 @@ private:
             double* size = part[exec::this_thread_index()].data();
             DIFFBIO_OMP(for schedule(static, 1))
             for (std::ptrdiff_t q = 0; q < npairs; ++q) {
-                const auto [bi, bj] = detail::upper_tile_pair(static_cast<std::size_t>(q), nt);
-                const std::size_t i0 = bi * ts, j0 = bj * ts;
-                const auto ni = static_cast<Eigen::Index>(std::min(ts, n - i0));
-                const auto nj = static_cast<Eigen::Index>(std::min(ts, n - j0));
+                const auto [bi, bj, i0, j0, ni, nj] = detail::upper_tile(static_cast<std::size_t>(q), ts, n);
                 blk.noalias() = Em.middleRows(static_cast<Eigen::Index>(i0), ni) *
                                 Em.middleRows(static_cast<Eigen::Index>(j0), nj).transpose();
                 const bool off_diag = bi != bj;
@@ -613,10 +620,7 @@ private:
             };
             DIFFBIO_OMP(for schedule(static, 1))
             for (std::ptrdiff_t q = 0; q < npairs; ++q) {
-                const auto [bi, bj] = detail::upper_tile_pair(static_cast<std::size_t>(q), nt);
-                const std::size_t i0 = bi * ts, j0 = bj * ts;
-                const auto ni = static_cast<Eigen::Index>(std::min(ts, n - i0));
-                const auto nj = static_cast<Eigen::Index>(std::min(ts, n - j0));
+                const auto [bi, bj, i0, j0, ni, nj] = detail::upper_tile(static_cast<std::size_t>(q), ts, n);
                 const auto EI = Em.middleRows(static_cast<Eigen::Index>(i0), ni);
                 const auto EJ = Em.middleRows(static_cast<Eigen::Index>(j0), nj);
                 blk.noalias() = EI * EJ.transpose();
