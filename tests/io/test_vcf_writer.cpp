@@ -160,3 +160,25 @@ TEST_CASE("VcfWriter: bad records and paths", "[io][vcf]") {
     }
     CHECK_THROWS_AS(io::VcfReader("/nonexistent_dir/x.vcf"), Error);
 }
+
+TEST_CASE("VcfReader: a record cut short after POS is a ParseError naming the record (found by fuzz_vcf)", "[io][vcf][errors]") {
+    // htslib reads "1<TAB>30021<TAB>1/1:21:21" without an error code but with no alleles; the reader
+    // used to dereference the missing REF.
+    const std::string head = "##fileformat=VCFv4.2\n##contig=<ID=1,length=5000000>\n"
+                             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n";
+    ScratchFile f("short_record.vcf");
+    diffbio::test::spit(f.path(), head + "1\t100\t.\tA\tT\t50\tPASS\t.\n1\t30021\t1/1:21:21\n");
+    io::VcfReader in(f.path());
+    io::VcfSite s;
+    REQUIRE(in.next(s));
+    CHECK(s.pos == 99);
+    CHECK(s.ref == "A");
+    try {
+        in.next(s);
+        FAIL("the short record was accepted");
+    } catch (const ParseError& e) {
+        CHECK(e.file() == f.path());
+        CHECK(e.line() == 2);
+        CHECK_THAT(e.what(), Catch::Matchers::Contains("no REF allele"));
+    }
+}

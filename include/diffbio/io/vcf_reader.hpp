@@ -95,9 +95,15 @@ public:
         if (rc == -1) return false;
         ++records_;
         if (rc < -1 || rec_->errcode != 0) throw ParseError(path_, static_cast<long>(records_), "cannot parse the VCF record");
-        bcf_unpack(rec_, BCF_UN_ALL);
+        if (bcf_unpack(rec_, BCF_UN_ALL) != 0) throw ParseError(path_, static_cast<long>(records_), "cannot unpack the VCF record");
+        // htslib accepts a line cut short after POS or ID (errcode 0, no alleles): reject it here.
+        if (rec_->n_allele == 0 || rec_->d.allele == nullptr || rec_->d.allele[0] == nullptr) {
+            throw ParseError(path_, static_cast<long>(records_), "the VCF record has no REF allele (fewer than 8 columns?)");
+        }
+        const char* contig = bcf_hdr_id2name(hdr_, rec_->rid);
+        if (contig == nullptr) throw ParseError(path_, static_cast<long>(records_), "the VCF record's contig is not in the header");
         s = VcfSite{};
-        s.contig = bcf_hdr_id2name(hdr_, rec_->rid);
+        s.contig = contig;
         s.pos = rec_->pos;
         if (rec_->d.id != nullptr && std::string(rec_->d.id) != ".") s.id = rec_->d.id;
         s.ref = rec_->d.allele[0];
