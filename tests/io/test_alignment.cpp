@@ -260,3 +260,54 @@ TEST_CASE("AlignmentReader: truncated BAM, malformed SAM, missing and wrong file
     io::AlignmentReader r(sam);
     CHECK_THROWS_AS(r.read_all(other), InvalidArgument);
 }
+
+TEST_CASE("AlignmentReader: SEQ '*' gives unknown bases, a CIGAR longer than a stored SEQ is a ParseError",
+          "[io][alignment][errors]") {
+    // Found by fuzz_sam_pileup: a mapped record without a stored sequence left the batch with no
+    // bases for the query positions its CIGAR walks over (the pileup then read past the arrays).
+    ScratchFile noseq("aln_noseq.sam");
+    diffbio::test::spit(noseq.path(), "@SQ\tSN:ref\tLN:30\n"
+                                      "r1\t0\tref\t1\t30\t20M\t*\t0\t0\t*\t*\n"
+                                      "r2\t0\tref\t5\t30\t2S8M1I1D5M\t*\t0\t0\t*\t*\n");
+    const AlignedBatch b = read_all(noseq.path());
+    REQUIRE(b.num_reads() == 2);
+    REQUIRE(b.read_length(0) == 20);
+    REQUIRE(b.read_length(1) == 16); // 2 clipped + 8 + 1 inserted + 5
+    CHECK(b.num_bases() == 36);
+    for (std::uint8_t c : b.bases) CHECK(c == 4);
+    for (std::uint8_t q : b.qualities) CHECK(q == missing_quality);
+    CHECK(b.ref_end[1] == 4 + 8 + 1 + 5);
+
+    // A BAM record whose CIGAR (12M) consumes more bases than its sequence holds (10): htslib
+    // writes it as given, and its reader (1.16) rejects it; AlignmentReader::append checks the
+    // same for readers that do not. Either way a ParseError names record 2.
+    ScratchFile sam("aln_len.sam"), bam("aln_len.bam");
+    diffbio::test::spit(sam.path(), "@SQ\tSN:ref\tLN:30\n"
+                                    "ok\t0\tref\t1\t30\t10M\t*\t0\t0\tACGTACGTAC\tIIIIIIIIII\n"
+                                    "bad\t0\tref\t1\t30\t10M\t*\t0\t0\tACGTACGTAC\tIIIIIIIIII\n");
+    {
+        samFile* fi = sam_open(sam.path().c_str(), "r");
+        REQUIRE(fi != nullptr);
+        sam_hdr_t* h = sam_hdr_read(fi);
+        samFile* fo = sam_open(bam.path().c_str(), "wb");
+        REQUIRE((h != nullptr && fo != nullptr));
+        REQUIRE(sam_hdr_write(fo, h) == 0);
+        bam1_t* r = bam_init1();
+        for (int k = 0; k < 2; ++k) {
+            REQUIRE(sam_read1(fi, h, r) >= 0);
+            if (k == 1) bam_get_cigar(r)[0] = bam_cigar_gen(12, BAM_CMATCH);
+            REQUIRE(sam_write1(fo, h, r) >= 0);
+        }
+        bam_destroy1(r);
+        REQUIRE(sam_close(fo) == 0);
+        sam_hdr_destroy(h);
+        sam_close(fi);
+    }
+    try {
+        read_all(bam.path());
+        FAIL("a record with a 12M CIGAR over 10 bases was accepted");
+    } catch (const ParseError& e) {
+        CHECK(e.file() == bam.path());
+        CHECK(e.line() == 2);
+    }
+}

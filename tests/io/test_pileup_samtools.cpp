@@ -29,6 +29,8 @@
 #include <diffbio/io/alignment.hpp>
 #include <diffbio/ops/variant/pileup.hpp>
 
+#include "io_fixtures.hpp"
+
 #ifndef DIFFBIO_SAMTOOLS_TEST_DIR
 #define DIFFBIO_SAMTOOLS_TEST_DIR "/usr/share/samtools/test/mpileup"
 #endif
@@ -184,4 +186,36 @@ TEST_CASE("Pileup counts equal samtools mpileup on bowtie2's lambda reads aligne
     REQUIRE(std::system(("bash -c \"" + script + "\"").c_str()) == 0);
     compare(bam, fa, "gi|9626243|ref|NC_001416.1|", 48502);
     fs::remove_all(dir);
+}
+
+TEST_CASE("Pileup of reads stored without SEQ ('*') counts unknown bases as samtools mpileup does", "[io][pileup]") {
+    // The input fuzz_sam_pileup found (the pileup read past the batch's bases). Expected values
+    // are samtools mpileup -B -Q 0 -q 0 -A --ff 0's column 5 on this file: every base an 'N', the
+    // deletions '*'; they need no samtools to check.
+    diffbio::test::ScratchFile file("pileup_noseq.sam");
+    diffbio::test::spit(file.path(), "@SQ\tSN:ref\tLN:30\n"
+                                     "r1\t0\tref\t1\t30\t20M\t*\t0\t0\t*\t*\n"
+                                     "r2\t0\tref\t5\t30\t8M1D5M1D5M\t*\t0\t0\t*\t*\n"
+                                     "r3\t0\tref\t10\t30\t9M1D8M1D1M\t*\t0\t0\t*\t*\n");
+    io::AlignmentReader in(file.path());
+    AlignedBatch batch;
+    in.read_all(batch);
+    ops::PileupConfig cfg;
+    cfg.use_quality_weights = false;
+    ad::Binder<double> bind;
+    const auto got = ops::DifferentiablePileup(cfg).apply(bind, batch, {0, 0, 30});
+    // 1-based positions 1..30
+    const std::vector<double> n_bases{1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 2, 3, 3,
+                                      3, 3, 3, 1, 3, 2, 2, 2, 2, 1, 1, 1, 0, 1, 0};
+    std::vector<double> dels(30, 0.0);
+    dels[12] = 1;
+    dels[18] = 2;
+    dels[27] = 1;
+    for (std::size_t p = 0; p < 30; ++p) {
+        INFO("position " << p + 1);
+        for (int k = 0; k < 4; ++k) CHECK(got.counts[4 * p + static_cast<std::size_t>(k)] == 0.0);
+        CHECK(got.coverage[p] == n_bases[p]);
+        CHECK(got.deletions[p] == dels[p]);
+        CHECK(got.insertions[p] == 0.0);
+    }
 }

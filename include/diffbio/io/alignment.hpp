@@ -1,7 +1,9 @@
 #pragma once
 // AlignmentReader: SAM, BAM and CRAM files (htslib) into an AlignedBatch (core/aligned_batch.hpp):
 // per read its contig, leftmost reference position, CIGAR, bases (codes 0..3 = A C G T, 4 = other),
-// Phred qualities, mapping quality, flags and (optionally) name.
+// Phred qualities, mapping quality, flags and (optionally) name. A record stored without its
+// sequence (SAM SEQ '*') gets as many unknown bases (code 4, missing quality 255) as its CIGAR
+// consumes, which is how samtools mpileup shows them ('N').
 //
 //   AlignmentReader in("x.bam");                 // or .sam, .cram (+ options.reference)
 //   AlignedBatch batch;
@@ -12,9 +14,11 @@
 // its business, or set options.skip_unmapped / exclude_flags / min_mapq to drop them here.
 // Errors are diffbio exceptions that name the file: a file that cannot be opened (Error), a
 // missing or unreadable header, truncated or corrupt data, a CRAM whose reference is missing or
-// does not match (ParseError, with the number of the record being read), a region query without
-// an index or with an unknown contig (InvalidArgument).
+// does not match, a CIGAR whose query length differs from the stored sequence's (ParseError, with
+// the number of the record being read), a region query without an index or with an unknown contig
+// (InvalidArgument).
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstddef>
@@ -287,13 +291,25 @@ private:
         return "read error";
     }
 
-    /// Appends rec_ to batch: bases decoded two at a time from BAM's 4-bit codes.
+    /// Appends rec_ to batch: bases decoded two at a time from BAM's 4-bit codes. A record without
+    /// a stored sequence (SAM SEQ '*') whose CIGAR consumes query bases gets that many unknown
+    /// bases (code 4) with missing qualities, as samtools mpileup shows them ('N'); any other
+    /// disagreement between the CIGAR's query length and the sequence is a ParseError.
     void append(AlignedBatch& batch) {
         static constexpr std::array<std::uint8_t, 16> nt16_code{4, 0, 1, 4, 2, 4, 4, 4, 3, 4, 4, 4, 4, 4, 4, 4};
         const bam1_t* b = rec_;
-        const auto len = static_cast<std::size_t>(b->core.l_qseq);
         const std::uint32_t* cig = bam_get_cigar(b);
         const std::size_t ncig = b->core.n_cigar;
+        const auto stored = static_cast<std::size_t>(b->core.l_qseq);
+        const auto cigar_len =
+            ncig > 0 ? static_cast<std::size_t>(bam_cigar2qlen(static_cast<int>(ncig), cig)) : stored;
+        if (stored != 0 && stored != cigar_len) {
+            throw ParseError(path_, static_cast<long>(seen_),
+                             "record " + std::to_string(seen_) + " ('" + bam_get_qname(b) + "'): its CIGAR consumes " +
+                                 std::to_string(cigar_len) + " query bases but its sequence has " +
+                                 std::to_string(stored));
+        }
+        const std::size_t len = cigar_len;
         std::int64_t ref_len = 0;
         if (ncig > 0) ref_len = static_cast<std::int64_t>(bam_cigar2rlen(static_cast<int>(ncig), cig));
         batch.contig.push_back(b->core.tid);
@@ -305,16 +321,21 @@ private:
         const std::size_t m0 = batch.bases.size();
         batch.bases.resize(m0 + len);
         batch.qualities.resize(m0 + len);
-        const std::uint8_t* s = bam_get_seq(b);
         std::uint8_t* out = batch.bases.data() + m0;
-        std::size_t l = 0;
-        for (; l + 1 < len; l += 2) {
-            const std::uint8_t byte = s[l >> 1];
-            out[l] = nt16_code[byte >> 4];
-            out[l + 1] = nt16_code[byte & 0xfu];
+        if (stored == 0) {
+            std::fill_n(out, len, std::uint8_t{4});
+            std::fill_n(batch.qualities.data() + m0, len, missing_quality);
+        } else {
+            const std::uint8_t* s = bam_get_seq(b);
+            std::size_t l = 0;
+            for (; l + 1 < len; l += 2) {
+                const std::uint8_t byte = s[l >> 1];
+                out[l] = nt16_code[byte >> 4];
+                out[l + 1] = nt16_code[byte & 0xfu];
+            }
+            if (l < len) out[l] = nt16_code[s[l >> 1] >> 4];
+            std::memcpy(batch.qualities.data() + m0, bam_get_qual(b), len); // 0xff = missing
         }
-        if (l < len) out[l] = nt16_code[s[l >> 1] >> 4];
-        if (len > 0) std::memcpy(batch.qualities.data() + m0, bam_get_qual(b), len); // 0xff = missing
         const std::size_t k0 = batch.cigar.size();
         batch.cigar.resize(k0 + ncig);
         if (ncig > 0) std::memcpy(batch.cigar.data() + k0, cig, ncig * sizeof(std::uint32_t));
