@@ -9,7 +9,8 @@
 #                       then --no-mask, paired input and gzip output/input runs
 # MODE missing_input    exit 1, message names the file
 # MODE bad_args         exit 2 for an unknown option, a missing required option, a bad value
-# MODE bad_params       exit 3 for a corrupt JSON, a missing key, a size mismatch, a wrong version
+# MODE bad_params       exit 3 for a corrupt JSON, a missing key, a size mismatch, a wrong version,
+#                       an integer key that holds −1, 1e308 or 2.5
 # MODE malformed_fastq  exit 1, message contains cli_bad.fq and the line (16)
 
 cmake_minimum_required(VERSION 3.20)
@@ -219,6 +220,14 @@ elseif(MODE STREQUAL "bad_params")
   string(JSON _bad SET "${_p}" parameters adapter_scores "[1, 2, 3]")
   file(WRITE "${WORK}/size.json" "${_bad}")
   run(3 "parameters.adapter_scores" apply --in "${_small}" --params "${WORK}/size.json" --out "${WORK}/x.fq")
+  # Integer keys hold integers in range: -1 used to wrap to SIZE_MAX (every read dropped, exit 0)
+  # and 1e308 or 2.5 were cast with undefined behaviour.
+  foreach(_v -1 1e308 2.5)
+    string(JSON _bad SET "${_p}" config min_length "${_v}")
+    file(WRITE "${WORK}/int.json" "${_bad}")
+    run(3 "config.min_length' must be a non-negative integer" apply --in "${_small}" --params "${WORK}/int.json"
+        --out "${WORK}/x.fq")
+  endforeach()
 elseif(MODE STREQUAL "malformed_fastq")
   run(1 "cli_bad.fq:16:" learn --in "${DATA}/cli_bad.fq" --out "${WORK}/bad.json")
   run(1 "cli_bad.fq:16:" apply --in "${DATA}/cli_bad.fq" --params "${_fix}/params.json" --out "${WORK}/bad.fq")

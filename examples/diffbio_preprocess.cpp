@@ -19,12 +19,14 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -349,10 +351,25 @@ int run_learn(const LearnOptions& o) {
 template <class T>
 T get_key(const json& obj, const std::string& key, const std::string& where, const std::string& file) {
     if (!obj.is_object() || !obj.contains(key)) throw ParamsError(file + ": missing key '" + where + key + "'");
+    const json& v = obj.at(key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // nlohmann's get<T> would wrap −1 into SIZE_MAX and cast 1e308 or 2.5 with undefined
+        // behaviour: an integer key must hold an integer JSON number within T's range.
+        const bool in_range =
+            std::is_unsigned_v<T>
+                ? v.is_number_unsigned() && v.get<std::uint64_t>() <= std::numeric_limits<T>::max()
+                : v.is_number_integer() && v.get<std::int64_t>() >= std::numeric_limits<T>::min() &&
+                      v.get<std::int64_t>() <= std::numeric_limits<T>::max();
+        if (!in_range) {
+            throw ParamsError(file + ": key '" + where + key + "' must be " +
+                              (std::is_unsigned_v<T> ? "a non-negative integer" : "an integer") + " in range, not " +
+                              v.dump());
+        }
+    }
     try {
-        return obj.at(key).get<T>();
+        return v.get<T>();
     } catch (const json::exception&) {
-        throw ParamsError(file + ": key '" + where + key + "' has the wrong type (" + obj.at(key).type_name() + ")");
+        throw ParamsError(file + ": key '" + where + key + "' has the wrong type (" + v.type_name() + ")");
     }
 }
 
