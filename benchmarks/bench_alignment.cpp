@@ -11,10 +11,13 @@
 //   BM_single_pair_wavefront<F, kind>/<len>  the intra-pair wavefront kernel on one len × len pair
 //   BM_forward<F, kind>/<pairs>/<len>/<threads>        SmithWaterman::apply with Binder<F> (SIMD)
 //   BM_forward_backward<F, kind>/<pairs>/<len>/<threads>  SmithWaterman::value_and_grad<F> (SIMD):
-//                                       ∂/∂S, open, extend (τ fixed, its gradient not computed)
+//                                       ∂/∂S, open, extend (τ fixed, its gradient not computed); the
+//                                       operator keeps its tables between calls (its default cache)
 //   BM_forward_backward_tau<F, kind>    the same with ∂/∂τ too (SwGradOptions::temperature_gradient)
 //   BM_forward_backward_ckpt<F, kind>   the same with checkpoint = √m
 //   BM_forward_backward_kept<F, kind>   the same with an ops::SwWorkspace kept across iterations
+//   BM_forward_backward_fresh<F, kind>  the same without the cache (table_cache_bytes = 0): every
+//                                       call allocates its tables and the kernel zeroes their pages
 //   BM_parasail_sw_striped_16           parasail's striped 16-bit SW (affine, hard) on the same pairs,
 //                                       when compiled with -DDIFFBIO_BENCH_PARASAIL and -lparasail
 // threads = 1 runs exec::Cpu, otherwise exec::CpuParallel{threads}.
@@ -80,12 +83,13 @@ const Batch& batch(std::size_t count, std::size_t len) {
     return cache.emplace(std::pair{count, len}, std::move(b)).first->second;
 }
 
-ops::SmithWaterman aligner(SwKind kind, std::size_t checkpoint = 0) {
+ops::SmithWaterman aligner(SwKind kind, std::size_t checkpoint = 0, bool keep_tables = true) {
     ops::SmithWatermanConfig cfg;
     cfg.gaps = kind == SwKind::Linear ? ops::GapModel::Linear : ops::GapModel::Affine;
     cfg.gap_open = ops::GapOpen{3.0};
     cfg.gap_extend = ops::GapExtend{1.0};
     cfg.checkpoint = checkpoint;
+    if (!keep_tables) cfg.table_cache_bytes = 0;
     return ops::SmithWaterman(cfg, ops::SubstitutionMatrix::dna(2.0, -1.0));
 }
 
@@ -234,13 +238,15 @@ void BM_forward(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * b.cells));
 }
 
-template <class F, SwKind Kind, bool Checkpoint, bool Kept = false, bool Tau = false>
+/// Kept: the caller's SwWorkspace; Fresh: no table cache (each call allocates and first-touches
+/// its tables); neither: the operator's own cache (the default), as in a training loop.
+template <class F, SwKind Kind, bool Checkpoint, bool Kept = false, bool Tau = false, bool Fresh = false>
 void BM_forward_backward_impl(benchmark::State& state) {
     const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)));
     const std::size_t k = Checkpoint ? static_cast<std::size_t>(std::sqrt(static_cast<double>(state.range(1)))) : 0;
-    const ops::SmithWaterman sw = aligner(Kind);
+    const ops::SmithWaterman sw = aligner(Kind, 0, !Fresh);
     const std::vector<double> weights(b.pairs.size(), 1.0);
-    ops::SwWorkspace ws; // Kept: the tables stay between iterations, as in a training loop
+    ops::SwWorkspace ws;
     with_policy(static_cast<int>(state.range(2)), [&](const auto& policy) {
         for (auto _ : state) {
             const auto r = sw.template value_and_grad<F>(std::span<const ops::CodePair>(b.pairs), std::span<const double>(weights),
@@ -289,6 +295,10 @@ void BM_forward_backward_kept(benchmark::State& state) {
     BM_forward_backward_impl<F, Kind, false, true>(state);
 }
 template <class F, SwKind Kind>
+void BM_forward_backward_fresh(benchmark::State& state) {
+    BM_forward_backward_impl<F, Kind, false, false, false, true>(state);
+}
+template <class F, SwKind Kind>
 void BM_forward_backward_tau(benchmark::State& state) {
     BM_forward_backward_impl<F, Kind, false, false, true>(state);
 }
@@ -301,6 +311,9 @@ BENCHMARK_TEMPLATE(BM_forward_backward_tau, double, SwKind::Linear)->Apply(shape
 BENCHMARK_TEMPLATE(BM_forward_backward_tau, double, SwKind::Affine)->Apply(shapes_tau);
 BENCHMARK_TEMPLATE(BM_forward_backward_kept, float, SwKind::Linear)->Apply(shapes_ckpt);
 BENCHMARK_TEMPLATE(BM_forward_backward_kept, float, SwKind::Affine)->Apply(shapes_ckpt);
+BENCHMARK_TEMPLATE(BM_forward_backward_fresh, float, SwKind::Linear)->Apply(shapes_ckpt);
+BENCHMARK_TEMPLATE(BM_forward_backward_fresh, float, SwKind::Affine)->Apply(shapes_ckpt);
+BENCHMARK_TEMPLATE(BM_forward_backward_fresh, double, SwKind::Affine)->Apply(shapes_ckpt);
 BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Linear)->Apply(shapes_ckpt);
 BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Affine)->Apply(shapes_ckpt);
 

@@ -970,7 +970,8 @@ TEST_CASE("SmithWaterman::value_and_grad gives d/dtau only where learnable or as
     }
 }
 
-TEST_CASE("SmithWaterman::value_and_grad with a kept workspace gives the same bits, call after call", "[ops][sw][value_and_grad]") {
+TEST_CASE("SmithWaterman::value_and_grad with kept tables (a workspace, the operator's cache) gives the same bits, call after call",
+          "[ops][sw][value_and_grad]") {
     std::vector<SmithWatermanConfig> configs = proper_configs(0.7);
     configs.push_back(compat_config(1.1, 2.0, 0.5));
     std::mt19937 rng(5);
@@ -980,7 +981,10 @@ TEST_CASE("SmithWaterman::value_and_grad with a kept workspace gives the same bi
     ops::SwWorkspace ws; // one workspace for every model and size below: stale tables must not matter
     for (const SmithWatermanConfig& cfg : configs) {
         INFO(describe(cfg));
-        SmithWaterman sw(cfg);
+        SmithWaterman sw(cfg); // keeps its tables in its own cache between calls (the default)
+        SmithWatermanConfig fresh_cfg = cfg;
+        fresh_cfg.table_cache_bytes = 0;
+        const SmithWaterman fresh(fresh_cfg); // fresh tables every call
         const Batch bb = batch_of(sw, big), bs = batch_of(sw, small);
         const std::vector<double> wb(bb.pairs.size(), 0.75), wsm(bs.pairs.size(), -1.25);
         auto same = [](const auto& a, const auto& b) {
@@ -991,21 +995,80 @@ TEST_CASE("SmithWaterman::value_and_grad with a kept workspace gives the same bi
             CHECK(a.temperature == b.temperature);
         };
         for (int round = 0; round < 2; ++round) {
-            same(sw.value_and_grad<double>(bb.pairs, wb, {.workspace = &ws}), sw.value_and_grad<double>(bb.pairs, wb));
-            same(sw.value_and_grad<double>(bs.pairs, wsm, {.workspace = &ws}), sw.value_and_grad<double>(bs.pairs, wsm));
+            const auto ref_b = fresh.value_and_grad<double>(bb.pairs, wb);
+            same(sw.value_and_grad<double>(bb.pairs, wb, {.workspace = &ws}), ref_b);
+            same(sw.value_and_grad<double>(bb.pairs, wb), ref_b);
+            same(sw.value_and_grad<double>(bs.pairs, wsm, {.workspace = &ws}), fresh.value_and_grad<double>(bs.pairs, wsm));
+            same(sw.value_and_grad<double>(bs.pairs, wsm), fresh.value_and_grad<double>(bs.pairs, wsm));
             same(sw.value_and_grad<double>(bb.pairs, wb, {.checkpoint = 3, .workspace = &ws}),
-                 sw.value_and_grad<double>(bb.pairs, wb, {.checkpoint = 3}));
-            same(sw.value_and_grad<float>(bb.pairs, wb, {.workspace = &ws}), sw.value_and_grad<float>(bb.pairs, wb));
+                 fresh.value_and_grad<double>(bb.pairs, wb, {.checkpoint = 3}));
+            same(sw.value_and_grad<double>(bb.pairs, wb, {.checkpoint = 3}),
+                 fresh.value_and_grad<double>(bb.pairs, wb, {.checkpoint = 3}));
+            same(sw.value_and_grad<float>(bb.pairs, wb, {.workspace = &ws}), fresh.value_and_grad<float>(bb.pairs, wb));
+            same(sw.value_and_grad<float>(bb.pairs, wb), fresh.value_and_grad<float>(bb.pairs, wb));
             // two threads add their partial sums in either order: equal scores, gradients to rounding
             const auto pa = sw.value_and_grad<double>(bb.pairs, wb, {.workspace = &ws}, exec::CpuParallel{2});
-            const auto pb = sw.value_and_grad<double>(bb.pairs, wb, {}, exec::CpuParallel{2});
+            const auto pb = fresh.value_and_grad<double>(bb.pairs, wb, {}, exec::CpuParallel{2});
+            const auto pc = sw.value_and_grad<double>(bb.pairs, wb, {}, exec::CpuParallel{2});
             CHECK(pa.score == pb.score);
+            CHECK(pc.score == pb.score);
             check_close(vag_gradients(pa), vag_gradients(pb), 1e-13, "CpuParallel with and without a workspace");
+            check_close(vag_gradients(pc), vag_gradients(pb), 1e-13, "CpuParallel with and without the cache");
         }
+        CHECK(sw.cached_table_bytes() > 0);
+        CHECK(fresh.cached_table_bytes() == 0);
     }
     CHECK(ws.bytes() > 0);
     ws.release();
     CHECK(ws.bytes() == 0);
+}
+
+TEST_CASE("SmithWaterman's table cache: the limit, release, copies, the tape, concurrent calls", "[ops][sw][value_and_grad]") {
+    std::mt19937 rng(8);
+    std::vector<std::pair<std::string, std::string>> strs;
+    for (int k = 0; k < 24; ++k) strs.push_back({random_dna(rng, 40 + k), random_dna(rng, 60 - k)});
+    SmithWatermanConfig cfg = proper_configs(0.9).front();
+    SmithWaterman sw(cfg);
+    const Batch b = batch_of(sw, strs);
+    const std::vector<double> w(b.pairs.size(), 0.5);
+    CHECK(sw.cached_table_bytes() == 0);
+    const auto first = sw.value_and_grad<double>(b.pairs, w);
+    const std::size_t kept = sw.cached_table_bytes();
+    CHECK(kept > 0);
+    // a copy shares the cache; release empties it for both
+    const SmithWaterman copy = sw;
+    CHECK(copy.cached_table_bytes() == kept);
+    copy.release_cached_tables();
+    CHECK(sw.cached_table_bytes() == 0);
+    // the tape's reverse pass over code pairs keeps its (double) tables too, with the same gradients
+    const std::vector<double> tape_fresh = [&] {
+        SmithWatermanConfig c0 = cfg;
+        c0.table_cache_bytes = 0;
+        SmithWaterman f(c0);
+        return tape_gradients(f, b.pairs, w);
+    }();
+    CHECK(tape_gradients(sw, b.pairs, w) == tape_fresh);
+    CHECK(sw.cached_table_bytes() > 0);
+    CHECK(tape_gradients(sw, b.pairs, w) == tape_fresh);
+    // tables above the limit are freed at the end of the call that needed them
+    SmithWatermanConfig small = cfg;
+    small.table_cache_bytes = kept - 1;
+    const SmithWaterman tight(small);
+    const auto r = tight.value_and_grad<double>(b.pairs, w);
+    CHECK(r.score == first.score);
+    CHECK(r.substitution == first.substitution);
+    CHECK(tight.cached_table_bytes() == 0);
+    // calls from several threads at once on one operator: one holds the cache, the others
+    // allocate their own tables; every result equals the serial one
+    std::vector<ops::SwGradResult<double>> got(4);
+    DIFFBIO_OMP(parallel for num_threads(4))
+    for (int t = 0; t < 4; ++t) got[static_cast<std::size_t>(t)] = sw.value_and_grad<double>(b.pairs, w);
+    for (const auto& g : got) {
+        CHECK(g.score == first.score);
+        CHECK(g.substitution == first.substitution);
+        CHECK(g.gap_open == first.gap_open);
+        CHECK(g.gap_extend == first.gap_extend);
+    }
 }
 
 TEST_CASE("SmithWaterman::value_and_grad stays finite: tau 1e-4..1e4, scores 1e4, a 10,000 x 50 pair",
