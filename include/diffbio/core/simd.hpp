@@ -240,22 +240,27 @@ DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
             T(1.0));
     }
     // n from the low bits of k; 2^n = (n + bias) in the exponent field. n = bias + 1 (the top of the
-    // range) does not fit: 2^(n−1)·(2p) instead.
-    IR kb;
+    // range) does not fit: 2^(n−1)·(2p) instead. The integer arithmetic is unsigned: below the
+    // range (x < lo, set to 0 at the end) k's bits minus the shifter's leave the signed range.
+    using U = std::make_unsigned_t<I>;
+    using UR = typename vec_of<U, sizeof(R) / sizeof(T)>::type;
+    UR kb;
     std::memcpy(&kb, &k, sizeof(kb));
-    const IR ni = kb - shifter_bits;
+    const UR ni = kb - static_cast<U>(shifter_bits);
     R out;
 #if defined(DIFFBIO_SIMD_AVX512)
     if constexpr (avx512_width<R>) return x0 < lo ? R{} : scale_by_pow2<T>(p, n); // n = bias + 1 included
 #endif
     if constexpr (Nonpos) {
-        const IR sbits = (ni + bias) << mant;
+        const UR sbits = (ni + static_cast<U>(bias)) << mant;
         R scale;
         std::memcpy(&scale, &sbits, sizeof(scale));
         out = scale * p;
     } else {
-        const IR big = ni > bias;
-        const IR sbits = ((big ? ni - 1 : ni) + bias) << mant;
+        IR nis;
+        std::memcpy(&nis, &ni, sizeof(nis));
+        const IR big = nis > bias;
+        const UR sbits = ((big ? ni - 1 : ni) + static_cast<U>(bias)) << mant;
         R scale;
         std::memcpy(&scale, &sbits, sizeof(scale));
         out = scale * (big ? p + p : p);
@@ -267,7 +272,6 @@ DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
 template <class T, class R>
 DIFFBIO_FORCE_INLINE R log_normal_raw(const R& x) {
     using I = int_of_t<T>;
-    using IR = typename vec_of<I, sizeof(R) / sizeof(T)>::type;
     constexpr bool f32 = sizeof(T) == 4;
     constexpr int mant = f32 ? 23 : 52;
     constexpr I one_bits = f32 ? I(0x3f800000) : I(0x3ff0000000000000LL);
@@ -297,12 +301,16 @@ DIFFBIO_FORCE_INLINE R log_normal_raw(const R& x) {
         return e * ln2_hi + (lg + e * ln2_lo);
     }
 #endif
-    // shift the exponent so that the mantissa lands in [√½, √2)
-    IR b;
+    // shift the exponent so that the mantissa lands in [√½, √2); unsigned integer arithmetic (the
+    // same bits for the positive x this is for; lanes holding NaN or infinity, whose results a
+    // caller discards, would leave the signed range)
+    using U = std::make_unsigned_t<I>;
+    using UR = typename vec_of<U, sizeof(R) / sizeof(T)>::type;
+    UR b;
     std::memcpy(&b, &x, sizeof(b));
-    b += one_bits - sqrt_half_bits;
-    const IR e = (b >> mant) - (f32 ? I(127) : I(1023)) + shifter_bits; // e + the shifter's bits
-    b = (b & mant_mask) + sqrt_half_bits;
+    b += static_cast<U>(one_bits - sqrt_half_bits);
+    const UR e = (b >> mant) - static_cast<U>(f32 ? 127 : 1023) + static_cast<U>(shifter_bits); // e + the shifter's bits
+    b = (b & static_cast<U>(mant_mask)) + static_cast<U>(sqrt_half_bits);
     R f, ef;
     std::memcpy(&f, &b, sizeof(f));
     std::memcpy(&ef, &e, sizeof(ef));
