@@ -165,8 +165,8 @@ struct AlignmentScores {
 /// SmithWatermanConfig::table_cache_bytes (2 GiB by default); a call finding that cache in use by
 /// another thread, or tables above the limit, allocates and first-touches its own: 128 MB per
 /// thread for 32 pairs of 1,000 × 1,000 in float with soft linear gaps, three times that with
-/// affine gaps (64 such pairs forward+backward on fresh tables: 12% slower on one thread, and
-/// 1.49-1.74x instead of 1.94-1.97x on two).
+/// affine gaps (64 such pairs forward+backward on fresh tables: 11-20% slower on one thread, and
+/// 1.54-1.81x instead of 1.91-2.01x on two).
 class SwWorkspace {
 public:
     /// Bytes held.
