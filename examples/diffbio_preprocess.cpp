@@ -355,11 +355,13 @@ T get_key(const json& obj, const std::string& key, const std::string& where, con
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
         // nlohmann's get<T> would wrap −1 into SIZE_MAX and cast 1e308 or 2.5 with undefined
         // behaviour: an integer key must hold an integer JSON number within T's range.
+        // (the parser stores non-negative integers as unsigned, negative ones as signed)
+        constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<T>::max());
         const bool in_range =
-            std::is_unsigned_v<T>
-                ? v.is_number_unsigned() && v.get<std::uint64_t>() <= std::numeric_limits<T>::max()
-                : v.is_number_integer() && v.get<std::int64_t>() >= std::numeric_limits<T>::min() &&
-                      v.get<std::int64_t>() <= std::numeric_limits<T>::max();
+            v.is_number_unsigned()
+                ? v.get<std::uint64_t>() <= max
+                : !std::is_unsigned_v<T> && v.is_number_integer() &&
+                      v.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min());
         if (!in_range) {
             throw ParamsError(file + ": key '" + where + key + "' must be " +
                               (std::is_unsigned_v<T> ? "a non-negative integer" : "an integer") + " in range, not " +
