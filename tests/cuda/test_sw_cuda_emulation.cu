@@ -8,17 +8,16 @@
 // the float results differ from the device's in the last bits; the device parity test is
 // test_sw_cuda.cu. Runs on any machine (never exits 77).
 
-#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <diffbio/ops/alignment/cuda/smith_waterman.cuh>
+
+#include "host_warp.hpp"
 
 namespace {
 
@@ -29,52 +28,6 @@ using ops::detail::SwKind;
 
 int failures = 0;
 double worst_float = 0.0; // the largest relative deviation of a float comparison (reported)
-
-struct WarpShared {
-    std::barrier<> bar{32};
-    unsigned char slot[2][32][8] = {};
-};
-
-/// One emulated lane: up/down/flip exchange values through the shared slots (double-buffered, one
-/// barrier per exchange), sync is a barrier.
-struct HostWarp {
-    WarpShared* sh;
-    unsigned l;
-    mutable unsigned parity = 0;
-    DIFFBIO_HD unsigned lane() const { return l; }
-    template <class V>
-    DIFFBIO_HD V exchange(V v, unsigned src) const {
-#if !defined(__CUDA_ARCH__)
-        static_assert(sizeof(V) <= 8);
-        std::memcpy(sh->slot[parity][l], &v, sizeof(V));
-        sh->bar.arrive_and_wait();
-        V r;
-        std::memcpy(&r, sh->slot[parity][src], sizeof(V));
-        parity ^= 1U;
-        return r;
-#else
-        (void)src;
-        return v;
-#endif
-    }
-    template <class V>
-    DIFFBIO_HD V up(V v) const {
-        return exchange(v, l == 0 ? 0 : l - 1);
-    }
-    template <class V>
-    DIFFBIO_HD V down(V v) const {
-        return exchange(v, l == 31 ? 31 : l + 1);
-    }
-    template <class V>
-    DIFFBIO_HD V flip(V v, unsigned mask) const {
-        return exchange(v, l ^ mask);
-    }
-    DIFFBIO_HD void sync() const {
-#if !defined(__CUDA_ARCH__)
-        sh->bar.arrive_and_wait();
-#endif
-    }
-};
 
 template <class T>
 struct EmuResult {
@@ -102,22 +55,17 @@ EmuResult<T> emulate(const cu::SwCudaModel<T>& md, const std::vector<ops::CodePa
         std::vector<T> F(32), F2(32);
         std::vector<d::LaneGrads> lg(32);
         const T fbar = static_cast<T>(w[res.score.size()]);
-        WarpShared sh;
-        std::vector<std::thread> lanes;
-        for (unsigned l = 0; l < 32; ++l) {
-            lanes.emplace_back([&, l] {
-                HostWarp hw{&sh, l};
-                F2[l] = d::forward_pair<T, Kd, Local, Hard>(hw, in, p, nullptr, two_rows.data(), C, nullptr);
-                hw.sync();
-                F[l] = d::forward_pair<T, Kd, Local, Hard>(hw, in, p, work.data(), nullptr, C, &fwd);
-                hw.sync();
-                if (fbar != T(0)) {
-                    lg[l] = d::backward_pair<T, Kd, Local, Hard>(hw, in, p, work.data(), C, fwd, fbar, buf.data(),
-                                                                  bins.data(), sbar.data());
-                }
-            });
-        }
-        for (auto& t : lanes) t.join();
+        host_warp::run_warp([&](const host_warp::HostWarp& hw) {
+            const unsigned l = hw.lane();
+            F2[l] = d::forward_pair<T, Kd, Local, Hard>(hw, in, p, nullptr, two_rows.data(), C, nullptr);
+            hw.sync();
+            F[l] = d::forward_pair<T, Kd, Local, Hard>(hw, in, p, work.data(), nullptr, C, &fwd);
+            hw.sync();
+            if (fbar != T(0)) {
+                lg[l] = d::backward_pair<T, Kd, Local, Hard>(hw, in, p, work.data(), C, fwd, fbar, buf.data(),
+                                                              bins.data(), sbar.data());
+            }
+        });
         for (unsigned l = 1; l < 32; ++l) {
             if (F[l] != F[0] || F2[l] != F[0]) {
                 std::printf("FAIL lanes disagree on the score: lane %u %.9g %.9g vs %.9g\n", l, double(F[l]), double(F2[l]),

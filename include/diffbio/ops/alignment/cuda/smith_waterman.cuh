@@ -87,6 +87,7 @@
 #include <diffbio/core/validate.hpp>
 #include <diffbio/exec/cuda/buffer.cuh>
 #include <diffbio/exec/cuda/error.cuh>
+#include <diffbio/exec/cuda/warp.cuh>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/alignment/smith_waterman.hpp>
 
@@ -464,48 +465,9 @@ DIFFBIO_HD inline Layout layout(SwKind kd, std::uint32_t m, std::uint32_t n, std
     return l;
 }
 
-/// The warp operations of the device (lane l receives lane l − 1's value from up(), lane l + 1's
-/// from down(), lane l ^ m's from flip()). The same drivers run on a host emulation of a warp in
-/// tests/cuda/test_sw_cuda_emulation.cu.
-struct DeviceWarp {
-    DIFFBIO_HD unsigned lane() const {
-#if defined(__CUDA_ARCH__)
-        return threadIdx.x & 31u;
-#else
-        return 0;
-#endif
-    }
-    template <class V>
-    DIFFBIO_HD V up(V v) const {
-#if defined(__CUDA_ARCH__)
-        return __shfl_up_sync(full_mask, v, 1);
-#else
-        return v;
-#endif
-    }
-    template <class V>
-    DIFFBIO_HD V down(V v) const {
-#if defined(__CUDA_ARCH__)
-        return __shfl_down_sync(full_mask, v, 1);
-#else
-        return v;
-#endif
-    }
-    template <class V>
-    DIFFBIO_HD V flip(V v, unsigned mask) const {
-#if defined(__CUDA_ARCH__)
-        return __shfl_xor_sync(full_mask, v, static_cast<int>(mask));
-#else
-        (void)mask;
-        return v;
-#endif
-    }
-    DIFFBIO_HD void sync() const {
-#if defined(__CUDA_ARCH__)
-        __syncwarp();
-#endif
-    }
-};
+/// The warp operations of the device (<diffbio/exec/cuda/warp.cuh>). The same drivers run on a host
+/// emulation of a warp in tests/cuda/test_sw_cuda_emulation.cu.
+using exec::cuda::DeviceWarp;
 
 /// One pair's geometry and inputs for the drivers.
 template <class T>

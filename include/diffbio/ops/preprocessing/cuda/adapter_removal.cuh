@@ -27,6 +27,9 @@
 //             and T̄ are per-lane double sums, warp-reduced, one atomicAdd per warp. If seq̄ is requested
 //             the g_p of a read go to a scratch array and, after __syncwarp, lane j gathers
 //             seq̄_{q,a} += Σ_{k ≤ min(La−1, q)} g_{q−k} B[k,a] for q = j, j+32, … (no write conflicts).
+// The per-read warp programs (forward_read, backward_read) are written against the warp interface of
+// <diffbio/exec/cuda/warp.cuh>; tests/cuda/test_preprocessing_cuda.cu also runs them on a host emulation
+// of a warp, without a GPU.
 // Memory: forward: La·4·sizeof(T) shared per block, nothing else. Backward: 8·La·4·8 + La·4·sizeof(T)
 // bytes of shared memory per block (fewer warps per block when that would exceed 48 KiB), La·4 + 2
 // doubles of device scratch, and N·L·sizeof(T) device scratch for g only when seq_grad is requested.
@@ -56,12 +59,14 @@
 
 #include <cuda_runtime.h>
 
+#include <diffbio/config.hpp>
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/math.hpp>
 #include <diffbio/core/validate.hpp>
 #include <diffbio/exec/cuda/buffer.cuh>
 #include <diffbio/exec/cuda/error.cuh>
 #include <diffbio/exec/cuda/launch.cuh>
+#include <diffbio/exec/cuda/warp.cuh>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/preprocessing/adapter_removal.hpp>
 #include <diffbio/ops/preprocessing/reads.hpp>
@@ -102,37 +107,14 @@ inline constexpr std::size_t adapter_cuda_max_length = 512;
 
 namespace adapter_kernels {
 
-inline constexpr unsigned full_mask = 0xffffffffu;
-
-template <class T>
-__device__ inline T warp_inclusive_scan(T x, unsigned lane) {
-    for (unsigned off = 1; off < 32; off <<= 1) {
-        const T y = __shfl_up_sync(full_mask, x, off);
-        if (lane >= off) x += y;
-    }
-    return x;
-}
-
-/// Σ_{j ≥ lane} x_j.
-template <class T>
-__device__ inline T warp_suffix_scan(T x, unsigned lane) {
-    for (unsigned off = 1; off < 32; off <<= 1) {
-        const T y = __shfl_down_sync(full_mask, x, off);
-        if (lane + off < 32) x += y;
-    }
-    return x;
-}
-
-template <class T>
-__device__ inline T warp_sum(T x) {
-    for (unsigned off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(full_mask, x, off);
-    return x;
-}
+using exec::cuda::warp_inclusive_scan;
+using exec::cuda::warp_suffix_scan;
+using exec::cuda::warp_sum;
 
 /// z of the start p < len of one read (x: the read's [L × 4] rows). Returns false when ov < min_overlap
 /// (the start contributes nothing). Same operation order as detail::adapter_read_forward.
 template <class T>
-__device__ inline bool start_z(const T* __restrict__ x, std::size_t p, std::size_t len, const T* __restrict__ B,
+DIFFBIO_HD inline bool start_z(const T* __restrict__ x, std::size_t p, std::size_t len, const T* __restrict__ B,
                                const AdapterRemovalArgs<T>& a, T& z, bool& fraction, double& w) {
     const std::size_t rest = len - p;
     const std::size_t ov = rest < a.adapter_length ? rest : a.adapter_length;
@@ -149,6 +131,131 @@ __device__ inline bool start_z(const T* __restrict__ x, std::size_t p, std::size
     return true;
 }
 
+/// The forward of read i by one warp (the warp interface of <diffbio/exec/cuda/warp.cuh>; every lane
+/// calls it with the same i). B: [La × 4] (shared memory on the device).
+template <class T, class W>
+DIFFBIO_HD void forward_read(const W& w, const AdapterRemovalArgs<T>& a, std::size_t i, const T* __restrict__ seq,
+                             const T* __restrict__ quality, const std::uint32_t* __restrict__ lengths,
+                             const T* __restrict__ B, T* __restrict__ retention, T* __restrict__ trim_position,
+                             T* __restrict__ seq_out, T* __restrict__ quality_out) {
+    const unsigned lane = w.lane();
+    const std::size_t L = a.length;
+    const std::size_t len = lengths[i];
+    const T* x = seq + i * L * 4;
+    T carry = T(0); // Σ log σ(−z_q) over the previous chunks
+    T total = T(0); // this lane's share of Σ r
+    for (std::size_t c0 = 0; c0 < L; c0 += 32) {
+        const std::size_t p = c0 + lane;
+        T term = T(0);
+        if (p < len) {
+            T z;
+            bool fraction;
+            double wt;
+            if (start_z(x, p, len, B, a, z, fraction, wt)) term = diffbio::log_sigmoid(-z);
+        }
+        const T inclusive = warp_inclusive_scan(w, term);
+        const T log_survival = carry + inclusive;
+        carry += w.from(inclusive, 31);
+        if (p < L) {
+            using std::exp;
+            const std::size_t il = i * L + p;
+            const T r = p < len ? exp(log_survival) : T(0);
+            retention[il] = r;
+            total += r;
+            if (seq_out != nullptr) {
+                for (std::size_t b = 0; b < 4; ++b) seq_out[il * 4 + b] = x[p * 4 + b] * r;
+            }
+            if (quality_out != nullptr) quality_out[il] = quality[il] * r;
+        }
+    }
+    total = warp_sum(w, total);
+    if (lane == 0 && trim_position != nullptr) trim_position[i] = total;
+}
+
+/// The backward of read i by one warp. B̄ goes into acc [La × 4] (the warp's own slice: entry e is
+/// only touched by lane e mod 32), this lane's shares of τ̄_m and T̄ into tau_bar and temp_bar (to be
+/// warp-summed), seq̄ and qualitȳ (when not null) are accumulated (+=). g_scratch: [N × L], needed
+/// when seq_grad is not null.
+template <class T, class W>
+DIFFBIO_HD void backward_read(const W& w, const AdapterRemovalArgs<T>& a, std::size_t i, const T* __restrict__ seq,
+                              const T* __restrict__ quality, const std::uint32_t* __restrict__ lengths,
+                              const T* __restrict__ B, const T* __restrict__ retention,
+                              const AdapterRemovalOutputGradPtrs<T>& gy, T* __restrict__ g_scratch,
+                              T* __restrict__ seq_grad, T* __restrict__ quality_grad, double* __restrict__ acc,
+                              double& tau_bar, double& temp_bar) {
+    const unsigned lane = w.lane();
+    const std::size_t L = a.length;
+    const double temp = static_cast<double>(a.temperature);
+    const std::size_t len = lengths[i];
+    const T* x = seq + i * L * 4;
+    const T* r = retention + i * L;
+    const T pos_bar = gy.trim_position != nullptr ? gy.trim_position[i] : T(0);
+    T carry = T(0); // Σ_{l ≥ end of this chunk} r̄_l r_l
+    for (std::size_t c = (len + 31) / 32; c-- > 0;) {
+        const std::size_t p = c * 32 + lane;
+        const std::size_t il = i * L + p;
+        T v = T(0);
+        if (p < len) {
+            T rbar = pos_bar;
+            if (gy.retention != nullptr) rbar += gy.retention[il];
+            if (gy.seq != nullptr) {
+                for (std::size_t b = 0; b < 4; ++b) rbar += gy.seq[il * 4 + b] * x[p * 4 + b];
+            }
+            if (gy.quality != nullptr) rbar += gy.quality[il] * quality[il];
+            v = rbar * r[p];
+        }
+        const T suffix = carry + warp_suffix_scan(w, v);
+        carry = w.from(suffix, 0);
+        T g = T(0);
+        if (p < len) {
+            T z;
+            bool fraction;
+            double wt;
+            if (start_z(x, p, len, B, a, z, fraction, wt)) {
+                const T zbar = -suffix * diffbio::sigmoid(z); // d log σ(−z)/dz = −σ(z)
+                if (fraction) tau_bar -= static_cast<double>(zbar) * wt / temp;
+                temp_bar -= static_cast<double>(zbar) * static_cast<double>(z) / temp;
+                g = zbar / a.temperature;
+            }
+            if (g_scratch != nullptr) g_scratch[il] = g;
+        }
+        // B̄[e] += g_p · seq[p·4 + e] for e < ov_p·4, lanes over e.
+        for (unsigned j = 0; j < 32; ++j) {
+            const T gj = w.from(g, j);
+            if (gj == T(0)) continue; // warp-uniform: also every p ≥ len and ov < min_overlap
+            const std::size_t pj = c * 32 + j;
+            const std::size_t rest = len - pj;
+            const std::size_t ov4 = (rest < a.adapter_length ? rest : a.adapter_length) * 4;
+            const T* row = x + pj * 4;
+            for (std::size_t e = lane; e < ov4; e += 32) acc[e] += static_cast<double>(gj * row[e]);
+        }
+    }
+    if (seq_grad != nullptr || (quality_grad != nullptr && gy.quality != nullptr)) {
+        w.sync(); // the read's g_scratch entries, written by other lanes, are visible from here
+        for (std::size_t q = lane; q < L; q += 32) {
+            const std::size_t il = i * L + q;
+            const T rq = q < len ? r[q] : T(0);
+            if (seq_grad != nullptr) {
+                T s4[4] = {T(0), T(0), T(0), T(0)};
+                if (q < len) {
+                    const std::size_t kmax = q < a.adapter_length - 1 ? q : a.adapter_length - 1;
+                    const T* gq = g_scratch + i * L + q;
+                    for (std::size_t k = 0; k <= kmax; ++k) {
+                        const T gk = *(gq - k); // g of the start p = q − k (0 if inactive)
+                        for (std::size_t b = 0; b < 4; ++b) s4[b] += gk * B[k * 4 + b];
+                    }
+                }
+                for (std::size_t b = 0; b < 4; ++b) {
+                    T add = s4[b];
+                    if (gy.seq != nullptr) add += gy.seq[il * 4 + b] * rq;
+                    seq_grad[il * 4 + b] += add;
+                }
+            }
+            if (quality_grad != nullptr && gy.quality != nullptr) quality_grad[il] += gy.quality[il] * rq;
+        }
+    }
+}
+
 template <class T>
 __global__ void forward(AdapterRemovalArgs<T> a, const T* __restrict__ seq, const T* __restrict__ quality,
                         const std::uint32_t* __restrict__ lengths, const T* __restrict__ B_global,
@@ -160,40 +267,10 @@ __global__ void forward(AdapterRemovalArgs<T> a, const T* __restrict__ seq, cons
     for (std::size_t e = threadIdx.x; e < la4; e += blockDim.x) B[e] = B_global[e];
     __syncthreads();
 
-    const unsigned lane = threadIdx.x & 31u;
     const std::size_t warps = blockDim.x >> 5;
-    const std::size_t L = a.length;
     for (std::size_t i = blockIdx.x * warps + (threadIdx.x >> 5); i < a.n; i += gridDim.x * warps) {
-        const std::size_t len = lengths[i];
-        const T* x = seq + i * L * 4;
-        T carry = T(0); // Σ log σ(−z_q) over the previous chunks
-        T total = T(0); // this lane's share of Σ r
-        for (std::size_t c0 = 0; c0 < L; c0 += 32) {
-            const std::size_t p = c0 + lane;
-            T term = T(0);
-            if (p < len) {
-                T z;
-                bool fraction;
-                double w;
-                if (start_z(x, p, len, B, a, z, fraction, w)) term = diffbio::log_sigmoid(-z);
-            }
-            const T inclusive = warp_inclusive_scan(term, lane);
-            const T log_survival = carry + inclusive;
-            carry += __shfl_sync(full_mask, inclusive, 31);
-            if (p < L) {
-                using std::exp;
-                const std::size_t il = i * L + p;
-                const T r = p < len ? exp(log_survival) : T(0);
-                retention[il] = r;
-                total += r;
-                if (seq_out != nullptr) {
-                    for (std::size_t b = 0; b < 4; ++b) seq_out[il * 4 + b] = x[p * 4 + b] * r;
-                }
-                if (quality_out != nullptr) quality_out[il] = quality[il] * r;
-            }
-        }
-        total = warp_sum(total);
-        if (lane == 0 && trim_position != nullptr) trim_position[i] = total;
+        forward_read(exec::cuda::DeviceWarp{}, a, i, seq, quality, lengths, B, retention, trim_position, seq_out,
+                     quality_out);
     }
 }
 
@@ -211,91 +288,23 @@ __global__ void backward(AdapterRemovalArgs<T> a, const T* __restrict__ seq, con
     for (std::size_t e = threadIdx.x; e < warps * la4; e += blockDim.x) slices[e] = 0.0;
     __syncthreads();
 
-    const unsigned lane = threadIdx.x & 31u;
-    double* acc = slices + (threadIdx.x >> 5) * la4; // this warp's slice; entry e is lane e mod 32's
-    const std::size_t L = a.length;
-    const double temp = static_cast<double>(a.temperature);
+    const exec::cuda::DeviceWarp w{};
+    double* acc = slices + (threadIdx.x >> 5) * la4; // this warp's slice
     double tau_bar = 0.0, temp_bar = 0.0;
     for (std::size_t i = blockIdx.x * warps + (threadIdx.x >> 5); i < a.n; i += gridDim.x * warps) {
-        const std::size_t len = lengths[i];
-        const T* x = seq + i * L * 4;
-        const T* r = retention + i * L;
-        const T pos_bar = gy.trim_position != nullptr ? gy.trim_position[i] : T(0);
-        T carry = T(0); // Σ_{l ≥ end of this chunk} r̄_l r_l
-        for (std::size_t c = (len + 31) / 32; c-- > 0;) {
-            const std::size_t p = c * 32 + lane;
-            const std::size_t il = i * L + p;
-            T v = T(0);
-            if (p < len) {
-                T rbar = pos_bar;
-                if (gy.retention != nullptr) rbar += gy.retention[il];
-                if (gy.seq != nullptr) {
-                    for (std::size_t b = 0; b < 4; ++b) rbar += gy.seq[il * 4 + b] * x[p * 4 + b];
-                }
-                if (gy.quality != nullptr) rbar += gy.quality[il] * quality[il];
-                v = rbar * r[p];
-            }
-            const T suffix = carry + warp_suffix_scan(v, lane);
-            carry = __shfl_sync(full_mask, suffix, 0);
-            T g = T(0);
-            if (p < len) {
-                T z;
-                bool fraction;
-                double w;
-                if (start_z(x, p, len, B, a, z, fraction, w)) {
-                    const T zbar = -suffix * diffbio::sigmoid(z); // d log σ(−z)/dz = −σ(z)
-                    if (fraction) tau_bar -= static_cast<double>(zbar) * w / temp;
-                    temp_bar -= static_cast<double>(zbar) * static_cast<double>(z) / temp;
-                    g = zbar / a.temperature;
-                }
-                if (g_scratch != nullptr) g_scratch[il] = g;
-            }
-            // B̄[e] += g_p · seq[p·4 + e] for e < ov_p·4, lanes over e.
-            for (unsigned j = 0; j < 32; ++j) {
-                const T gj = __shfl_sync(full_mask, g, j);
-                if (gj == T(0)) continue; // warp-uniform: also every p ≥ len and ov < min_overlap
-                const std::size_t pj = c * 32 + j;
-                const std::size_t rest = len - pj;
-                const std::size_t ov4 = (rest < a.adapter_length ? rest : a.adapter_length) * 4;
-                const T* row = x + pj * 4;
-                for (std::size_t e = lane; e < ov4; e += 32) acc[e] += static_cast<double>(gj * row[e]);
-            }
-        }
-        if (seq_grad != nullptr || (quality_grad != nullptr && gy.quality != nullptr)) {
-            __syncwarp(); // the read's g_scratch entries, written by other lanes, are visible from here
-            for (std::size_t q = lane; q < L; q += 32) {
-                const std::size_t il = i * L + q;
-                const T rq = q < len ? r[q] : T(0);
-                if (seq_grad != nullptr) {
-                    T s4[4] = {T(0), T(0), T(0), T(0)};
-                    if (q < len) {
-                        const std::size_t kmax = q < a.adapter_length - 1 ? q : a.adapter_length - 1;
-                        const T* gq = g_scratch + i * L + q;
-                        for (std::size_t k = 0; k <= kmax; ++k) {
-                            const T gk = *(gq - k); // g of the start p = q − k (0 if inactive)
-                            for (std::size_t b = 0; b < 4; ++b) s4[b] += gk * B[k * 4 + b];
-                        }
-                    }
-                    for (std::size_t b = 0; b < 4; ++b) {
-                        T add = s4[b];
-                        if (gy.seq != nullptr) add += gy.seq[il * 4 + b] * rq;
-                        seq_grad[il * 4 + b] += add;
-                    }
-                }
-                if (quality_grad != nullptr && gy.quality != nullptr) quality_grad[il] += gy.quality[il] * rq;
-            }
-        }
+        backward_read(w, a, i, seq, quality, lengths, B, retention, gy, g_scratch, seq_grad, quality_grad, acc, tau_bar,
+                      temp_bar);
     }
-    tau_bar = warp_sum(tau_bar);
-    temp_bar = warp_sum(temp_bar);
-    if (lane == 0) {
+    tau_bar = warp_sum(w, tau_bar);
+    temp_bar = warp_sum(w, temp_bar);
+    if (w.lane() == 0) {
         atomicAdd(&sums[la4], tau_bar);
         atomicAdd(&sums[la4 + 1], temp_bar);
     }
     __syncthreads();
     for (std::size_t e = threadIdx.x; e < la4; e += blockDim.x) {
         double s = 0.0;
-        for (std::size_t w = 0; w < warps; ++w) s += slices[w * la4 + e];
+        for (std::size_t k = 0; k < warps; ++k) s += slices[k * la4 + e];
         if (s != 0.0) atomicAdd(&sums[e], s);
     }
 }
@@ -388,6 +397,19 @@ inline void adapter_parameter_gradients(std::span<const double> A, std::span<con
     check_size(S_grad.size(), 16, "adapter_parameter_gradients", "S_grad (4 x 4)");
     detail::times_scores_backward(A, S, B_grad, A.size() / 4, A_grad, S_grad);
 }
+
+namespace adapter_detail {
+
+/// Adds B̄, τ̄_m and T̄ (summed over the reads) into the operator's parameter gradients, as
+/// ad::Binder<ad::Var>::accumulate_grad does: the adapter one-hot and scores through B = S·A, the
+/// match threshold, and log T when the temperature is learnable (∂L/∂log T = T̄·T).
+inline void add_parameter_gradients(AdapterRemoval& op, const AdapterValues& v, const AdapterScoreGradients& sg) {
+    adapter_parameter_gradients(v.A, v.S, sg.B, op.adapter().grad(), op.scores().grad());
+    op.match_threshold().grad()[0] += sg.tau_m;
+    if (op.config().learnable_temperature) op.log_temperature().grad()[0] += sg.temperature * op.temperature();
+}
+
+} // namespace adapter_detail
 
 /// Forward on device data: seq [N×L×4], lengths [N] (each ≤ L; not checked on the device), B [La×4]
 /// (adapter_score_matrix, converted to T). retention [N×L] is required; trim_position [N], seq_out
@@ -557,9 +579,7 @@ AdapterRemovalReadGradients<T> adapter_removal_backward(const exec::Cuda& p, Ada
                                     read_gradients ? seq_grad.data() : nullptr,
                                     read_gradients ? quality_grad.data() : nullptr);
 
-    adapter_parameter_gradients(v.A, v.S, sg.B, op.adapter().grad(), op.scores().grad());
-    op.match_threshold().grad()[0] += sg.tau_m;
-    if (op.config().learnable_temperature) op.log_temperature().grad()[0] += sg.temperature * op.temperature();
+    d::add_parameter_gradients(op, v, sg);
     AdapterRemovalReadGradients<T> out;
     if (read_gradients) {
         out.seq = d::download(p, seq_grad);

@@ -13,7 +13,9 @@
 //     runs, copies back; the backward adds ∂L/∂θ into the operator's threshold().grad() like
 //     ad::Binder<ad::Var>::accumulate_grad does and returns the reads' gradients.
 //
-// Mapping: one thread per base (i, l), grid-stride over N·L (256-thread blocks, at most 65536 blocks).
+// Mapping: one thread per base (i, l), grid-stride over N·L (256-thread blocks, at most 65536 blocks);
+// a thread's work is forward_base / backward_base, which tests/cuda/test_preprocessing_cuda.cu also
+// runs on the host without a GPU.
 // Memory: no scratch beyond one double for the θ reduction. O(N·L). nvcc only.
 
 #include <cstddef>
@@ -24,6 +26,7 @@
 
 #include <cuda_runtime.h>
 
+#include <diffbio/config.hpp>
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/math.hpp>
 #include <diffbio/core/validate.hpp>
@@ -53,19 +56,55 @@ __device__ inline double block_sum(double v) {
     return total;
 }
 
+/// The forward of base idx = i·L + l (one thread's work; also run on the host by the tests).
+template <class T>
+DIFFBIO_HD inline void forward_base(std::size_t idx, const T* __restrict__ seq, const T* __restrict__ quality,
+                                    const std::uint32_t* __restrict__ lengths, std::size_t length, T theta, T softness,
+                                    T* __restrict__ weights_out, T* __restrict__ seq_out) {
+    const std::size_t i = idx / length;
+    const std::size_t l = idx - i * length;
+    const T w = l < lengths[i] ? diffbio::sigmoid((quality[idx] - theta) / softness) : T(0);
+    if (weights_out != nullptr) weights_out[idx] = w;
+    if (seq_out != nullptr) {
+        for (std::size_t a = 0; a < 4; ++a) seq_out[idx * 4 + a] = seq[idx * 4 + a] * w;
+    }
+}
+
+/// The backward of base idx (inv = 1/softness); returns g = ∂L/∂q (0 in padding), whose negation
+/// is the base's share of ∂L/∂θ.
+template <class T>
+DIFFBIO_HD inline T backward_base(std::size_t idx, const T* __restrict__ seq, const T* __restrict__ quality,
+                                  const std::uint32_t* __restrict__ lengths, std::size_t length, T theta, T softness,
+                                  T inv, const T* __restrict__ seq_grad_out, const T* __restrict__ weights_grad_out,
+                                  T* __restrict__ seq_grad_in, T* __restrict__ quality_grad) {
+    const std::size_t i = idx / length;
+    const std::size_t l = idx - i * length;
+    const bool valid = l < lengths[i];
+    const T z = (quality[idx] - theta) / softness;
+    const T w = valid ? diffbio::sigmoid(z) : T(0);
+    T wbar = weights_grad_out != nullptr ? weights_grad_out[idx] : T(0);
+    if (seq_grad_out != nullptr) {
+        T acc = T(0);
+        for (std::size_t a = 0; a < 4; ++a) {
+            const T gy = seq_grad_out[idx * 4 + a];
+            acc += gy * seq[idx * 4 + a];
+            if (seq_grad_in != nullptr) seq_grad_in[idx * 4 + a] += gy * w;
+        }
+        wbar += acc;
+    }
+    if (!valid) return T(0);
+    const T g = wbar * diffbio::sigmoid_derivative(z) * inv;
+    if (quality_grad != nullptr) quality_grad[idx] += g;
+    return g;
+}
+
 template <class T>
 __global__ void forward(const T* __restrict__ seq, const T* __restrict__ quality,
                         const std::uint32_t* __restrict__ lengths, std::size_t n_bases, std::size_t length, T theta,
                         T softness, T* __restrict__ weights_out, T* __restrict__ seq_out) {
     for (std::size_t idx = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; idx < n_bases;
          idx += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-        const std::size_t i = idx / length;
-        const std::size_t l = idx - i * length;
-        const T w = l < lengths[i] ? diffbio::sigmoid((quality[idx] - theta) / softness) : T(0);
-        if (weights_out != nullptr) weights_out[idx] = w;
-        if (seq_out != nullptr) {
-            for (std::size_t a = 0; a < 4; ++a) seq_out[idx * 4 + a] = seq[idx * 4 + a] * w;
-        }
+        forward_base(idx, seq, quality, lengths, length, theta, softness, weights_out, seq_out);
     }
 }
 
@@ -78,26 +117,8 @@ __global__ void backward(const T* __restrict__ seq, const T* __restrict__ qualit
     double sum_g = 0.0;
     for (std::size_t idx = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; idx < n_bases;
          idx += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-        const std::size_t i = idx / length;
-        const std::size_t l = idx - i * length;
-        const bool valid = l < lengths[i];
-        const T z = (quality[idx] - theta) / softness;
-        const T w = valid ? diffbio::sigmoid(z) : T(0);
-        T wbar = weights_grad_out != nullptr ? weights_grad_out[idx] : T(0);
-        if (seq_grad_out != nullptr) {
-            T acc = T(0);
-            for (std::size_t a = 0; a < 4; ++a) {
-                const T gy = seq_grad_out[idx * 4 + a];
-                acc += gy * seq[idx * 4 + a];
-                if (seq_grad_in != nullptr) seq_grad_in[idx * 4 + a] += gy * w;
-            }
-            wbar += acc;
-        }
-        if (valid) {
-            const T g = wbar * diffbio::sigmoid_derivative(z) * inv;
-            if (quality_grad != nullptr) quality_grad[idx] += g;
-            sum_g += static_cast<double>(g);
-        }
+        sum_g += static_cast<double>(backward_base(idx, seq, quality, lengths, length, theta, softness, inv,
+                                                   seq_grad_out, weights_grad_out, seq_grad_in, quality_grad));
     }
     if (theta_sum != nullptr) {
         sum_g = block_sum(sum_g);
