@@ -461,15 +461,28 @@ struct HostEmulation {
         return out;
     }
 
+    /// What the host convenience forms prepare before a launch: the parameter values, the launch
+    /// arguments (validated) and B = S·A in T.
+    template <class T>
+    struct AdapterSetup {
+        gpu::adapter_detail::AdapterValues values;
+        gpu::AdapterRemovalArgs<T> args;
+        std::vector<T> B;
+        AdapterSetup(const ops::AdapterRemoval& ar, const ops::ReadsView<T, T>& v, const char* where)
+            : values(gpu::adapter_detail::values_of(ar)),
+              args(gpu::adapter_detail::args_of<T>(ar, values.tau_m, v.n, v.length)) {
+            v.validate(where);
+            gpu::adapter_detail::validate(args, where);
+            const std::vector<double> Bd = gpu::adapter_score_matrix(values.A, values.S);
+            B.assign(Bd.begin(), Bd.end());
+        }
+    };
+
     template <class T>
     static ops::AdapterRemovalResult<T> adapter_forward(const ops::AdapterRemoval& ar, const ops::ReadsView<T, T>& v) {
-        namespace d = gpu::adapter_detail;
-        v.validate("adapter_forward (host emulation)");
-        const d::AdapterValues pv = d::values_of(ar);
-        const auto args = d::args_of<T>(ar, pv.tau_m, v.n, v.length);
-        d::validate(args, "adapter_forward (host emulation)");
-        const std::vector<double> Bd = gpu::adapter_score_matrix(pv.A, pv.S);
-        const std::vector<T> B(Bd.begin(), Bd.end());
+        const AdapterSetup<T> su(ar, v, "adapter_forward (host emulation)");
+        const auto& args = su.args;
+        const std::vector<T>& B = su.B;
         ops::AdapterRemovalResult<T> out;
         out.retention.assign(v.n * v.length, T(-7));
         out.trim_position.assign(v.n, T(-7));
@@ -489,13 +502,9 @@ struct HostEmulation {
                                                                 std::span<const T> retention,
                                                                 const gpu::AdapterRemovalOutputGrads<T>& grads,
                                                                 bool read_gradients) {
-        namespace d = gpu::adapter_detail;
-        v.validate("adapter_backward (host emulation)");
-        const d::AdapterValues pv = d::values_of(ar);
-        const auto args = d::args_of<T>(ar, pv.tau_m, v.n, v.length);
-        d::validate(args, "adapter_backward (host emulation)");
-        const std::vector<double> Bd = gpu::adapter_score_matrix(pv.A, pv.S);
-        const std::vector<T> B(Bd.begin(), Bd.end());
+        const AdapterSetup<T> su(ar, v, "adapter_backward (host emulation)");
+        const auto& args = su.args;
+        const std::vector<T>& B = su.B;
         const gpu::AdapterRemovalOutputGradPtrs<T> gy{ptr(grads.retention), ptr(grads.trim_position), ptr(grads.seq),
                                                       ptr(grads.quality)};
         gpu::AdapterRemovalReadGradients<T> out;
@@ -524,7 +533,7 @@ struct HostEmulation {
                 sg.temperature = temp_bar;
             }
         });
-        d::add_parameter_gradients(ar, pv, sg);
+        gpu::adapter_detail::add_parameter_gradients(ar, su.values, sg);
         return out;
     }
 };
