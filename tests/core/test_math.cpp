@@ -36,6 +36,20 @@ TEST_CASE("sigmoid, softplus, log_sigmoid stay finite at extreme inputs", "[core
     }
 }
 
+TEST_CASE("sigmoid_with_derivative: the bits of sigmoid and sigmoid_derivative", "[core][math]") {
+    for (double x : {-1e6, -745.0, -40.0, -3.0, -1e-9, 0.0, 1e-9, 0.7, 40.0, 710.0, 1e6}) {
+        double s = -1.0, d = -1.0;
+        diffbio::sigmoid_with_derivative(x, s, d);
+        CHECK(s == diffbio::sigmoid(x));
+        CHECK(d == diffbio::sigmoid_derivative(x));
+    }
+    float s = -1.0f, d = -1.0f;
+    diffbio::sigmoid_with_derivative(-2.5f, s, d);
+    CHECK(s == diffbio::sigmoid(-2.5f));
+    CHECK(d == diffbio::sigmoid_derivative(-2.5f));
+    CHECK(d == Approx(std::exp(-2.5) / ((1.0 + std::exp(-2.5)) * (1.0 + std::exp(-2.5)))).epsilon(1e-6));
+}
+
 TEST_CASE("softplus and log_sigmoid: hand values", "[core][math]") {
     CHECK(diffbio::softplus(0.0) == Approx(std::log(2.0)).epsilon(1e-15));
     CHECK(diffbio::softplus(1.0) == Approx(std::log1p(std::exp(1.0))).epsilon(1e-15));

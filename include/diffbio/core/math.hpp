@@ -39,6 +39,17 @@ DIFFBIO_HD inline T sigmoid_derivative(T x) {
     return e * r * r;
 }
 
+/// σ(x) and σ'(x) from one exponential, the same bits as sigmoid(x) and sigmoid_derivative(x).
+template <std::floating_point T>
+DIFFBIO_HD inline void sigmoid_with_derivative(T x, T& sig, T& dsig) {
+    using std::exp;
+    using std::fabs;
+    const T e = exp(-fabs(x));
+    const T r = T(1) / (T(1) + e);
+    sig = x >= T(0) ? r : e * r;
+    dsig = e * r * r;
+}
+
 /// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}); derivative σ(x). Never overflows.
 template <std::floating_point T>
 DIFFBIO_HD inline T softplus(T x) {

@@ -29,6 +29,7 @@
 
 #include <diffbio/ad/binder.hpp>
 #include <diffbio/ad/parameter.hpp>
+#include <diffbio/ad/tape.hpp>
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/read_batch.hpp>
 #include <diffbio/core/scalar_traits.hpp>
@@ -170,7 +171,7 @@ public:
             out.retention = ops::scale_rows(policy, std::span<const R>(out.retention), std::span<const R>(ar.retention), 1);
             out.trim_position = std::move(ar.trim_position);
         } else {
-            qual.assign(reads.quality.begin(), reads.quality.end());
+            qual = constants_of<R>(reads.quality);
         }
         if (cfg_.enable_duplicate_weighting) {
             const ops::ReadsView<R, Q> v{seq, reads.quality, reads.lengths, reads.n, reads.length};
@@ -234,6 +235,19 @@ private:
             return std::move(v);
         } else {
             return std::vector<R>(v.begin(), v.end());
+        }
+    }
+
+    /// The data q as R (for Var: constant leaves recorded as one block on the active tape, not one
+    /// record per entry).
+    template <class R, class Q>
+    static std::vector<R> constants_of(std::span<const Q> q) {
+        if constexpr (std::is_same_v<R, ad::Var> && std::is_arithmetic_v<Q>) {
+            const std::vector<double> values(q.begin(), q.end());
+            const std::span<const ad::Var> v = ad::Tape::active().variables(values);
+            return std::vector<R>(v.begin(), v.end());
+        } else {
+            return std::vector<R>(q.begin(), q.end());
         }
     }
 

@@ -7,10 +7,12 @@
 // θ (the threshold) is a learnable Parameter, default 20; s (softness) is a fixed positive
 // constant, default 1 (DiffBio's value). As s → 0, w becomes the hard mask [q > θ].
 // Gradients: ∂w/∂θ = −σ'(z)/s, ∂w/∂q = σ'(z)/s with z = (q − θ)/s; ∂seq'/∂seq = w.
-// O(N·L). For Var the weights are one fused node (soft::soft_threshold) and the masking one
-// more (a row scaling node), whatever N·L is; float and double run one fused pass per read, float
-// with σ in SIMD registers (core/simd.hpp). Bad config values throw InvalidArgument.
+// O(N·L). For Var the weights and the masked reads are ONE fused node whatever N·L is (its
+// backward one pass over the bases, from σ'(z) kept by the forward); float and double run one fused
+// pass per read, float with σ in SIMD registers (core/simd.hpp); Dual goes elementwise. Bad config
+// values throw InvalidArgument.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -20,12 +22,15 @@
 
 #include <diffbio/ad/binder.hpp>
 #include <diffbio/ad/parameter.hpp>
+#include <diffbio/ad/tape.hpp>
+#include <diffbio/ad/var.hpp>
 #include <diffbio/core/math.hpp>
 #include <diffbio/core/scalar_traits.hpp>
 #include <diffbio/core/simd.hpp>
 #include <diffbio/core/validate.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/preprocessing/reads.hpp>
+#include <diffbio/soft/detail/ad_operand.hpp>
 #include <diffbio/soft/threshold.hpp>
 
 namespace diffbio::ops {
@@ -64,6 +69,8 @@ public:
         const double s = cfg_.softness;
         if constexpr (std::is_floating_point_v<R> && std::is_arithmetic_v<Q>) {
             return apply_plain<R>(static_cast<R>(theta), reads, policy);
+        } else if constexpr (soft::detail::is_var_v<R> && (std::is_arithmetic_v<Q> || soft::detail::is_var_v<Q>)) {
+            return apply_var(theta, reads, policy);
         } else {
             QualityFilterResult<R> out;
             // Weights for every position (padding included), then zero the padding.
@@ -110,6 +117,77 @@ private:
         } else {
             for (std::size_t i = 0; i < n; ++i) one_read(i);
         }
+        return out;
+    }
+
+    /// Var: ONE node with outputs [w (N×L), seq' (N×L×4)] and inputs seq and quality (when they are
+    /// Var) and θ (when it is). The forward keeps σ'(z) per base (N·L doubles in the tape's arena) for
+    /// the backward, which is one pass: w̄ = ∂L/∂w + Σ_a ∂L/∂seq'_a·seq_a, g = w̄·σ'(z)/s,
+    /// q̄ += g, θ̄ −= Σ g, seq̄ += ∂L/∂seq'·w (padding: w = 0, no q/θ gradient). CpuParallel splits
+    /// both passes over reads.
+    template <class T, class S, class Q, class P>
+    QualityFilterResult<ad::Var> apply_var(const T& theta, const ReadsView<S, Q>& reads, const P& policy) const {
+        namespace sd = soft::detail;
+        ad::Tape& tape = ad::Tape::active();
+        const std::size_t n = reads.n, L = reads.length, nl = n * L;
+        const double soft = cfg_.softness, tv = sd::primal_scalar(theta);
+        const std::span<const double> saved_x = sd::saved_values(tape, reads.seq);
+        const std::span<const double> saved_q = sd::saved_values(tape, reads.quality);
+        const std::span<std::uint32_t> lens = tape.allocate<std::uint32_t>(n);
+        std::copy(reads.lengths.begin(), reads.lengths.end(), lens.begin());
+        const std::span<double> dsig = tape.allocate<double>(nl); // σ'(z)/s, 0 in padding
+        auto y = tape.record_node_uninitialised(
+            {sd::node_inputs(reads.seq), sd::node_inputs(reads.quality), sd::node_input(theta)}, nl * 5,
+            [=](const ad::NodeGrad& g) {
+                const auto xv = sd::input_values<S>(g, 0, saved_x);
+                const auto w = g.out_value();
+                const auto ybar = g.out_adjoint();
+                const auto gx = g.in_adjoint(0), gq = g.in_adjoint(1);
+                double theta_bar = 0.0;
+                const auto nn = static_cast<std::ptrdiff_t>(n);
+                [[maybe_unused]] const int threads = exec::thread_count(policy);
+                DIFFBIO_OMP(parallel for schedule(static) reduction(+ : theta_bar) num_threads(threads)
+                                if (std::is_same_v<P, exec::CpuParallel>))
+                for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
+                    const std::size_t i = static_cast<std::size_t>(ii), len = lens[i];
+                    for (std::size_t l = 0; l < len; ++l) {
+                        const std::size_t b = i * L + l;
+                        const double* sbar = ybar.data() + nl + b * 4;
+                        double wbar = ybar[b];
+                        for (std::size_t a = 0; a < 4; ++a) {
+                            wbar += sbar[a] * xv[b * 4 + a];
+                            if (!gx.empty()) gx[b * 4 + a] += sbar[a] * w[b];
+                        }
+                        const double gb = wbar * dsig[b];
+                        if (!gq.empty()) gq[b] += gb;
+                        theta_bar -= gb;
+                    }
+                }
+                if (!g.in_adjoint(2).empty()) g.in_adjoint(2)[0] += theta_bar;
+            });
+        const auto xv = sd::forward_values(tape, reads.seq, saved_x);
+        const auto qv = sd::forward_values(tape, reads.quality, saved_q);
+        const std::span<double> yv = tape.values_of(y);
+        const auto nn = static_cast<std::ptrdiff_t>(n);
+        [[maybe_unused]] const int threads = exec::thread_count(policy);
+        DIFFBIO_OMP(parallel for schedule(static) num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
+        for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
+            const std::size_t i = static_cast<std::size_t>(ii), len = lens[i];
+            for (std::size_t l = 0; l < L; ++l) {
+                const std::size_t b = i * L + l;
+                double wb = 0.0, db = 0.0;
+                if (l < len) {
+                    diffbio::sigmoid_with_derivative((qv[b] - tv) / soft, wb, db);
+                    db /= soft;
+                }
+                yv[b] = wb;
+                dsig[b] = db;
+                for (std::size_t a = 0; a < 4; ++a) yv[nl + b * 4 + a] = xv[b * 4 + a] * wb;
+            }
+        }
+        QualityFilterResult<ad::Var> out;
+        out.weights.assign(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(nl));
+        out.seq.assign(y.begin() + static_cast<std::ptrdiff_t>(nl), y.end());
         return out;
     }
 
