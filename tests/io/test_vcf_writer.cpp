@@ -182,3 +182,31 @@ TEST_CASE("VcfReader: a record cut short after POS is a ParseError naming the re
         CHECK_THAT(e.what(), Catch::Matchers::Contains("no REF allele"));
     }
 }
+
+TEST_CASE("VcfReader: FORMAT fields that no sample fills are absent, not a process exit (found by fuzz_vcf)",
+          "[io][vcf][errors]") {
+    // FORMAT "DP:GT:GQ" with the sample columns "6" and ".": the trailing fields are dropped, as the
+    // VCF specification allows. htslib 1.16 stores GT and GQ with value type 0 and its
+    // bcf_get_format_values called exit(1) on them. bcftools shows GT and GQ as missing.
+    const std::string head =
+        "##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n"
+        "##FORMAT=<ID=GQ,Number=1,Type=Integer,Description=\"Genotype quality\">\n"
+        "##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"Depth\">\n"
+        "##FORMAT=<ID=GP,Number=G,Type=Float,Description=\"Genotype probabilities\">\n"
+        "##INFO=<ID=DP,Number=1,Type=Integer,Description=\"Depth\">\n##contig=<ID=1,length=5000000>\n"
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\n";
+    ScratchFile f("unfilled_format.vcf");
+    diffbio::test::spit(f.path(), head + "1\t300\t.\tC\tT\t59.2\tPASS\tDP=14\tDP:GT:GQ:GP\t6\t.\n"
+                                         "1\t400\t.\tG\tA\t60\tPASS\t.\tGT:GQ\t0/1:35\t1/1:20\n");
+    io::VcfReader in(f.path());
+    const auto sites = in.read_all();
+    REQUIRE(sites.size() == 2);
+    CHECK(sites[0].pos == 299);
+    CHECK(sites[0].depth == 14);
+    CHECK(sites[0].genotype.empty());
+    CHECK(sites[0].alt_allele_count() == -1);
+    CHECK(sites[0].genotype_quality == -1);
+    for (const float p : sites[0].genotype_probs) CHECK(std::isnan(p)); // missing values, as htslib gives them
+    CHECK(sites[1].genotype == std::vector<std::int32_t>{0, 1});
+    CHECK(sites[1].genotype_quality == 35);
+}

@@ -110,10 +110,13 @@ public:
         for (std::uint32_t a = 1; a < rec_->n_allele; ++a) s.alts.emplace_back(rec_->d.allele[a]);
         if (!bcf_float_is_missing(rec_->qual)) s.qual = rec_->qual;
         for (int k = 0; k < rec_->d.n_flt; ++k) s.filters.emplace_back(bcf_hdr_int2id(hdr_, BCF_DT_ID, rec_->d.flt[k]));
-        if (bcf_get_info_int32(hdr_, rec_, "DP", &ibuf_, &ni_) > 0) s.depth = ibuf_[0];
-        if (bcf_get_info_float(hdr_, rec_, "AF", &fbuf_, &nf_) > 0 && !bcf_float_is_missing(fbuf_[0])) s.af = fbuf_[0];
+        if (info_has_numbers("DP") && bcf_get_info_int32(hdr_, rec_, "DP", &ibuf_, &ni_) > 0) s.depth = ibuf_[0];
+        if (info_has_numbers("AF") && bcf_get_info_float(hdr_, rec_, "AF", &fbuf_, &nf_) > 0 &&
+            !bcf_float_is_missing(fbuf_[0])) {
+            s.af = fbuf_[0];
+        }
         if (bcf_hdr_nsamples(hdr_) > 0) {
-            const int n = bcf_get_genotypes(hdr_, rec_, &ibuf_, &ni_);
+            const int n = format_has_numbers("GT") ? bcf_get_genotypes(hdr_, rec_, &ibuf_, &ni_) : 0;
             if (n > 0) {
                 const int ploidy = n / bcf_hdr_nsamples(hdr_);
                 for (int k = 0; k < ploidy; ++k) {
@@ -122,10 +125,11 @@ public:
                     s.genotype.push_back(bcf_gt_is_missing(g) ? -1 : bcf_gt_allele(g));
                 }
             }
-            if (bcf_get_format_int32(hdr_, rec_, "GQ", &ibuf_, &ni_) > 0 && ibuf_[0] != bcf_int32_missing) {
+            if (format_has_numbers("GQ") && bcf_get_format_int32(hdr_, rec_, "GQ", &ibuf_, &ni_) > 0 &&
+                ibuf_[0] != bcf_int32_missing) {
                 s.genotype_quality = ibuf_[0];
             }
-            const int ng = bcf_get_format_float(hdr_, rec_, "GP", &fbuf_, &nf_);
+            const int ng = format_has_numbers("GP") ? bcf_get_format_float(hdr_, rec_, "GP", &fbuf_, &nf_) : 0;
             if (ng > 0) {
                 const int per = ng / bcf_hdr_nsamples(hdr_);
                 for (int k = 0; k < per; ++k) {
@@ -146,6 +150,23 @@ public:
     }
 
 private:
+    // htslib 1.16 stores a FORMAT field that no sample fills (e.g. FORMAT "DP:GT:GQ" with the sample
+    // column "6": trailing fields dropped, as the VCF specification allows) with the value type
+    // BCF_BT_NULL, and bcf_get_format_values then EXITS the process ("Unexpected type 0"; found by
+    // fuzz_vcf). bcf_get_info_values has the same switch. A field whose values are not numbers is
+    // therefore read as absent.
+    static bool numeric_type(int type) noexcept {
+        return type == BCF_BT_INT8 || type == BCF_BT_INT16 || type == BCF_BT_INT32 || type == BCF_BT_FLOAT;
+    }
+    bool format_has_numbers(const char* key) const {
+        const bcf_fmt_t* f = bcf_get_fmt(hdr_, rec_, key);
+        return f != nullptr && numeric_type(f->type);
+    }
+    bool info_has_numbers(const char* key) const {
+        const bcf_info_t* f = bcf_get_info(hdr_, rec_, key);
+        return f != nullptr && numeric_type(f->type);
+    }
+
     void release() noexcept {
         if (rec_ != nullptr) bcf_destroy(rec_);
         rec_ = nullptr;
