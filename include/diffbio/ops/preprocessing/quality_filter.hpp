@@ -132,7 +132,6 @@ private:
         const std::size_t n = reads.n, L = reads.length, nl = n * L;
         const double soft = cfg_.softness, tv = sd::primal_scalar(theta);
         const std::span<const double> saved_x = sd::saved_values(tape, reads.seq);
-        const std::span<const double> saved_q = sd::saved_values(tape, reads.quality);
         const std::span<std::uint32_t> lens = tape.allocate<std::uint32_t>(n);
         std::copy(reads.lengths.begin(), reads.lengths.end(), lens.begin());
         const std::span<double> dsig = tape.allocate<double>(nl); // σ'(z)/s, 0 in padding
@@ -166,7 +165,16 @@ private:
                 if (!g.in_adjoint(2).empty()) g.in_adjoint(2)[0] += theta_bar;
             });
         const auto xv = sd::forward_values(tape, reads.seq, saved_x);
-        const auto qv = sd::forward_values(tape, reads.quality, saved_q);
+        // The qualities serve the forward only (the backward has σ'): the data, or the Vars' values.
+        std::span<const double> q_var;
+        if constexpr (sd::is_var_v<Q>) q_var = sd::forward_values(tape, reads.quality, {});
+        const auto quality_at = [&](std::size_t b) {
+            if constexpr (sd::is_var_v<Q>) {
+                return q_var[b];
+            } else {
+                return static_cast<double>(reads.quality[b]);
+            }
+        };
         const std::span<double> yv = tape.values_of(y);
         const auto nn = static_cast<std::ptrdiff_t>(n);
         [[maybe_unused]] const int threads = exec::thread_count(policy);
@@ -177,7 +185,7 @@ private:
                 const std::size_t b = i * L + l;
                 double wb = 0.0, db = 0.0;
                 if (l < len) {
-                    diffbio::sigmoid_with_derivative((qv[b] - tv) / soft, wb, db);
+                    diffbio::sigmoid_with_derivative((quality_at(b) - tv) / soft, wb, db);
                     db /= soft;
                 }
                 yv[b] = wb;
