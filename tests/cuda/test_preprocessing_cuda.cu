@@ -4,9 +4,9 @@
 // output; QualityFilter: forward mode, see quality_reference).
 //
 // Every check runs twice: first on the host (HostEmulation: the kernels' per-base and per-read warp
-// programs, the warp emulated by 32 threads; any machine), then on the GPU (Device). A failure of the
-// host emulation fails the program; with it passed and no CUDA device present, it exits 77 (ctest:
-// skipped).
+// programs, the warp emulated by 32 cooperative contexts on one thread; any machine), then on the
+// GPU (Device). A failure of the host emulation fails the program; with it passed and no CUDA device
+// present, it exits 77 (ctest: skipped).
 //
 // Tolerance per compared array: |gpu − cpu| ≤ rel·scale for every entry, scale = max(1, max_j |cpu_j|)
 // (float: rel 1e-5, double: rel 1e-12), i.e. relative to the array's magnitude with an absolute floor

@@ -1,6 +1,6 @@
 // Host emulation of the CUDA Smith-Waterman's warp programs (forward_pair, backward_pair of
-// <diffbio/ops/alignment/cuda/smith_waterman.cuh>): 32 std::threads play the 32 lanes of a warp,
-// the shuffles are exchanges through a std::barrier. It runs the device code paths of every model
+// <diffbio/ops/alignment/cuda/smith_waterman.cuh>): 32 cooperative contexts on one thread play the
+// 32 lanes of a warp, the shuffles are exchanges at a barrier (tests/support/host_warp.hpp). It runs the device code paths of every model
 // (wavefront order, strips, frontier checkpoints and segments, messages between lanes and strips,
 // borders) WITHOUT a GPU and compares scores and gradients with SmithWaterman::value_and_grad
 // (Cpu): double within 1e-10, float within 1e-5 (or at least as close to the CPU's double path as

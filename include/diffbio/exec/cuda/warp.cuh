@@ -2,7 +2,7 @@
 // The warp operations that the warp-per-item kernels (Smith-Waterman: one pair per warp; adapter
 // removal: one read per warp) are written against, so that the same per-warp programs run on the
 // device with DeviceWarp and in tests on a host emulation of a warp (tests/support/host_warp.hpp:
-// 32 std::threads, exchanges through a barrier). nvcc only.
+// 32 cooperative contexts, exchanges at a barrier). nvcc only.
 //
 // Semantics are those of the full-mask __shfl_*_sync intrinsics: every one of the 32 lanes calls each
 // operation, in the same order.
