@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstddef>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -105,6 +107,22 @@ TEST_CASE("FastqReader::read_batch appends at most max_reads reads", "[io][fastq
     CHECK(b.num_reads == 3);
     CHECK(reader.read_batch(b, 2) == 0);
     CHECK(b.names.back() == "read3");
+}
+
+TEST_CASE("ReadBatch::add rejects a quality score that is not finite and keeps the batch as it was",
+          "[io][fastq][errors]") {
+    ReadBatch b;
+    const std::vector<float> ok{30.0f, 20.0f}, with_nan{30.0f, std::nanf("")},
+        with_inf{std::numeric_limits<float>::infinity(), 1.0f, 2.0f};
+    b.add("r1", "AC", ok);
+    CHECK_THROWS_WITH(b.add("r2", "GT", with_nan),
+                      Catch::Matchers::Contains("read 'r2'") && Catch::Matchers::Contains("not finite") &&
+                          Catch::Matchers::Contains("position 1"));
+    CHECK_THROWS_AS(b.add("r3", "GTA", with_inf), diffbio::InvalidArgument);
+    CHECK(b.num_reads == 1);
+    CHECK(b.length == 2);
+    CHECK(b.quality == ok);
+    CHECK(b.names == std::vector<std::string>{"r1"});
 }
 
 TEST_CASE("FastqReader reads wrapped (multi-line) sequence and quality", "[io][fastq]") {

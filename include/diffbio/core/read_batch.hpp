@@ -13,6 +13,7 @@
 // Reads are never truncated: L is the longest read and shorter reads are padded (mask()).
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -57,6 +58,12 @@ struct ReadBatch {
         if (phred.size() != seq.size()) {
             throw ShapeError("ReadBatch::add: read '" + std::string(name) + "' has " + std::to_string(seq.size()) +
                              " bases but " + std::to_string(phred.size()) + " quality scores");
+        }
+        for (std::size_t l = 0; l < phred.size(); ++l) {
+            if (!std::isfinite(phred[l])) {
+                throw InvalidArgument("ReadBatch::add: read '" + std::string(name) + "' has a quality score that is not finite (" +
+                                      std::to_string(phred[l]) + ") at position " + std::to_string(l));
+            }
         }
         if (seq.size() > length) repad(seq.size());
         const std::size_t i = num_reads++;
