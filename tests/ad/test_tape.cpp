@@ -124,6 +124,86 @@ TEST_CASE("record_node_into: handles in the caller's buffer, adjacent nodes, the
     CHECK_THROWS_AS(tape.record_node_into({x}, none, [](const NodeGrad&) {}), diffbio::AdError);
 }
 
+TEST_CASE("record_node_into with several output buffers: one block, in order, one backward", "[ad][tape][node]") {
+    Tape tape;
+    ScopedTape scope(tape);
+    const std::vector<double> v{0.5, -1.5};
+    const auto x = tape.variables(v);
+    // outputs: p = (x0 + x1) in the first buffer, q_i = x_i² in the second
+    std::vector<Var> p(1), q(2);
+    const auto vals = tape.record_node_into({x}, {std::span<Var>(p), std::span<Var>(q)}, [](const NodeGrad& g) {
+        const auto a = g.out_adjoint();
+        for (std::size_t i = 0; i < 2; ++i) g.in_adjoint(0)[i] += a[0] + a[1 + i] * 2.0 * g.in_value(0)[i];
+    });
+    REQUIRE(vals.size() == 3);
+    vals[0] = v[0] + v[1];
+    vals[1] = v[0] * v[0];
+    vals[2] = v[1] * v[1];
+    CHECK(q[0].index == p[0].index + 1);
+    CHECK(q[1].index == p[0].index + 2);
+    CHECK(q[1].value() == 2.25);
+    const Var y = 3.0 * p[0] + q[0] - 2.0 * q[1];
+    tape.backward(y);
+    CHECK(tape.adjoint(x[0]) == Approx(3.0 + 2.0 * v[0]));
+    CHECK(tape.adjoint(x[1]) == Approx(3.0 - 4.0 * v[1]));
+    std::vector<Var> e1, e2;
+    CHECK_THROWS_AS(tape.record_node_into({x}, {std::span<Var>(e1), std::span<Var>(e2)}, [](const NodeGrad&) {}),
+                    diffbio::AdError);
+}
+
+TEST_CASE("weighted_sum: value and adjoints for contiguous and scattered operands, shape errors", "[ad][tape][node]") {
+    Tape tape;
+    ScopedTape scope(tape);
+    const std::vector<double> v{0.5, -1.5, 2.0, 4.0};
+    const std::vector<double> c{1.0, -2.0, 0.25, 3.0};
+    const auto x = tape.variables(v);
+    const Var s = tape.weighted_sum(x, c);
+    CHECK(s.value() == Approx(0.5 + 3.0 + 0.5 + 12.0));
+    // scattered operands (x3, x0 twice, and a Var computed from x1) go through the gathered path
+    const Var t = x[1] * x[1];
+    const std::vector<Var> mixed{x[3], x[0], t, x[0]};
+    const Var u = tape.weighted_sum(mixed, c);
+    CHECK(u.value() == Approx(4.0 - 1.0 + 0.25 * 2.25 + 1.5));
+    const Var y = s * u;
+    tape.backward(y);
+    const double sv = s.value(), uv = u.value();
+    CHECK(tape.adjoint(x[0]) == Approx(c[0] * uv + (c[1] + c[3]) * sv));
+    CHECK(tape.adjoint(x[1]) == Approx(c[1] * uv + c[2] * 2.0 * v[1] * sv));
+    CHECK(tape.adjoint(x[2]) == Approx(c[2] * uv));
+    CHECK(tape.adjoint(x[3]) == Approx(c[3] * uv + c[0] * sv));
+    CHECK(tape.weighted_sum({}, {}).value() == 0.0);
+    CHECK_THROWS_AS(tape.weighted_sum(x, std::span<const double>(c.data(), 3)), diffbio::ShapeError);
+}
+
+TEST_CASE("weighted_row_sums: one sum per row, adjoints per row, long rows and shape errors", "[ad][tape][node]") {
+    Tape tape;
+    ScopedTape scope(tape);
+    // 3 rows of 19 (more than the 8 partial sums, with a tail)
+    const std::size_t rows = 3, m = 19;
+    std::vector<double> v(rows * m), c(m);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.7 * static_cast<double>(i)) * 3.0;
+    for (std::size_t j = 0; j < m; ++j) c[j] = 0.25 * static_cast<double>(j) - 2.0;
+    const auto x = tape.variables(v);
+    const auto s = tape.weighted_row_sums(x, c);
+    REQUIRE(s.size() == rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+        double expect = 0.0;
+        for (std::size_t j = 0; j < m; ++j) expect += c[j] * v[r * m + j];
+        CHECK(s[r].value() == Approx(expect).margin(1e-13));
+    }
+    // y = 1·s0 + 0·s1 (a row whose adjoint is 0) − 2·s2
+    const Var y = s[0] - 2.0 * s[2] + 0.0 * s[1];
+    tape.backward(y);
+    for (std::size_t j = 0; j < m; ++j) {
+        CHECK(tape.adjoint(x[j]) == c[j]);
+        CHECK(tape.adjoint(x[m + j]) == 0.0);
+        CHECK(tape.adjoint(x[2 * m + j]) == -2.0 * c[j]);
+    }
+    CHECK_THROWS_AS(tape.weighted_row_sums(x, std::span<const double>(c.data(), 7)), diffbio::ShapeError);
+    CHECK_THROWS_AS(tape.weighted_row_sums(x, {}), diffbio::ShapeError);
+    CHECK_THROWS_AS(tape.weighted_row_sums({}, c), diffbio::ShapeError);
+}
+
 TEST_CASE("record_node rejects zero outputs and foreign Vars", "[ad][tape][node][errors]") {
     Tape tape;
     ScopedTape scope(tape);

@@ -130,21 +130,9 @@ public:
 
     /// A contiguous block of new variables. The returned span lives in the tape's arena and
     /// stays valid until the tape is rewound past this point.
-    std::span<const Var> variables(std::span<const double> values) {
-        const std::size_t n = values.size();
-        ensure_vars(n);
-        Var* out = arena_.allocate_array<Var>(n);
-        const std::size_t first = val_.size();
-        const auto ops = static_cast<std::uint32_t>(arg_.size());
-        val_.resize_uninitialised(first + n);
-        end_.resize_uninitialised(first + n + 1);
-        if (n > 0) std::memcpy(val_.data() + first, values.data(), n * sizeof(double));
-        for (std::size_t i = 0; i < n; ++i) {
-            end_[first + 1 + i] = ops;
-            out[i] = Var(Var::FromIndex{}, static_cast<std::uint32_t>(first + i));
-        }
-        return {out, n};
-    }
+    std::span<const Var> variables(std::span<const double> values) { return variables_from(values); }
+    /// The same from float values (widened on the way in, no temporary copy).
+    std::span<const Var> variables(std::span<const float> values) { return variables_from(values); }
 
     // ---- elementary records (used by the Var operators) -----------------------------------
     Var push_leaf(double v) {
@@ -219,14 +207,84 @@ public:
         return {val_.data() + first, out.size()};
     }
 
+    /// As record_node_into, with the output handles written into several buffers in turn (one
+    /// contiguous block of n_out = Σ sizes variables: the first buffer's, then the second's, ...).
+    /// Returns the values of the whole block, NOT initialised, in the same order.
+    template <class F>
+    std::span<double> record_node_into(std::initializer_list<std::span<const Var>> inputs,
+                                       std::initializer_list<std::span<Var>> outs, F&& backward) {
+        std::size_t n_out = 0;
+        for (const auto& o : outs) n_out += o.size();
+        check_node_inputs(inputs, n_out);
+        std::uint32_t at = record_node_block(inputs, n_out, std::forward<F>(backward), false);
+        const std::uint32_t first = at;
+        for (const auto& o : outs) {
+            fill_handles(at, o);
+            at += static_cast<std::uint32_t>(o.size());
+        }
+        return {val_.data() + first, n_out};
+    }
+
+    /// Σ_i c[i]·x[i] as one node: a loss over a large output (a node's output block) without an
+    /// operand record per term. x contiguous on the tape (a node's outputs, a variables() block) is
+    /// read and its adjoints accumulated in place, one streaming pass each way; any other x is
+    /// gathered. c is copied into the arena. O(n) to record and to sweep; 8 bytes per term.
+    Var weighted_sum(std::span<const Var> x, std::span<const double> c) {
+        if (x.size() != c.size()) {
+            throw ShapeError("Tape::weighted_sum: " + std::to_string(x.size()) + " Vars but " +
+                             std::to_string(c.size()) + " coefficients");
+        }
+        if (x.empty()) return push_leaf(0.0);
+        return weighted_row_sums(x, c)[0];
+    }
+
+    /// s_r = Σ_j c[j]·x[r·m + j] for the rows r of x read as a row-major [x.size()/m × m] matrix,
+    /// m = c.size(): a matrix-vector product as one node (e.g. a per-read score over an
+    /// [N × L × 4] output with one coefficient per position and channel). As weighted_sum, and c is
+    /// kept once for all rows. Returns the rows' sums (arena storage, valid until rewind).
+    std::span<const Var> weighted_row_sums(std::span<const Var> x, std::span<const double> c) {
+        const std::size_t m = c.size();
+        if (m == 0 || x.empty() || x.size() % m != 0) {
+            throw ShapeError("Tape::weighted_row_sums: " + std::to_string(x.size()) + " Vars are not a nonempty whole number of rows of " +
+                             std::to_string(m) + " coefficients");
+        }
+        const std::size_t rows = x.size() / m;
+        const std::span<double> kept = allocate<double>(m);
+        std::copy(c.begin(), c.end(), kept.begin());
+        const std::span<const double> xv = contiguous_values(x);
+        // eight partial sums per row: one chain would wait on every add's latency
+        const auto row_sum = [&](std::size_t r) {
+            double part[8] = {};
+            const std::size_t m8 = m - m % 8, at = r * m;
+            if (!xv.empty()) {
+                for (std::size_t j = 0; j < m8; j += 8) {
+                    for (std::size_t k = 0; k < 8; ++k) part[k] += kept[j + k] * xv[at + j + k];
+                }
+                for (std::size_t j = m8; j < m; ++j) part[j - m8] += kept[j] * xv[at + j];
+            } else {
+                for (std::size_t j = 0; j < m; ++j) part[j % 8] += kept[j] * value(x[at + j]);
+            }
+            return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+        };
+        const std::span<double> sums = allocate<double>(rows);
+        for (std::size_t r = 0; r < rows; ++r) sums[r] = row_sum(r);
+        return record_node({x}, sums, [kept, m](const NodeGrad& g) {
+            const std::span<const double> a = g.out_adjoint();
+            const std::span<double> gx = g.in_adjoint(0);
+            for (std::size_t r = 0; r < a.size(); ++r) {
+                if (a[r] == 0.0) continue;
+                double* row = gx.data() + r * m;
+                for (std::size_t j = 0; j < m; ++j) row[j] += kept[j] * a[r];
+            }
+        });
+    }
+
     /// Writable values of a block of Vars (e.g. the outputs of record_node_uninitialised).
     std::span<double> values_of(std::span<const Var> block) {
         if (block.empty()) return {};
         check_var(block[0], "values_of");
         check_var(block.back(), "values_of");
-        for (std::size_t i = 0; i < block.size(); ++i) {
-            if (block[i].index != block[0].index + i) throw AdError("values_of: block is not contiguous");
-        }
+        if (!is_contiguous(block)) throw AdError("values_of: block is not contiguous");
         return {val_.data() + block[0].index, block.size()};
     }
 
@@ -237,9 +295,7 @@ public:
         check_var(block[0], "contiguous_values");
         check_var(block.back(), "contiguous_values");
         if (static_cast<std::size_t>(block.back().index - block[0].index) + 1 != block.size()) return {};
-        for (std::size_t i = 0; i < block.size(); ++i) {
-            if (block[i].index != block[0].index + i) return {};
-        }
+        if (!is_contiguous(block)) return {};
         return {val_.data() + block[0].index, block.size()};
     }
 
@@ -371,6 +427,25 @@ public:
     }
 
 private:
+    template <class T>
+    std::span<const Var> variables_from(std::span<const T> values) {
+        const std::size_t n = values.size();
+        ensure_vars(n);
+        Var* out = arena_.allocate_array<Var>(n);
+        const std::size_t first = val_.size();
+        const auto ops = static_cast<std::uint32_t>(arg_.size());
+        val_.resize_uninitialised(first + n);
+        end_.resize_uninitialised(first + n + 1);
+        if constexpr (std::is_same_v<T, double>) {
+            if (n > 0) std::memcpy(val_.data() + first, values.data(), n * sizeof(double));
+        } else {
+            for (std::size_t i = 0; i < n; ++i) val_[first + i] = static_cast<double>(values[i]);
+        }
+        std::fill_n(end_.data() + first + 1, n, ops);
+        fill_handles(static_cast<std::uint32_t>(first), {out, n});
+        return {out, n};
+    }
+
     struct InputDesc {
         std::uint32_t first;
         std::uint32_t size;
@@ -428,10 +503,25 @@ private:
         return Var(Var::FromIndex{}, static_cast<std::uint32_t>(val_.size() - 1));
     }
 
+    /// block[i].index == block[0].index + i for every i (one branch-free pass the compiler vectorises).
+    static bool is_contiguous(std::span<const Var> block) noexcept {
+        if (block.empty()) return true;
+        const std::uint32_t first = block[0].index;
+        std::uint32_t diff = 0;
+        for (std::size_t i = 0; i < block.size(); ++i) diff |= block[i].index ^ (first + static_cast<std::uint32_t>(i));
+        return diff == 0;
+    }
+
     void check_node_inputs(std::initializer_list<std::span<const Var>> inputs, std::size_t n_out) const {
         if (n_out == 0) throw AdError("record_node: a custom node needs at least one output");
         for (const auto& in : inputs) {
-            for (const Var& v : in) check_var(v, "record_node input");
+            // the largest index decides (invalid_index is the largest of all); one vectorised pass,
+            // and the offending Var found only on failure for the message
+            std::uint32_t top = 0;
+            for (const Var& v : in) top = std::max(top, v.index);
+            if (!in.empty() && top >= val_.size()) {
+                for (const Var& v : in) check_var(v, "record_node input");
+            }
         }
     }
     static void fill_handles(std::uint32_t first, std::span<Var> out) noexcept {
@@ -460,9 +550,7 @@ private:
             d.size = static_cast<std::uint32_t>(in.size());
             d.first = in.empty() ? 0 : in[0].index;
             d.indices = nullptr;
-            bool contiguous = true;
-            for (std::size_t i = 0; i < in.size(); ++i) contiguous = contiguous && in[i].index == d.first + i;
-            if (!contiguous) {
+            if (!is_contiguous(in)) {
                 d.indices = arena_.allocate_array<std::uint32_t>(in.size());
                 for (std::size_t i = 0; i < in.size(); ++i) d.indices[i] = in[i].index;
             }
