@@ -492,6 +492,16 @@ template <class T, int N>
 DIFFBIO_FORCE_INLINE pack<T, N> exp_nonpos(const pack<T, N>& a) {
     DIFFBIO_SIMD_LANEWISE((detail::exp_raw<T, typename pack<T, N>::raw, true>(a.v[g])));
 }
+/// σ(x) = 1/(1 + e^−x) and σ'(x) = σ(x)·(1 − σ(x)) per lane, from e = e^−|x| ∈ (0, 1] so that
+/// neither overflows for any x (the pack form of diffbio::sigmoid_with_derivative).
+template <class T, int N>
+DIFFBIO_FORCE_INLINE void sigmoid_with_derivative(const pack<T, N>& x, pack<T, N>& sig, pack<T, N>& dsig) {
+    const pack<T, N> e = exp_nonpos(neg_abs(x));
+    const pack<T, N> r = pack<T, N>::broadcast(T(1)) / (e + T(1));
+    const pack<T, N> er = e * r;
+    sig = select(x >= pack<T, N>::broadcast(T(0)), r, er);
+    dsig = er * r;
+}
 /// log x per lane, every input.
 template <class T, int N>
 DIFFBIO_FORCE_INLINE pack<T, N> log(const pack<T, N>& a) {
