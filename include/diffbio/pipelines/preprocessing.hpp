@@ -243,8 +243,13 @@ private:
     template <class R, class Q>
     static std::vector<R> constants_of(std::span<const Q> q) {
         if constexpr (std::is_same_v<R, ad::Var> && std::is_arithmetic_v<Q>) {
-            const std::vector<double> values(q.begin(), q.end());
-            const std::span<const ad::Var> v = ad::Tape::active().variables(values);
+            std::span<const ad::Var> v;
+            if constexpr (std::is_same_v<Q, float> || std::is_same_v<Q, double>) {
+                v = ad::Tape::active().variables(q);
+            } else {
+                const std::vector<double> values(q.begin(), q.end());
+                v = ad::Tape::active().variables(values);
+            }
             return std::vector<R>(v.begin(), v.end());
         } else {
             return std::vector<R>(q.begin(), q.end());

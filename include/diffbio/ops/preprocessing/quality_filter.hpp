@@ -131,14 +131,31 @@ private:
         ad::Tape& tape = ad::Tape::active();
         const std::size_t n = reads.n, L = reads.length, nl = n * L;
         const double soft = cfg_.softness, tv = sd::primal_scalar(theta);
-        const std::span<const double> saved_x = sd::saved_values(tape, reads.seq);
+        // plain reads: the backward's copy keeps their own type (float reads: half the bytes of a
+        // double copy, and exact); Var reads: their values come from the tape
+        std::span<const S> saved_x;
+        if constexpr (!sd::is_var_v<S>) {
+            const std::span<S> copy = tape.allocate<S>(reads.seq.size());
+            std::copy(reads.seq.begin(), reads.seq.end(), copy.begin());
+            saved_x = copy;
+        }
         const std::span<std::uint32_t> lens = tape.allocate<std::uint32_t>(n);
         std::copy(reads.lengths.begin(), reads.lengths.end(), lens.begin());
         const std::span<double> dsig = tape.allocate<double>(nl); // σ'(z)/s, 0 in padding
-        auto y = tape.record_node_uninitialised(
-            {sd::node_inputs(reads.seq), sd::node_inputs(reads.quality), sd::node_input(theta)}, nl * 5,
-            [=](const ad::NodeGrad& g) {
-                const auto xv = sd::input_values<S>(g, 0, saved_x);
+        // The handles go straight into the result: weights first, then the masked reads.
+        QualityFilterResult<ad::Var> out;
+        out.weights.resize(nl);
+        out.seq.resize(nl * 4);
+        const std::span<double> yv = tape.record_node_into(
+            {sd::node_inputs(reads.seq), sd::node_inputs(reads.quality), sd::node_input(theta)},
+            {std::span<ad::Var>(out.weights), std::span<ad::Var>(out.seq)}, [=](const ad::NodeGrad& g) {
+                const auto x_at = [&](std::size_t k) {
+                    if constexpr (sd::is_var_v<S>) {
+                        return g.in_value(0)[k];
+                    } else {
+                        return static_cast<double>(saved_x[k]);
+                    }
+                };
                 const auto w = g.out_value();
                 const auto ybar = g.out_adjoint();
                 const auto gx = g.in_adjoint(0), gq = g.in_adjoint(1);
@@ -154,7 +171,7 @@ private:
                         const double* sbar = ybar.data() + nl + b * 4;
                         double wbar = ybar[b];
                         for (std::size_t a = 0; a < 4; ++a) {
-                            wbar += sbar[a] * xv[b * 4 + a];
+                            wbar += sbar[a] * x_at(b * 4 + a);
                             if (!gx.empty()) gx[b * 4 + a] += sbar[a] * w[b];
                         }
                         const double gb = wbar * dsig[b];
@@ -164,7 +181,8 @@ private:
                 }
                 if (!g.in_adjoint(2).empty()) g.in_adjoint(2)[0] += theta_bar;
             });
-        const auto xv = sd::forward_values(tape, reads.seq, saved_x);
+        std::span<const double> x_var;
+        if constexpr (sd::is_var_v<S>) x_var = sd::forward_values(tape, reads.seq, {});
         // The qualities serve the forward only (the backward has σ'): the data, or the Vars' values.
         std::span<const double> q_var;
         if constexpr (sd::is_var_v<Q>) q_var = sd::forward_values(tape, reads.quality, {});
@@ -175,27 +193,40 @@ private:
                 return static_cast<double>(reads.quality[b]);
             }
         };
-        const std::span<double> yv = tape.values_of(y);
         const auto nn = static_cast<std::ptrdiff_t>(n);
         [[maybe_unused]] const int threads = exec::thread_count(policy);
         DIFFBIO_OMP(parallel for schedule(static) num_threads(threads) if (std::is_same_v<P, exec::CpuParallel>))
         for (std::ptrdiff_t ii = 0; ii < nn; ++ii) {
             const std::size_t i = static_cast<std::size_t>(ii), len = lens[i];
-            for (std::size_t l = 0; l < L; ++l) {
-                const std::size_t b = i * L + l;
-                double wb = 0.0, db = 0.0;
-                if (l < len) {
-                    diffbio::sigmoid_with_derivative((quality_at(b) - tv) / soft, wb, db);
-                    db /= soft;
-                }
-                yv[b] = wb;
-                dsig[b] = db;
-                for (std::size_t a = 0; a < 4; ++a) yv[nl + b * 4 + a] = xv[b * 4 + a] * wb;
+            double* w = yv.data() + i * L;
+            double* d = dsig.data() + i * L;
+            // z into w first, then σ(z) and σ'(z)/s over the read in place (SIMD where built with it)
+            for (std::size_t l = 0; l < len; ++l) w[l] = (quality_at(i * L + l) - tv) / soft;
+            std::size_t l = 0;
+#if DIFFBIO_HAVE_VECTOR_EXT
+            using pd = simd::pack<double, simd::native_lanes<double>>;
+            for (; l + pd::size <= len; l += pd::size) {
+                pd sig, ds;
+                simd::sigmoid_with_derivative(pd::load(w + l), sig, ds);
+                sig.store(w + l);
+                (ds / pd::broadcast(soft)).store(d + l);
+            }
+#endif
+            for (; l < len; ++l) {
+                diffbio::sigmoid_with_derivative(w[l], w[l], d[l]);
+                d[l] /= soft;
+            }
+            std::fill(w + len, w + L, 0.0);
+            std::fill(d + len, d + L, 0.0);
+            double* y = yv.data() + nl + i * L * 4;
+            if constexpr (sd::is_var_v<S>) {
+                const double* x = x_var.data() + i * L * 4;
+                for (std::size_t j = 0; j < L * 4; ++j) y[j] = x[j] * w[j / 4];
+            } else {
+                const S* x = reads.seq.data() + i * L * 4;
+                for (std::size_t j = 0; j < L * 4; ++j) y[j] = static_cast<double>(x[j]) * w[j / 4];
             }
         }
-        QualityFilterResult<ad::Var> out;
-        out.weights.assign(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(nl));
-        out.seq.assign(y.begin() + static_cast<std::ptrdiff_t>(nl), y.end());
         return out;
     }
 
