@@ -63,11 +63,9 @@ loss_of(const diffbio::pipelines::PreprocessingResult<R>& r, std::size_t n, std:
     if constexpr (std::is_same_v<R, ad::Var>) {
         ad::Var loss = 0.0;
         ad::Tape& tape = ad::Tape::active();
+        const std::span<const ad::Var> s = tape.weighted_row_sums(r.preprocessed_reads, coef); // one per read
         for (std::size_t i = 0; i < n; ++i) {
-            const ad::Var* row = r.preprocessed_reads.data() + i * per_read;
-            double s = 0.0;
-            for (std::size_t j = 0; j < per_read; ++j) s += coef[j] * row[j].value();
-            loss += r.read_weights[i] * tape.push_nary(s, std::span<const ad::Var>(row, per_read), coef);
+            loss += r.read_weights[i] * s[i];
         }
         return loss;
     } else {
