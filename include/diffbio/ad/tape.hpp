@@ -12,7 +12,8 @@
 // Custom nodes: one record whose outputs are a fresh contiguous block of variables and whose
 // backward is a user callable over contiguous blocks of adjoints (see record_node). This is how
 // fused kernels enter the tape: one record for a whole Smith-Waterman, a Linear layer, a sum of
-// thresholds. Nodes live in an Arena.
+// thresholds. Nodes live in an Arena. weighted_sum / weighted_row_sums are such nodes, for a loss
+// over a large output without an operand record per term.
 //
 // Memory: 20 bytes per variable (value, adjoint, operand offset) + 12 bytes per operand.
 // mark()/rewind() drop everything recorded after the mark without freeing memory, so a training

@@ -7,8 +7,9 @@
 // θ (the threshold) is a learnable Parameter, default 20; s (softness) is a fixed positive
 // constant, default 1 (DiffBio's value). As s → 0, w becomes the hard mask [q > θ].
 // Gradients: ∂w/∂θ = −σ'(z)/s, ∂w/∂q = σ'(z)/s with z = (q − θ)/s; ∂seq'/∂seq = w.
-// O(N·L). For Var the weights and the masked reads are ONE fused node whatever N·L is (its
-// backward one pass over the bases, from σ'(z) kept by the forward); float and double run one fused
+// O(N·L). For Var the weights and the masked reads are ONE fused node whatever N·L is (its forward
+// computes σ and σ' in double SIMD registers, its backward is one pass over the bases, from σ'(z)
+// kept by the forward); float and double run one fused
 // pass per read, float with σ in SIMD registers (core/simd.hpp); Dual goes elementwise. Bad config
 // values throw InvalidArgument.
 
