@@ -3,6 +3,7 @@
 // side of benchmarks/peers/jax_preprocessing.sh (the JAX side is jax_preprocessing.py).
 //
 //   bench_pipeline_fastq --data FILE [--reps N] [--threads T] [--stages LIST] [--float 0|1]
+//                        [--only forward|gradient]
 //
 // Config: the pipeline defaults (read_length 150, quality threshold 20, adapter AGATCGGAAGAG,
 // match threshold 0.8, temperature 1, duplicate similarity 0.95, window 11, hidden 64). LIST
@@ -14,7 +15,8 @@
 // Binder<float> (float kernels end to end) and the gradient with
 // PreprocessingPipelineConfig::float_gradient (float GEMMs inside the reverse-mode nodes); the
 // default (0) computes in double. T = 1 runs exec::Cpu, otherwise exec::CpuParallel{T}. Each
-// variant is run once to warm up, then N times (default 20); one line per variant:
+// variant is run once to warm up, then N times (default 20); --only runs one of them (for
+// profiling one variant alone); one line per variant:
 //   <variant> threads=<T> median_ms=<..> min_ms=<..> loss=<..>
 
 #include <algorithm>
@@ -69,11 +71,20 @@ loss_of(const diffbio::pipelines::PreprocessingResult<R>& r, std::size_t n, std:
         }
         return loss;
     } else {
+        // eight partial sums per read (as Tape::weighted_row_sums): one accumulator chain would make
+        // the loss latency-bound, and slower than the pipeline stage it follows
+        constexpr std::size_t lanes = 8;
         double loss = 0.0;
         for (std::size_t i = 0; i < n; ++i) {
             const R* row = r.preprocessed_reads.data() + i * per_read;
+            double part[lanes] = {};
+            std::size_t j = 0;
+            for (; j + lanes <= per_read; j += lanes) {
+                for (std::size_t u = 0; u < lanes; ++u) part[u] += coef[j + u] * static_cast<double>(row[j + u]);
+            }
+            for (; j < per_read; ++j) part[0] += coef[j] * static_cast<double>(row[j]);
             double s = 0.0;
-            for (std::size_t j = 0; j < per_read; ++j) s += coef[j] * static_cast<double>(row[j]);
+            for (const double p : part) s += p;
             loss += static_cast<double>(r.read_weights[i]) * s;
         }
         return loss;
@@ -99,18 +110,31 @@ Timing time_it(int reps, F&& f) {
     return {median, ms.front(), loss};
 }
 
+void print_results(const std::vector<std::pair<const char*, Timing>>& results, int threads) {
+    for (const auto& [name, t] : results) {
+        std::printf("%s threads=%d median_ms=%.4f min_ms=%.4f loss=%.9g\n", name, threads, t.median_ms, t.min_ms, t.loss);
+    }
+}
+
 template <class Scalar, class P>
 void run(const ReadBatch& b, const diffbio::pipelines::PreprocessingPipelineConfig& cfg, const P& policy, int threads,
-         int reps) {
+         int reps, const std::string& only) {
     diffbio::pipelines::PreprocessingPipeline pipeline(cfg);
-    const Timing fwd = time_it(reps, [&] {
-        ad::Binder<Scalar> bind;
-        return loss_of(pipeline.apply(bind, b, policy), b.num_reads, b.length);
-    });
+    std::vector<std::pair<const char*, Timing>> results;
+    if (only != "gradient") {
+        results.emplace_back("forward", time_it(reps, [&] {
+                                 ad::Binder<Scalar> bind;
+                                 return loss_of(pipeline.apply(bind, b, policy), b.num_reads, b.length);
+                             }));
+    }
+    if (only == "forward") {
+        print_results(results, threads);
+        return;
+    }
     ad::Tape tape;
     ad::ScopedTape scope(tape);
     const auto start = tape.mark();
-    const Timing grad = time_it(reps, [&] {
+    results.emplace_back("forward+backward", time_it(reps, [&] {
         tape.rewind(start);
         for (ad::Parameter* p : pipeline.parameters()) p->zero_grad();
         ad::Binder<ad::Var> bind(tape);
@@ -118,16 +142,14 @@ void run(const ReadBatch& b, const diffbio::pipelines::PreprocessingPipelineConf
         tape.backward(loss);
         bind.accumulate_grad();
         return loss.value();
-    });
-    for (const auto& [name, t] : {std::pair{"forward", fwd}, std::pair{"forward+backward", grad}}) {
-        std::printf("%s threads=%d median_ms=%.4f min_ms=%.4f loss=%.9g\n", name, threads, t.median_ms, t.min_ms, t.loss);
-    }
+    }));
+    print_results(results, threads);
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    std::string data, stages = "adapter,duplicates,error_correction";
+    std::string data, stages = "adapter,duplicates,error_correction", only;
     int reps = 20, threads = 1;
     bool use_float = false;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -137,10 +159,12 @@ int main(int argc, char** argv) {
         else if (a == "--threads") threads = std::atoi(argv[i + 1]);
         else if (a == "--stages") stages = argv[i + 1];
         else if (a == "--float") use_float = std::atoi(argv[i + 1]) != 0;
+        else if (a == "--only") only = argv[i + 1];
         else { std::fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
     }
-    if (data.empty() || reps < 1 || threads < 1) {
-        std::fprintf(stderr, "usage: bench_pipeline_fastq --data FILE [--reps N] [--threads T] [--stages LIST] [--float 0|1]\n");
+    if (data.empty() || reps < 1 || threads < 1 || !(only.empty() || only == "forward" || only == "gradient")) {
+        std::fprintf(stderr, "usage: bench_pipeline_fastq --data FILE [--reps N] [--threads T] [--stages LIST] [--float 0|1] "
+                             "[--only forward|gradient]\n");
         return 2;
     }
     diffbio::pipelines::PreprocessingPipelineConfig cfg;
@@ -163,11 +187,11 @@ int main(int argc, char** argv) {
         std::printf("reads=%zu length=%zu stages=%s precision=%s\n", b.num_reads, b.length, stages.c_str(),
                     use_float ? "float" : "double");
         if (use_float) {
-            if (threads == 1) run<float>(b, cfg, exec::Cpu{}, 1, reps);
-            else run<float>(b, cfg, exec::CpuParallel{threads}, threads, reps);
+            if (threads == 1) run<float>(b, cfg, exec::Cpu{}, 1, reps, only);
+            else run<float>(b, cfg, exec::CpuParallel{threads}, threads, reps, only);
         } else {
-            if (threads == 1) run<double>(b, cfg, exec::Cpu{}, 1, reps);
-            else run<double>(b, cfg, exec::CpuParallel{threads}, threads, reps);
+            if (threads == 1) run<double>(b, cfg, exec::Cpu{}, 1, reps, only);
+            else run<double>(b, cfg, exec::CpuParallel{threads}, threads, reps, only);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_pipeline_fastq: %s\n", e.what());
