@@ -568,11 +568,13 @@ private:
         const std::size_t first = val_.size();
         rec->first_out = static_cast<std::uint32_t>(first);
         rec->n_out = static_cast<std::uint32_t>(n_out);
-        // The outputs have no operands: their offsets all equal the operand count.
+        // The outputs have no operands. The reverse sweep jumps over the block, so it reads only
+        // the offset at the block's top (the next record's first operand); the offsets inside the
+        // block are never read and stay unwritten (4 bytes per output less traffic).
         val_.resize_uninitialised(first + n_out);
         end_.resize_uninitialised(first + n_out + 1);
         if (zero_values) std::fill_n(val_.data() + first, n_out, 0.0);
-        std::fill_n(end_.data() + first + 1, n_out, static_cast<std::uint32_t>(arg_.size()));
+        end_[first + n_out] = static_cast<std::uint32_t>(arg_.size());
         return static_cast<std::uint32_t>(first);
     }
 
