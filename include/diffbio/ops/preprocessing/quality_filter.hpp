@@ -220,12 +220,16 @@ private:
             std::fill(w + len, w + L, 0.0);
             std::fill(d + len, d + L, 0.0);
             double* y = yv.data() + nl + i * L * 4;
+            // one base (4 channels) per step: the compiler vectorises this form, not y[j] = x[j]·w[j/4]
+            const auto scale = [&](const auto* x) {
+                for (std::size_t l2 = 0; l2 < L; ++l2) {
+                    for (std::size_t a = 0; a < 4; ++a) y[l2 * 4 + a] = static_cast<double>(x[l2 * 4 + a]) * w[l2];
+                }
+            };
             if constexpr (sd::is_var_v<S>) {
-                const double* x = x_var.data() + i * L * 4;
-                for (std::size_t j = 0; j < L * 4; ++j) y[j] = x[j] * w[j / 4];
+                scale(x_var.data() + i * L * 4);
             } else {
-                const S* x = reads.seq.data() + i * L * 4;
-                for (std::size_t j = 0; j < L * 4; ++j) y[j] = static_cast<double>(x[j]) * w[j / 4];
+                scale(reads.seq.data() + i * L * 4);
             }
         }
         return out;
