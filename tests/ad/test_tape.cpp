@@ -227,6 +227,82 @@ TEST_CASE("vector seeds: seed + propagate gives a vector-Jacobian product", "[ad
     CHECK(tape.adjoint(x) == Approx(4.0 + 30.0));
 }
 
+TEST_CASE("large leaf blocks: the sweep jumps over them, with nodes, elementary records and rewinds between",
+          "[ad][tape][memory]") {
+    // variables() lists a block of 64 or more leaves for the reverse sweep to jump over (only the
+    // offset at its top is written); smaller blocks are swept leaf by leaf. Both must give the
+    // same adjoints wherever the blocks lie: adjacent to each other, under a node, at the top.
+    Tape tape;
+    ScopedTape scope(tape);
+    const Var p = tape.variable(2.0);
+    const auto start = tape.mark();
+    std::vector<double> av(100), bv(100);
+    for (std::size_t i = 0; i < 100; ++i) {
+        av[i] = 0.01 * static_cast<double>(i) - 0.3;
+        bv[i] = 1.0 - 0.02 * static_cast<double>(i);
+    }
+    const std::vector<float> sv{1.5f, -2.0f, 0.25f};
+    const auto a = tape.variables(av); // listed
+    const auto after_a = tape.mark();
+    const auto b = tape.variables(bv); // listed, right on top of a
+    const auto s = tape.variables(std::span<const float>(sv)); // 3 leaves: swept one by one
+    Var acc = 0.0;
+    for (const Var& ai : a) acc += ai * p; // elementary records whose operands lie in the block
+    const Var d = fused_dot(tape, a, b);   // a node whose inputs are both blocks
+    const Var y = acc + d + p * s[0];
+    tape.backward(y);
+    double sum_a = 0.0, dot = 0.0;
+    for (std::size_t i = 0; i < 100; ++i) {
+        sum_a += av[i];
+        dot += av[i] * bv[i];
+    }
+    CHECK(y.value() == Approx(2.0 * sum_a + dot + 2.0 * 1.5));
+    for (std::size_t i = 0; i < 100; ++i) {
+        CHECK(tape.adjoint(a[i]) == Approx(2.0 + bv[i]).epsilon(1e-15));
+        CHECK(tape.adjoint(b[i]) == Approx(av[i]).epsilon(1e-15));
+    }
+    CHECK(tape.adjoint(p) == Approx(sum_a + 1.5).epsilon(1e-15));
+    CHECK(tape.adjoint(s[0]) == 2.0);
+    CHECK(tape.adjoint(s[1]) == 0.0);
+
+    // Rewind between the blocks: b's listing goes, a's stays; a new float block c takes b's place
+    // and is the topmost record, so the seed lands inside a listed block.
+    tape.rewind(after_a);
+    // elementary records where b's block was: a listing of b left behind would skip them
+    Var acc2 = 0.0;
+    for (std::size_t i = 0; i < 150; ++i) acc2 += a[i % 100];
+    tape.backward(acc2);
+    for (std::size_t i = 0; i < 100; ++i) CHECK(tape.adjoint(a[i]) == (i < 50 ? 2.0 : 1.0));
+    tape.rewind(after_a);
+    std::vector<float> cv(200);
+    for (std::size_t i = 0; i < 200; ++i) cv[i] = static_cast<float>(i % 7) - 2.5f;
+    const auto c = tape.variables(std::span<const float>(cv));
+    CHECK(c[0].index == a.back().index + 1);
+    tape.backward(c[5]);
+    for (std::size_t i = 0; i < 200; ++i) CHECK(tape.adjoint(c[i]) == (i == 5 ? 1.0 : 0.0));
+    for (std::size_t i = 0; i < 100; ++i) CHECK(tape.adjoint(a[i]) == 0.0);
+    const Var z = c[0] * a[99] + c[199] * p; // above both blocks: −2.5·a_99 + 0.5·2
+    tape.backward(z);
+    CHECK(z.value() == Approx(-2.5 * av[99] + 1.0));
+    CHECK(tape.adjoint(a[99]) == -2.5);
+    CHECK(tape.adjoint(c[0]) == Approx(av[99]).epsilon(1e-15));
+    CHECK(tape.adjoint(c[199]) == 2.0);
+    CHECK(tape.adjoint(p) == 0.5);
+    CHECK(tape.adjoint(a[0]) == 0.0);
+
+    // Rewind below every block: no listing is left behind to mislead the sweep.
+    tape.rewind(start);
+    const Var q = p * p;
+    std::vector<double> small(10, 1.0);
+    const auto e = tape.variables(small);
+    const Var w = q * e[3] + e[9];
+    tape.backward(w);
+    CHECK(tape.adjoint(p) == 4.0);
+    CHECK(tape.adjoint(e[3]) == 4.0);
+    CHECK(tape.adjoint(e[9]) == 1.0);
+    CHECK(tape.adjoint(e[0]) == 0.0);
+}
+
 TEST_CASE("mark/rewind: 10,000 training steps do not grow memory", "[ad][tape][memory]") {
     Tape tape;
     ScopedTape scope(tape);

@@ -7,7 +7,8 @@
 //   arg_[end_[k]..end_[k+1]) the operands of variable k, with partial_[] their ∂k/∂operand
 // An elementary op stores its partials at forward time, so the reverse sweep is one loop of
 // fused multiply-adds walked once from the last variable to the first. A leaf (input or
-// constant) has no operands.
+// constant) has no operands. Blocks without operands are jumped over: a custom node's outputs
+// and a block of 64 or more leaves from variables(); only the offset at a block's top is written.
 //
 // Custom nodes: one record whose outputs are a fresh contiguous block of variables and whose
 // backward is a user callable over contiguous blocks of adjoints (see record_node). This is how
@@ -358,6 +359,9 @@ public:
         // A node runs when the sweep comes down to its output block (every variable above it is
         // done); the block itself has no operands, so the sweep then jumps over it.
         std::size_t next_node_top = node > 0 ? nodes_[node - 1]->first_out + std::size_t{nodes_[node - 1]->n_out} : 0;
+        // Large blocks of leaves have no operands to sweep: the sweep jumps over them too.
+        std::size_t leaf = leaf_blocks_.size();
+        std::size_t next_leaf_top = leaf > 0 ? leaf_blocks_[leaf - 1].top : 0;
         std::uint32_t hi = end_[val_.size()];
         for (std::size_t k = val_.size(); k > 0;) {
             if (k == next_node_top) {
@@ -366,6 +370,12 @@ public:
                 k = r.first_out;
                 hi = end_[k];
                 next_node_top = node > 0 ? nodes_[node - 1]->first_out + std::size_t{nodes_[node - 1]->n_out} : 0;
+                continue;
+            }
+            if (k == next_leaf_top) {
+                k = leaf_blocks_[--leaf].first;
+                hi = end_[k];
+                next_leaf_top = leaf > 0 ? leaf_blocks_[leaf - 1].top : 0;
                 continue;
             }
             --k;
@@ -388,6 +398,8 @@ public:
             throw AdError("Tape::rewind: the mark is ahead of the tape (already rewound past it?)");
         }
         destroy_nodes_from(m.nodes);
+        // a leaf block lies wholly above or wholly below a mark (marks fall between records)
+        while (!leaf_blocks_.empty() && leaf_blocks_.back().first >= m.vars) leaf_blocks_.pop_back();
         val_.truncate(m.vars);
         end_.truncate(m.vars + 1);
         arg_.truncate(m.operands);
@@ -411,6 +423,7 @@ public:
                end_.capacity() * sizeof(std::uint32_t) + arg_.capacity() * sizeof(std::uint32_t) +
                partial_.capacity() * sizeof(double) + nodes_.capacity() * sizeof(void*) +
                scratch_.capacity() * sizeof(double) + io_.capacity() * sizeof(detail::NodeIo) +
+               leaf_blocks_.capacity() * sizeof(LeafBlock) +
                arena_.capacity_bytes();
     }
     /// Reserve room for n more variables and m more operands.
@@ -435,6 +448,10 @@ private:
         Var* out = arena_.allocate_array<Var>(n);
         const std::size_t first = val_.size();
         const auto ops = static_cast<std::uint32_t>(arg_.size());
+        // A large block is listed for the reverse sweep to jump over, like a node's outputs, and
+        // only the offset at its top is written. Listed first: nothing below throws.
+        const bool listed = n >= min_leaf_block;
+        if (listed) leaf_blocks_.push_back({static_cast<std::uint32_t>(first), static_cast<std::uint32_t>(first + n)});
         val_.resize_uninitialised(first + n);
         end_.resize_uninitialised(first + n + 1);
         if constexpr (std::is_same_v<T, double>) {
@@ -442,10 +459,22 @@ private:
         } else {
             for (std::size_t i = 0; i < n; ++i) val_[first + i] = static_cast<double>(values[i]);
         }
-        std::fill_n(end_.data() + first + 1, n, ops);
+        if (listed) {
+            end_[first + n] = ops;
+        } else {
+            std::fill_n(end_.data() + first + 1, n, ops);
+        }
         fill_handles(static_cast<std::uint32_t>(first), {out, n});
         return {out, n};
     }
+
+    /// A block of leaves recorded by variables(): [first, top).
+    struct LeafBlock {
+        std::uint32_t first;
+        std::uint32_t top;
+    };
+    /// Smaller blocks are swept leaf by leaf (listing them would cost more than it saves).
+    static constexpr std::size_t min_leaf_block = 64;
 
     struct InputDesc {
         std::uint32_t first;
@@ -628,6 +657,7 @@ private:
     detail::PodBuffer<std::uint32_t> arg_;
     detail::PodBuffer<double> partial_;
     std::vector<NodeRecord*> nodes_;
+    std::vector<LeafBlock> leaf_blocks_; // in recording order, disjoint from the node blocks
     std::vector<double> scratch_;
     std::vector<detail::NodeIo> io_;
     Arena arena_;
