@@ -173,6 +173,13 @@ TEST_CASE("weighted_sum: value and adjoints for contiguous and scattered operand
     CHECK(tape.adjoint(x[3]) == Approx(c[3] * uv + c[0] * sv));
     CHECK(tape.weighted_sum({}, {}).value() == 0.0);
     CHECK_THROWS_AS(tape.weighted_sum(x, std::span<const double>(c.data(), 3)), diffbio::ShapeError);
+    // an uninitialised Var among the operands: a named error, and nothing recorded
+    const std::vector<Var> bad{x[0], Var{}};
+    const std::vector<double> two{1.0, 1.0};
+    const std::size_t vars = tape.num_vars(), nodes = tape.num_nodes();
+    CHECK_THROWS_WITH(tape.weighted_sum(bad, two), Contains("never initialised"));
+    CHECK(tape.num_vars() == vars);
+    CHECK(tape.num_nodes() == nodes);
 }
 
 TEST_CASE("weighted_row_sums: one sum per row, adjoints per row, long rows and shape errors", "[ad][tape][node]") {

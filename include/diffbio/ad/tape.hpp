@@ -253,7 +253,20 @@ public:
         const std::size_t rows = x.size() / m;
         const std::span<double> kept = allocate<double>(m);
         std::copy(c.begin(), c.end(), kept.begin());
-        const std::span<const double> xv = contiguous_values(x);
+        // Recorded first: the node's input check also tells whether x is one contiguous block, and
+        // the sums are written straight into the outputs' values (no other record comes between).
+        const std::span<const Var> outs = record_node_uninitialised({x}, rows, [kept, m](const NodeGrad& g) {
+            const std::span<const double> a = g.out_adjoint();
+            const std::span<double> gx = g.in_adjoint(0);
+            for (std::size_t r = 0; r < a.size(); ++r) {
+                if (a[r] == 0.0) continue;
+                double* row = gx.data() + r * m;
+                for (std::size_t j = 0; j < m; ++j) row[j] += kept[j] * a[r];
+            }
+        });
+        const std::span<const double> xv =
+            nodes_.back()->inputs[0].indices == nullptr ? std::span<const double>(val_.data() + x[0].index, x.size())
+                                                        : std::span<const double>();
         // eight partial sums per row: one chain would wait on every add's latency
         const auto row_sum = [&](std::size_t r) {
             double part[8] = {};
@@ -268,17 +281,9 @@ public:
             }
             return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
         };
-        const std::span<double> sums = allocate<double>(rows);
+        double* sums = val_.data() + outs[0].index;
         for (std::size_t r = 0; r < rows; ++r) sums[r] = row_sum(r);
-        return record_node({x}, sums, [kept, m](const NodeGrad& g) {
-            const std::span<const double> a = g.out_adjoint();
-            const std::span<double> gx = g.in_adjoint(0);
-            for (std::size_t r = 0; r < a.size(); ++r) {
-                if (a[r] == 0.0) continue;
-                double* row = gx.data() + r * m;
-                for (std::size_t j = 0; j < m; ++j) row[j] += kept[j] * a[r];
-            }
-        });
+        return outs;
     }
 
     /// Writable values of a block of Vars (e.g. the outputs of record_node_uninitialised).
@@ -423,7 +428,7 @@ public:
                end_.capacity() * sizeof(std::uint32_t) + arg_.capacity() * sizeof(std::uint32_t) +
                partial_.capacity() * sizeof(double) + nodes_.capacity() * sizeof(void*) +
                scratch_.capacity() * sizeof(double) + io_.capacity() * sizeof(detail::NodeIo) +
-               leaf_blocks_.capacity() * sizeof(LeafBlock) +
+               leaf_blocks_.capacity() * sizeof(LeafBlock) + input_contiguous_.capacity() +
                arena_.capacity_bytes();
     }
     /// Reserve room for n more variables and m more operands.
@@ -542,23 +547,32 @@ private:
         return diff == 0;
     }
 
-    void check_node_inputs(std::initializer_list<std::span<const Var>> inputs, std::size_t n_out) const {
+    /// Checks a node's inputs and notes for record_node_block which are contiguous blocks: one
+    /// vectorised pass over each input's handles for both.
+    void check_node_inputs(std::initializer_list<std::span<const Var>> inputs, std::size_t n_out) {
         if (n_out == 0) throw AdError("record_node: a custom node needs at least one output");
+        input_contiguous_.resize(inputs.size());
+        std::size_t k = 0;
         for (const auto& in : inputs) {
-            // the largest index decides (invalid_index is the largest of all); one vectorised pass,
-            // and the offending Var found only on failure for the message
-            std::uint32_t top = 0;
-            for (const Var& v : in) top = std::max(top, v.index);
+            // the largest index decides validity (invalid_index is the largest of all), and the
+            // offending Var is looked for only on failure, for the message
+            std::uint32_t top = 0, diff = 0;
+            const std::uint32_t first = in.empty() ? 0 : in[0].index;
+            for (std::size_t i = 0; i < in.size(); ++i) {
+                top = std::max(top, in[i].index);
+                diff |= in[i].index ^ (first + static_cast<std::uint32_t>(i));
+            }
             if (!in.empty() && top >= val_.size()) {
                 for (const Var& v : in) check_var(v, "record_node input");
             }
+            input_contiguous_[k++] = diff == 0 ? 1 : 0;
         }
     }
     static void fill_handles(std::uint32_t first, std::span<Var> out) noexcept {
         for (std::size_t i = 0; i < out.size(); ++i) out[i] = Var(Var::FromIndex{}, first + static_cast<std::uint32_t>(i));
     }
 
-    /// Lists one node (inputs checked by the caller) and appends its n_out output variables (no
+    /// Lists one node (inputs checked by the caller with check_node_inputs) and appends its n_out output variables (no
     /// operands; value 0 when zero_values, else uninitialised) in one block; returns the index of
     /// the first.
     template <class F>
@@ -580,7 +594,7 @@ private:
             d.size = static_cast<std::uint32_t>(in.size());
             d.first = in.empty() ? 0 : in[0].index;
             d.indices = nullptr;
-            if (!is_contiguous(in)) {
+            if (input_contiguous_[k - 1] == 0) {
                 d.indices = arena_.allocate_array<std::uint32_t>(in.size());
                 for (std::size_t i = 0; i < in.size(); ++i) d.indices[i] = in[i].index;
             }
@@ -658,6 +672,7 @@ private:
     detail::PodBuffer<double> partial_;
     std::vector<NodeRecord*> nodes_;
     std::vector<LeafBlock> leaf_blocks_; // in recording order, disjoint from the node blocks
+    std::vector<unsigned char> input_contiguous_; // check_node_inputs → record_node_block
     std::vector<double> scratch_;
     std::vector<detail::NodeIo> io_;
     Arena arena_;
