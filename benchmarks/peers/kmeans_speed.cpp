@@ -18,9 +18,10 @@
 //   soft_fwd_f32       the same in float (points and centroids converted beforehand, untimed)
 //   soft_fwd_f32_into  soft_assign_into in float
 //   soft_fwdbwd_tape   the training case on a rewound ad::Tape: constant points (double), Var
-//                      centroids and τ; r = soft_assign(...), loss = Σ w_ik r_ik (one n-ary tape
-//                      record), Tape::backward, the centroid adjoints read out. Skipped when its
-//                      memory (≈ 44 bytes per entry of r) exceeds --tape-max-gb (default 8).
+//                      centroids and τ; r = soft_assign(...), loss = Σ w_ik r_ik (one
+//                      Tape::weighted_sum node), Tape::backward, the centroid adjoints read out.
+//                      Skipped when its memory (≈ 40 bytes per entry of r) exceeds --tape-max-gb
+//                      (default 8).
 //   soft_fwdbwd_tape_into  the same with soft_assign_into(..., std::span<ad::Var>): the n × K
 //                      handles go into a vector kept across steps (what a training loop does)
 //   soft_fwdbwd_node   the fused node's own work, without the tape's bookkeeping: the forward
@@ -168,7 +169,7 @@ void run_all(const P& policy, int threads, const Data& d, int reps, double tau, 
     std::vector<double> w(n * K);
     for (std::size_t j = 0; j < w.size(); ++j) w[j] = static_cast<double>(static_cast<int>((j * 2654435761ULL) % 2001) - 1000) * 1e-3;
 
-    const double tape_gb = 44.0 * static_cast<double>(n * K) / 1e9;
+    const double tape_gb = 40.0 * static_cast<double>(n * K) / 1e9;
     if (tape_gb <= tape_max_gb) {
         ad::Tape tape;
         ad::ScopedTape scope(tape);
@@ -187,7 +188,7 @@ void run_all(const P& policy, int threads, const Data& d, int reps, double tau, 
                        } else {
                            r_fresh = ops::soft_assign(policy, x, n, std::span<const ad::Var>(mv), K, t);
                        }
-                       const ad::Var loss = tape.push_nary(0.0, into ? r_kept : r_fresh, w); // only the adjoints matter
+                       const ad::Var loss = tape.weighted_sum(into ? r_kept : r_fresh, w); // one node, 8 bytes a term
                        tape.backward(loss);
                        tape.adjoints(mv, gm);
                        double s = tape.adjoint(t);

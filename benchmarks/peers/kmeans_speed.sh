@@ -10,7 +10,7 @@
 #   REPS         timed repetitions per entry after one warm-up call (default 5; medians reported)
 #   THREADS      threads of the parallel rows (default 2)
 #   TAPE_MAX_GB  memory allowed to the tape entries (default: half of MemAvailable; they need about
-#                44 bytes per entry of r, ~11 GB for 10^6 x 256; skipped above)
+#                40 bytes per entry of r, ~10 GB for 10^6 x 256; skipped above)
 #   CXX, CXXFLAGS  compiler and extra flags for our side (default g++; -O3 -march=native always)
 #   OPENBLAS_CORETYPE  passed to OpenBLAS; when unset and OpenBLAS reports its generic "Prescott"
 #                kernels (this OpenBLAS does not know the CPU), the script sets SkylakeX on an
@@ -38,7 +38,7 @@
 #   soft_fwd_f64/_f32   ops::soft_assign (a fresh n x K output each call)
 #   soft_fwd_*_into     ops::soft_assign_into (the output buffer kept across calls)
 #   soft_fwdbwd_tape    constant points, Var centroids and τ on a rewound tape: soft_assign, a loss
-#                       Σ w r (one n-ary record), Tape::backward
+#                       Σ w r (one Tape::weighted_sum node), Tape::backward
 #   soft_fwdbwd_tape_into  the same with soft_assign_into (the n x K Var handles in a buffer kept
 #                       across steps, as a training loop keeps it)
 #   soft_fwdbwd_node    the fused node's forward and backward kernels without the tape
