@@ -112,6 +112,32 @@ TEST_CASE("pipeline gradients: Var, Dual and finite differences agree for every 
     diffbio::test::expect_parameter_gradients(p.parameters(), loss);
 }
 
+TEST_CASE("pipeline gradients without adapter removal: the data qualities as one block of constants",
+          "[pipelines][preprocessing][ad]") {
+    // No stage changes the qualities, so on a tape they are recorded as one block of constant
+    // leaves (160 here, a block the reverse sweep jumps over), between the quality filter's node
+    // and the stages after it. A loss that reads them must still give every parameter's gradient.
+    const ReadBatch b = small_batch();
+    PreprocessingPipeline p({.quality_threshold = 25.0, .duplicate_similarity_threshold = 0.5, .error_correction_window = 3,
+                             .error_correction_hidden_dim = 4, .enable_adapter_removal = false, .seed = 3});
+    auto loss = [&](auto& bind) {
+        const auto r = p.apply(bind, b);
+        using R = std::decay_t<decltype(r.read_weights[0])>;
+        REQUIRE(r.preprocessed_quality.size() == b.num_reads * b.length);
+        R s = R(0.0);
+        for (std::size_t i = 0; i < r.preprocessed_reads.size(); ++i) s = s + r.preprocessed_reads[i] * (0.5 + 0.01 * static_cast<double>(i % 11));
+        for (std::size_t i = 0; i < r.preprocessed_quality.size(); ++i) s = s + 0.001 * r.preprocessed_quality[i] * r.quality_weights[i];
+        for (std::size_t i = 0; i < r.read_weights.size(); ++i) s = s + r.read_weights[i] * (1.0 + static_cast<double>(i));
+        return s;
+    };
+    // The loss is a sum of ~1,000 terms of order 1 while ∂/∂θ is ~0.003: at the default step
+    // (1e-6) the rounding of the sum moves the central difference by ~1e-4 of the slope (it
+    // agrees to six digits at 1e-4 and 1e-3, and drifts at 1e-6 and 1e-7). Same tolerances.
+    diffbio::test::ParameterTolerance tol;
+    tol.fd_step = 1e-4;
+    diffbio::test::expect_parameter_gradients(p.parameters(), loss, tol);
+}
+
 TEST_CASE("harden: adapter cut, 3' quality trim, masking, drop and duplicate flags", "[pipelines][preprocessing][harden]") {
     ReadBatch b = small_batch();
     b.quality[0 * b.length + 5] = 10; // an interior low-quality base of the clean read
