@@ -108,6 +108,20 @@ TEST_CASE("read_mtx: malformed files give ParseErrors with file, line and the pr
     fails("err_mtx_duplicate.mtx", 5, "duplicate entry (1, 1): already given at line 3");
     fails("err_mtx_short.mtx", 4, "declares 3 entries, the file holds 2");
     fails("err_mtx_long.mtx", 4, "more entries than the 1 declared");
+    // a damaged size line: 1,459,355,972 cells would need an 11 GiB row index before any entry
+    fails("err_mtx_huge.mtx", 3, "declares 1459355972 cells (columns), more than max_cells = 268435456");
+    fails("err_mtx_huge.mtx", 3, "row index alone would take 11 GiB");
+    // max_cells is the caller's: the fixture's 3 cells pass at 3 and fail at 2, in either layout
+    // the bound applies to the cells (columns of a genes x cells file, rows of a cells x genes one)
+    const std::string v2 = data_file("count_10x_v2/matrix.mtx");
+    CHECK(diffbio::io::read_mtx(v2, MatrixLayout::GenesByCells, 3).n_cells() == 3);
+    require_parse_error([&] { diffbio::io::read_mtx(v2, MatrixLayout::GenesByCells, 2); }, v2, 3,
+                        "declares 3 cells (columns), more than max_cells = 2");
+    CHECK(diffbio::io::read_mtx(v2, MatrixLayout::CellsByGenes, 4).n_cells() == 4);
+    require_parse_error([&] { diffbio::io::read_mtx(v2, MatrixLayout::CellsByGenes, 3); }, v2, 3,
+                        "declares 4 cells (rows), more than max_cells = 3");
+    CHECK_THROWS_WITH(diffbio::io::read_10x_mtx(data_file("count_10x_v2"), 2), Catch::Contains("more than max_cells = 2"));
+    CHECK(diffbio::io::read_10x_mtx(data_file("count_10x_v2"), 3).n_cells() == 3);
     CHECK_THROWS_WITH(diffbio::io::read_mtx(data_file("no_such.mtx")),
                       Catch::StartsWith("cannot open '" + data_file("no_such.mtx") + "'"));
 }

@@ -1,8 +1,8 @@
 #pragma once
 // Readers of single-cell count matrices into a CountMatrix (sparse cells × genes, CSR).
 //
-//   read_mtx(path, layout)         a Matrix Market 'coordinate' file (plain, gzip or BGZF)
-//   read_10x_mtx(folder)           a 10x Genomics folder: matrix.mtx[.gz] (genes × cells),
+//   read_mtx(path, layout[, max_cells])  a Matrix Market 'coordinate' file (plain, gzip or BGZF)
+//   read_10x_mtx(folder[, max_cells])    a 10x Genomics folder: matrix.mtx[.gz] (genes × cells),
 //                                  features.tsv[.gz] or genes.tsv[.gz] (id, name[, type]),
 //                                  barcodes.tsv[.gz]
 //   read_dense_counts(path, opts)  a dense TSV/CSV table with a header line of column names and a
@@ -22,7 +22,9 @@
 // Errors: diffbio::Error naming the path and the system's reason when a file cannot be opened;
 // diffbio::ParseError (file, line, what) for malformed input: a missing or unsupported banner
 // (array, complex, symmetric ... are refused with what was found), a bad size line, an index
-// outside the declared size, a wrong number of fields, a value that is not a number or is
+// outside the declared size, a size line declaring more cells than max_cells (default
+// default_max_cells, 2^28: the CSR row index takes 8 bytes per declared cell, empty or not, so a
+// damaged size line could otherwise ask for any amount of memory), a wrong number of fields, a value that is not a number or is
 // negative or not finite, a duplicate (i, j) (both lines named), more or fewer entries than
 // declared, names files whose line count differs from the matrix, empty names, ragged rows.
 
@@ -50,6 +52,10 @@ namespace diffbio::io {
 
 /// What the rows of a file on disk are. The CountMatrix read from it is always cells × genes.
 enum class MatrixLayout { GenesByCells, CellsByGenes };
+
+/// The most cells a Matrix Market size line may declare unless the caller allows more: 2^28
+/// (268 million cells, a 2 GiB row index), five times the largest single-cell atlases.
+inline constexpr std::uint64_t default_max_cells = std::uint64_t{1} << 28;
 
 namespace detail {
 
@@ -200,9 +206,12 @@ inline std::string first_existing(const std::filesystem::path& folder, std::init
 
 /// Reads a Matrix Market coordinate file (see the header comment for what is accepted).
 /// layout GenesByCells (the 10x convention): file rows are genes, columns cells.
-/// The result has no names. Complexity: O(bytes + nnz + cells), memory O(nnz) (triplets, then CSR).
+/// The result has no names. Complexity: O(bytes + nnz + cells), memory O(nnz + cells) (triplets,
+/// then CSR). A size line declaring more than max_cells cells is refused before anything is
+/// allocated for them.
 /// Errors: see the header comment.
-inline CountMatrix read_mtx(const std::string& path, MatrixLayout layout = MatrixLayout::GenesByCells) {
+inline CountMatrix read_mtx(const std::string& path, MatrixLayout layout = MatrixLayout::GenesByCells,
+                            std::uint64_t max_cells = default_max_cells) {
     LineReader in(path);
     std::string_view line;
     if (!in.next(line)) throw ParseError(path, 0, "empty file: expected a '%%MatrixMarket' banner");
@@ -260,6 +269,15 @@ inline CountMatrix read_mtx(const std::string& path, MatrixLayout layout = Matri
                                                                   " matrix");
     }
     const bool genes_rows = layout == MatrixLayout::GenesByCells;
+    if ((genes_rows ? cols : rows) > max_cells) {
+        const double gib = static_cast<double>((genes_rows ? cols : rows) + 1) * 8.0 / double(1 << 30);
+        throw ParseError(path, static_cast<long>(in.line()),
+                         "the size line declares " + std::to_string(genes_rows ? cols : rows) + " cells (" +
+                             (genes_rows ? "columns" : "rows") + "), more than max_cells = " +
+                             std::to_string(max_cells) + "; their row index alone would take " +
+                             std::to_string(static_cast<long long>(std::ceil(gib))) +
+                             " GiB. A damaged size line? Pass a larger max_cells to read it as it is");
+    }
     const std::size_t n_cells = static_cast<std::size_t>(genes_rows ? cols : rows);
     const std::size_t n_genes = static_cast<std::size_t>(genes_rows ? rows : cols);
 
@@ -320,10 +338,11 @@ inline CountMatrix read_mtx(const std::string& path, MatrixLayout layout = Matri
 /// Cell Ranger 3+: the same gzipped, features.tsv.gz). Each file may be plain or gzipped.
 /// gene_ids and gene_names come from the first two columns of the features file (a one-column
 /// file gives names equal to ids); barcodes from the first column of the barcodes file.
+/// max_cells bounds the matrix's size line as in read_mtx.
 /// Errors: diffbio::Error when `folder` is not a folder or a file is missing (naming the names
 /// tried); ParseError for malformed files, or names files whose line count differs from the
 /// matrix ("... has 239 lines, the matrix has 240 genes").
-inline CountMatrix read_10x_mtx(const std::string& folder) {
+inline CountMatrix read_10x_mtx(const std::string& folder, std::uint64_t max_cells = default_max_cells) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::is_directory(folder, ec)) throw Error("read_10x_mtx: '" + folder + "' is not a folder");
@@ -336,7 +355,7 @@ inline CountMatrix read_10x_mtx(const std::string& folder) {
     const std::string bc = detail::first_existing(folder, {"barcodes.tsv.gz", "barcodes.tsv"}, tried);
     if (bc.empty()) throw Error("read_10x_mtx: no barcodes in '" + folder + "' (looked for " + tried + ")");
 
-    CountMatrix m = read_mtx(mtx, MatrixLayout::GenesByCells);
+    CountMatrix m = read_mtx(mtx, MatrixLayout::GenesByCells, max_cells);
     auto features = detail::read_name_lines(feat);
     if (features.size() != m.n_genes()) {
         throw ParseError(feat, static_cast<long>(features.size()),
