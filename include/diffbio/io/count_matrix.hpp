@@ -282,7 +282,9 @@ inline CountMatrix read_mtx(const std::string& path, MatrixLayout layout = Matri
     const std::size_t n_genes = static_cast<std::size_t>(genes_rows ? rows : cols);
 
     std::vector<CountTriplet> triplets;
-    triplets.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(entries, std::uint64_t{1} << 26)));
+    // reserved up to 2^20 triplets (12 MiB) from the size line; beyond, the vector grows with what
+    // the file holds (a damaged size line cannot reserve more)
+    triplets.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(entries, std::uint64_t{1} << 20)));
     const std::size_t want = field == Field::Pattern ? 2 : 3;
     while (in.next(line)) {
         if (line.empty() || line.front() == '%') continue;
