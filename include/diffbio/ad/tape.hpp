@@ -572,9 +572,9 @@ private:
         for (std::size_t i = 0; i < out.size(); ++i) out[i] = Var(Var::FromIndex{}, first + static_cast<std::uint32_t>(i));
     }
 
-    /// Lists one node (inputs checked by the caller with check_node_inputs) and appends its n_out output variables (no
-    /// operands; value 0 when zero_values, else uninitialised) in one block; returns the index of
-    /// the first.
+    /// Lists one node (inputs checked by the caller with check_node_inputs, which also noted the
+    /// contiguous ones) and appends its n_out output variables (no operands; value 0 when
+    /// zero_values, else uninitialised) in one block; returns the index of the first.
     template <class F>
     std::uint32_t record_node_block(std::initializer_list<std::span<const Var>> inputs, std::size_t n_out, F&& backward,
                                     bool zero_values) {
