@@ -132,14 +132,8 @@ private:
         ad::Tape& tape = ad::Tape::active();
         const std::size_t n = reads.n, L = reads.length, nl = n * L;
         const double soft = cfg_.softness, tv = sd::primal_scalar(theta);
-        // plain reads: the backward's copy keeps their own type (float reads: half the bytes of a
-        // double copy, and exact); Var reads: their values come from the tape
-        std::span<const S> saved_x;
-        if constexpr (!sd::is_var_v<S>) {
-            const std::span<S> copy = tape.allocate<S>(reads.seq.size());
-            std::copy(reads.seq.begin(), reads.seq.end(), copy.begin());
-            saved_x = copy;
-        }
+        // plain reads kept in their own type for the backward (float: half a double copy's bytes)
+        const auto saved_x = sd::saved_plain(tape, reads.seq);
         const std::span<std::uint32_t> lens = tape.allocate<std::uint32_t>(n);
         std::copy(reads.lengths.begin(), reads.lengths.end(), lens.begin());
         const std::span<double> dsig = tape.allocate<double>(nl); // σ'(z)/s, 0 in padding
@@ -150,13 +144,6 @@ private:
         const std::span<double> yv = tape.record_node_into(
             {sd::node_inputs(reads.seq), sd::node_inputs(reads.quality), sd::node_input(theta)},
             {std::span<ad::Var>(out.weights), std::span<ad::Var>(out.seq)}, [=](const ad::NodeGrad& g) {
-                const auto x_at = [&](std::size_t k) {
-                    if constexpr (sd::is_var_v<S>) {
-                        return g.in_value(0)[k];
-                    } else {
-                        return static_cast<double>(saved_x[k]);
-                    }
-                };
                 const auto w = g.out_value();
                 const auto ybar = g.out_adjoint();
                 const auto gx = g.in_adjoint(0), gq = g.in_adjoint(1);
@@ -172,7 +159,7 @@ private:
                         const double* sbar = ybar.data() + nl + b * 4;
                         double wbar = ybar[b];
                         for (std::size_t a = 0; a < 4; ++a) {
-                            wbar += sbar[a] * x_at(b * 4 + a);
+                            wbar += sbar[a] * sd::input_at<S>(g, 0, saved_x, b * 4 + a);
                             if (!gx.empty()) gx[b * 4 + a] += sbar[a] * w[b];
                         }
                         const double gb = wbar * dsig[b];
