@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <limits>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/validate.hpp>
@@ -25,4 +27,38 @@ TEST_CASE("check_size and check_finite name the problem", "[core][validate]") {
     CHECK_THROWS_WITH(diffbio::check_size(2, 3, "op", "weights"), Contains("weights has size 2, expected 3"));
     CHECK_THROWS_WITH(diffbio::check_finite(std::nan(""), "op", "theta"), Contains("'theta'"));
     CHECK_THROWS_AS(diffbio::check_positive(0.0, "op", "lr"), diffbio::InvalidArgument);
+}
+
+TEMPLATE_TEST_CASE("first_nonfinite finds the first NaN or inf at every place of a block", "[core][validate]", float, double) {
+    using T = TestType;
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    // the largest finite value, the smallest subnormal, −0 and a huge negative are finite
+    std::vector<T> v(9000, T(1));
+    v[3] = std::numeric_limits<T>::max();
+    v[4] = std::numeric_limits<T>::denorm_min();
+    v[5] = T(-0.0);
+    v[6] = std::numeric_limits<T>::lowest();
+    CHECK(diffbio::first_nonfinite(std::span<const T>(v)) == v.size());
+    CHECK(diffbio::first_nonfinite(std::span<const T>()) == 0);
+    // positions at the edges of SIMD registers, of the blocks (4096) and in the scalar tail
+    for (const std::size_t at : {std::size_t{0}, std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{63},
+                                 std::size_t{4095}, std::size_t{4096}, std::size_t{4097}, std::size_t{8191}, std::size_t{8192},
+                                 std::size_t{8995}, std::size_t{8999}}) {
+        for (const T bad : {std::numeric_limits<T>::quiet_NaN(), inf, -inf}) {
+            std::vector<T> w = v;
+            w[at] = bad;
+            CHECK(diffbio::first_nonfinite(std::span<const T>(w)) == at);
+            if (at + 7 < w.size()) w[at + 7] = std::numeric_limits<T>::quiet_NaN(); // a later one is not reported
+            CHECK(diffbio::first_nonfinite(std::span<const T>(w)) == at);
+        }
+    }
+}
+
+TEST_CASE("check_all_finite names the data, the entry and the value; integers are always finite", "[core][validate]") {
+    std::vector<double> x{0.0, 1.5, -std::numeric_limits<double>::infinity(), std::nan("")};
+    CHECK_THROWS_WITH(diffbio::check_all_finite(std::span<const double>(x), "op", "points"),
+                      Contains("op: points entry 2 is not finite (-inf)"));
+    CHECK_NOTHROW(diffbio::check_all_finite(std::span<const double>(x).first(2), "op", "points"));
+    const std::vector<int> ints{1, 2, 3};
+    CHECK(diffbio::first_nonfinite(std::span<const int>(ints)) == 3);
 }

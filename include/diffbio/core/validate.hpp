@@ -2,13 +2,17 @@
 // Argument checks that throw diffbio::InvalidArgument / ShapeError with a message naming the
 // function, the parameter and the bad value.
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/scalar_traits.hpp>
+#include <diffbio/core/simd.hpp>
 
 namespace diffbio {
 
@@ -48,6 +52,68 @@ void check_positive(const T& x, const char* where, const char* name) {
     if (!(v > 0.0) || !std::isfinite(v)) {
         throw InvalidArgument(std::string(where) + ": '" + name + "' must be finite and > 0, got " +
                               detail::format_value(v));
+    }
+}
+
+/// The index of the first entry of v that is NaN or ±inf (for AD scalars: whose value is), or
+/// v.size() when every entry is finite. float and double are scanned a block at a time in SIMD
+/// registers, summing x − x (0 for a finite x, NaN for NaN and ±inf; four independent sums), and
+/// only a block whose sum is not 0 is searched entry by entry: about the cost of reading v once.
+template <class S>
+std::size_t first_nonfinite(std::span<const S> v) {
+    if constexpr (std::is_integral_v<S>) {
+        return v.size();
+    } else if constexpr (std::is_floating_point_v<S>) {
+        constexpr std::size_t block = 4096;
+        for (std::size_t b = 0; b < v.size(); b += block) {
+            const std::size_t e = std::min(v.size(), b + block);
+            std::size_t i = b;
+            S sum = 0; // Σ (x − x): 0 while every x is finite, NaN from the first NaN or ±inf on
+#if DIFFBIO_HAVE_VECTOR_EXT
+            if constexpr (std::is_same_v<S, float> || std::is_same_v<S, double>) {
+                using pk = simd::pack<S, simd::native_lanes<S>>; // one register
+                constexpr auto W = static_cast<std::size_t>(pk::size);
+                pk a0 = pk::broadcast(S(0)), a1 = a0, a2 = a0, a3 = a0; // four independent sums
+                for (; i + 4 * W <= e; i += 4 * W) {
+                    const S* p = v.data() + i;
+                    const pk x0 = pk::load(p), x1 = pk::load(p + W), x2 = pk::load(p + 2 * W), x3 = pk::load(p + 3 * W);
+                    a0 += x0 - x0;
+                    a1 += x1 - x1;
+                    a2 += x2 - x2;
+                    a3 += x3 - x3;
+                }
+                for (; i + W <= e; i += W) {
+                    const pk x = pk::load(v.data() + i);
+                    a0 += x - x;
+                }
+                const pk a = (a0 + a1) + (a2 + a3);
+                for (int l = 0; l < pk::size; ++l) sum += a[l];
+            }
+#endif
+            for (; i < e; ++i) sum += v[i] - v[i];
+            if (sum != S(0)) {
+                for (i = b; i < e; ++i) {
+                    if (!std::isfinite(v[i])) return i;
+                }
+            }
+        }
+        return v.size();
+    } else {
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (!std::isfinite(primal(v[i]))) return i;
+        }
+        return v.size();
+    }
+}
+
+/// Data that must be finite: throws InvalidArgument "<where>: <what> entry <i> is not finite
+/// (<value>)" naming the first NaN or ±inf entry.
+template <class S>
+void check_all_finite(std::span<const S> v, const char* where, const char* what) {
+    const std::size_t i = first_nonfinite(v);
+    if (i != v.size()) {
+        throw InvalidArgument(std::string(where) + ": " + what + " entry " + std::to_string(i) + " is not finite (" +
+                              detail::format_value(primal(v[i])) + ")");
     }
 }
 

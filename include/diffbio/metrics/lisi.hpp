@@ -27,6 +27,7 @@
 
 #include <diffbio/config.hpp>
 #include <diffbio/core/error.hpp>
+#include <diffbio/core/validate.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/metrics/contingency.hpp>
 
@@ -108,12 +109,7 @@ LisiResult lisi(Policy policy, std::span<const double> x, std::size_t dim, const
         throw InvalidArgument(std::string(where) + ": perplexity must be finite and > 0, got " +
                               std::to_string(opt.perplexity));
     }
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        if (!std::isfinite(x[i])) {
-            throw InvalidArgument(std::string(where) + ": x[" + std::to_string(i) + "] must be finite, got " +
-                                  std::to_string(x[i]));
-        }
-    }
+    check_all_finite(x, where, "x");
     const LabelCodes codes = encode_labels(labels);
     std::size_t k = opt.n_neighbors > 0 ? opt.n_neighbors : static_cast<std::size_t>(std::floor(3.0 * opt.perplexity));
     k = std::clamp<std::size_t>(k, 1, n - 1);

@@ -117,9 +117,7 @@ inline Pca pca_fit(std::span<const double> x, std::size_t n, std::size_t G, cons
         throw InvalidArgument(std::string(where) + ": n_components = " + std::to_string(k) + " exceeds min(n, G) = " +
                               std::to_string(std::min(n, G)));
     }
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        if (!std::isfinite(x[i])) throw InvalidArgument(std::string(where) + ": entry " + std::to_string(i) + " is not finite");
-    }
+    check_all_finite(x, where, "data");
     const auto N = static_cast<Eigen::Index>(n), GG = static_cast<Eigen::Index>(G), K = static_cast<Eigen::Index>(k);
     const Eigen::Map<const pca_detail::Mat> X(x.data(), N, GG);
     Pca out;
@@ -186,9 +184,7 @@ std::vector<S> pca_transform(const P& policy, const Pca& pca, std::span<const S>
     check_size(x.size(), n * G, where, "data");
     check_size(pca.components.size(), k * G, where, "components");
     check_size(pca.mean.size(), G, where, "mean");
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        if (!std::isfinite(primal(x[i]))) throw InvalidArgument(std::string(where) + ": entry " + std::to_string(i) + " is not finite");
-    }
+    check_all_finite(x, where, "data");
     const auto N = static_cast<Eigen::Index>(n), GG = static_cast<Eigen::Index>(G), K = static_cast<Eigen::Index>(k);
     const Eigen::Map<const pca_detail::Mat> W(pca.components.data(), K, GG); // [k × G]
     const Eigen::Map<const Eigen::RowVectorXd> mean(pca.mean.data(), GG);

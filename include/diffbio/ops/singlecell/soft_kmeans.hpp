@@ -86,17 +86,7 @@ namespace kmeans_detail {
 template <class V>
 using Mat = Eigen::Matrix<V, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-/// Every entry finite, else InvalidArgument naming the first bad one.
-template <class S>
-void check_all_finite(std::span<const S> v, const char* where, const char* what) {
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        const double d = primal(v[i]);
-        if (!std::isfinite(d)) {
-            throw InvalidArgument(std::string(where) + ": " + what + " entry " + std::to_string(i) + " is not finite (" +
-                                  diffbio::detail::format_value(d) + ")");
-        }
-    }
-}
+using diffbio::check_all_finite; // every entry finite, else InvalidArgument naming the first bad one
 
 /// Shapes of x [n × F] and centroids [K × F]; returns F.
 inline std::size_t check_shapes(std::size_t x_size, std::size_t n, std::size_t c_size, std::size_t K, const char* where) {

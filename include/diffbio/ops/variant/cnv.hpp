@@ -453,10 +453,8 @@ private:
     template <class Y>
     static void check_signal(std::span<const Y> y) {
         if (y.empty()) throw InvalidArgument("CNVSegmentation: empty signal");
-        for (std::size_t i = 0; i < y.size(); ++i) {
-            if (!std::isfinite(primal(y[i]))) {
-                throw InvalidArgument("CNVSegmentation: y[" + std::to_string(i) + "] is not finite (mask missing probes first)");
-            }
+        if (const std::size_t i = first_nonfinite(y); i != y.size()) {
+            throw InvalidArgument("CNVSegmentation: y[" + std::to_string(i) + "] is not finite (mask missing probes first)");
         }
     }
 
