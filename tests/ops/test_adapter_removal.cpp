@@ -131,6 +131,12 @@ TEST_CASE("AdapterRemoval validates its config", "[ops][adapter][errors]") {
     CHECK_THROWS_AS(ops::AdapterRemoval({.min_overlap = 0}), InvalidArgument);
     CHECK_THROWS_WITH(ops::AdapterRemoval({.min_score = std::numeric_limits<double>::infinity()}), Contains("'min_score'"));
     CHECK_THROWS_AS(ops::AdapterRemoval({.min_score = std::nan("")}), InvalidArgument);
+    ReadBatch b = batch_of({"TTACGTAC", "GACGTTAA"});
+    b.one_hot[(1 * 8 + 6) * 4 + 0] = std::numeric_limits<float>::quiet_NaN(); // read 1, position 6, A
+    ops::AdapterRemoval ar;
+    ad::Binder<double> bind;
+    CHECK_THROWS_WITH(ar.apply(bind, ops::view_of(b)), Contains("AdapterRemoval: base value at read 1, position 6, channel A is not finite"));
+    CHECK_THROWS_WITH(ar.trimmed_lengths(ops::view_of(b)), Contains("is not finite"));
 }
 
 TEST_CASE("AdapterRemoval min_score: short 3' overlaps, hand-computed", "[ops][adapter][min_score]") {

@@ -168,6 +168,9 @@ TEST_CASE("ErrorCorrection: shapes, padding, mass conservation", "[ops][error_co
     CHECK_THROWS_AS(ec.apply(bind, std::span<const double>(b.seq).first(36), std::span<const double>(b.qual),
                              std::span<const std::uint32_t>(b.lengths), 2, 5),
                     diffbio::ShapeError);
+    // NaN and inf are rejected, in padding too (a ReLU would turn a NaN into a silent 0)
+    b2.qual[1 * b.length + 3] = std::nan("");
+    CHECK_THROWS_WITH(run(ec, bind, b2.packed(), b2), Catch::Contains("ErrorCorrection: quality at read 1, position 3 is not finite (nan)"));
 }
 
 TEST_CASE("ErrorCorrection: beta -> inf and T -> 0 give the one-hot argmax of the network", "[ops][error_correction][limit]") {

@@ -229,4 +229,8 @@ TEST_CASE("MateOverlap validates its config and the pair shapes", "[ops][mate][e
     ad::Binder<double> bind;
     CHECK_THROWS_AS(mo.apply(bind, ops::view_of(b1), ops::view_of(b2)), ShapeError);
     CHECK_THROWS_WITH(mo.insert_lengths(ops::view_of(b1), ops::view_of(b2)), Contains("mate 2 has 1"));
+    ReadBatch b3 = batch_of({"ACGT", "ACGA"});
+    b3.quality[5] = std::numeric_limits<float>::infinity(); // read 1, position 1
+    CHECK_THROWS_WITH(mo.apply(bind, ops::view_of(b1), ops::view_of(b3)),
+                      Contains("MateOverlap (mate 2): quality at read 1, position 1 is not finite (inf)"));
 }

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -178,6 +179,34 @@ TEST_CASE("QualityFilter validates its config and inputs", "[ops][quality-filter
     ops::QualityFilter qf;
     ad::Binder<double> bind;
     CHECK_THROWS_AS(qf.apply(bind, v), ShapeError);
+}
+
+TEST_CASE("QualityFilter rejects NaN and inf bases and qualities, naming read, position and channel",
+          "[ops][quality-filter][errors]") {
+    const ReadBatch b = two_reads(); // L = 3
+    std::vector<float> seq(b.one_hot.begin(), b.one_hot.end()), qual(b.quality.begin(), b.quality.end());
+    ops::QualityFilter qf;
+    ad::Binder<double> bind;
+    const auto view = [&] { return ops::ReadsView<float, float>{seq, qual, b.lengths, b.num_reads, b.length}; };
+    qual[4] = std::numeric_limits<float>::quiet_NaN(); // read 1, position 1
+    CHECK_THROWS_WITH(qf.apply(bind, view()), Contains("QualityFilter: quality at read 1, position 1 is not finite (nan)"));
+    qual[4] = 5.0f;
+    seq[(1 * 3 + 2) * 4 + 3] = std::numeric_limits<float>::infinity(); // read 1, position 2 (padding), T
+    CHECK_THROWS_WITH(qf.apply(bind, view()), Contains("base value at read 1, position 2, channel T is not finite (inf)"));
+    ad::Binder<float> fbind; // the float pass, serial and on two threads
+    CHECK_THROWS_WITH(qf.apply(fbind, view()), Contains("read 1, position 2, channel T"));
+    CHECK_THROWS_WITH(qf.apply(fbind, view(), exec::CpuParallel{2}), Contains("read 1, position 2, channel T"));
+    seq[(1 * 3 + 2) * 4 + 3] = 0.0f;
+    CHECK_NOTHROW(qf.apply(bind, view()));
+    // AD inputs are checked by value: a Var quality that is NaN
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<ad::Var> vb(tape);
+    std::vector<ad::Var> qv;
+    for (const float q : qual) qv.push_back(tape.variable(q));
+    qv[2] = tape.variable(-std::numeric_limits<double>::infinity());
+    const ops::ReadsView<float, ad::Var> vv{seq, qv, b.lengths, b.num_reads, b.length};
+    CHECK_THROWS_WITH(qf.apply(vb, vv), Contains("quality at read 0, position 2 is not finite (-inf)"));
 }
 
 TEST_CASE("QualityFilter: the float SIMD pass agrees with the double pass, padding and tails included",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -52,6 +53,11 @@ TEST_CASE("pipeline config carries DiffBio's fields and defaults", "[pipelines][
     CHECK(c.enable_duplicate_weighting);
     CHECK(c.enable_error_correction);
     CHECK_THROWS_WITH(PreprocessingPipeline({.adapter_temperature = 0.0}), Contains("'adapter_temperature'"));
+    // NaN data is refused up front, naming the read and position, whatever the stages
+    ReadBatch b = small_batch();
+    b.quality[b.length + 2] = std::numeric_limits<float>::quiet_NaN();
+    ad::Binder<double> bind;
+    CHECK_THROWS_WITH(PreprocessingPipeline().apply(bind, b), Contains("quality at read 1, position 2 is not finite"));
 }
 
 TEST_CASE("parameters() lists exactly the enabled stages", "[pipelines][preprocessing]") {

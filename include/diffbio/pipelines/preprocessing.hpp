@@ -156,7 +156,7 @@ public:
     PreprocessingResult<promote_t<T, S, Q>> apply(ad::Binder<T>& bind, const ops::ReadsView<S, Q>& reads,
                                                   const P& policy = {}) const {
         using R = promote_t<T, S, Q>;
-        reads.validate("PreprocessingPipeline");
+        reads.validate_shapes("PreprocessingPipeline"); // the values: by the quality filter, always the first stage
         PreprocessingResult<R> out;
         auto qf = quality_filter_.apply(bind, reads, policy);
         out.quality_weights = as_vector<R>(std::move(qf.weights));

@@ -68,6 +68,7 @@
 #include <diffbio/nn/init.hpp>
 #include <diffbio/nn/linear.hpp>
 #include <diffbio/nn/mlp.hpp>
+#include <diffbio/ops/preprocessing/reads.hpp>
 #include <diffbio/soft/detail/ad_operand.hpp>
 
 namespace diffbio::ops {
@@ -573,16 +574,8 @@ private:
     template <class S>
     void validate_inputs(std::span<const S> seq, std::span<const S> quality, std::span<const std::uint32_t> lengths,
                          std::size_t n, std::size_t length) const {
-        const char* where = "ErrorCorrection";
-        check_size(lengths.size(), n, where, "lengths");
-        check_size(seq.size(), n * length * 4, where, "reads (N x L x 4)");
-        if (cfg_.use_quality || !quality.empty()) check_size(quality.size(), n * length, where, "quality (N x L)");
-        for (std::size_t i = 0; i < n; ++i) {
-            if (lengths[i] > length) {
-                throw ShapeError(std::string(where) + ": read " + std::to_string(i) + " has length " +
-                                 std::to_string(lengths[i]) + " > padded length " + std::to_string(length));
-            }
-        }
+        detail::check_read_shapes("ErrorCorrection", seq, quality, cfg_.use_quality || !quality.empty(), lengths, n, length);
+        detail::check_read_values("ErrorCorrection", seq, quality, length);
     }
 
     /// The window layout of the reads, after validate_inputs.
@@ -828,11 +821,11 @@ private:
         } else {
             std::vector<T> f(rows * lay.dim());
             detail::ec::gather_block(seq.data(), qual, lay, 0, lay.n, f.data());
-            h0 = first.forward(bind, std::span<const T>(f), rows, first_activation(), 0.01, policy);
+            h0 = first.forward_unchecked(bind, std::span<const T>(f), rows, first_activation(), 0.01, policy);
         }
         if (!backbone_) return h0;
         const std::vector<T> hb = backbone_->forward_layers(1, bind, std::span<const T>(h0), rows, policy);
-        return output_.forward(bind, std::span<const T>(hb), rows, policy);
+        return output_.forward_unchecked(bind, std::span<const T>(hb), rows, nn::Activation::none, 0.01, policy);
     }
 
     /// Var: the fused [window gather + first Linear + activation] node.

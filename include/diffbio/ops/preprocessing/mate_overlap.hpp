@@ -318,8 +318,8 @@ public:
 private:
     template <class S, class Q>
     static void validate_pair(const ReadsView<S, Q>& m1, const ReadsView<S, Q>& m2, const char* where) {
-        m1.validate(where);
-        m2.validate(where);
+        m1.validate((std::string(where) + " (mate 1)").c_str());
+        m2.validate((std::string(where) + " (mate 2)").c_str());
         if (m1.n != m2.n) {
             throw ShapeError(std::string(where) + ": mate 1 has " + std::to_string(m1.n) + " reads but mate 2 has " +
                              std::to_string(m2.n));

@@ -62,29 +62,38 @@ public:
 
     /// Weights and masked reads for reads `seq` [N×L×4] with qualities [N×L] (padding beyond
     /// lengths[i] gets weight 0). S is the scalar of the incoming reads (plain data or AD).
+    /// ShapeError for inconsistent shapes; InvalidArgument naming the read and position of a NaN or
+    /// ±inf base or quality (padding included), thrown before anything is recorded on a tape.
     template <class T, class S, class Q, exec::HostPolicy P = exec::Cpu>
     QualityFilterResult<promote_t<T, S>> apply(ad::Binder<T>& bind, const ReadsView<S, Q>& reads, const P& policy = {}) const {
         using R = promote_t<T, S>;
-        reads.validate("QualityFilter");
+        reads.validate_shapes("QualityFilter");
         const T theta = bind(theta_)[0];
         const double s = cfg_.softness;
         if constexpr (std::is_floating_point_v<R> && std::is_arithmetic_v<Q>) {
-            return apply_plain<R>(static_cast<R>(theta), reads, policy);
-        } else if constexpr (soft::detail::is_var_v<R> && (std::is_arithmetic_v<Q> || soft::detail::is_var_v<Q>)) {
-            return apply_var(theta, reads, policy);
+            return apply_plain<R>(static_cast<R>(theta), reads, policy); // checks the values read by read
         } else {
-            QualityFilterResult<R> out;
-            // Weights for every position (padding included), then zero the padding.
-            const auto w = soft::soft_threshold(policy, reads.quality, theta, s);
-            out.weights = mask_padding<R>(w, reads);
-            out.seq = scale_rows(policy, reads.seq, std::span<const R>(out.weights), 4);
-            return out;
+            reads.check_values("QualityFilter");
+            if constexpr (soft::detail::is_var_v<R> && (std::is_arithmetic_v<Q> || soft::detail::is_var_v<Q>)) {
+                return apply_var(theta, reads, policy);
+            } else {
+                QualityFilterResult<R> out;
+                // Weights for every position (padding included), then zero the padding.
+                const auto w = soft::soft_threshold(policy, reads.quality, theta, s);
+                out.weights = mask_padding<R>(w, reads);
+                out.seq = scale_rows(policy, reads.seq, std::span<const R>(out.weights), 4);
+                return out;
+            }
         }
     }
 
 private:
     /// float/double without AD: weights and masking in one pass per read (no temporaries); float
-    /// evaluates σ in SIMD registers (simd::sigmoid, ≤ 1.2e-7 absolute from the exact value).
+    /// evaluates σ in SIMD registers (simd::sigmoid, ≤ 1.2e-7 absolute from the exact value). NaN
+    /// and ±inf are looked for after each group of 8 reads, while its data is in cache: in the
+    /// qualities, and in the masked bases y = x·w, which are finite exactly where x is (w is in
+    /// [0, 1] for a finite q, and ∞·0 is NaN), so the data is not read a second time from memory;
+    /// a group that has one makes check_values throw after the loop.
     template <class R, class S, class Q, class P>
     QualityFilterResult<R> apply_plain(R theta, const ReadsView<S, Q>& reads, const P& policy) const {
         const std::size_t n = reads.n, L = reads.length;
@@ -109,15 +118,30 @@ private:
             for (std::size_t j = 0; j < len; ++j) {
                 for (std::size_t a = 0; a < 4; ++a) y[j * 4 + a] = static_cast<R>(x[j * 4 + a]) * w[j];
             }
+            // the padding's bases are not multiplied: looked at here
+            return first_nonfinite(std::span<const S>(x + len * 4, (L - len) * 4)) != (L - len) * 4;
         };
+        constexpr std::size_t group = 8;
+        // 1 when a read of group k holds a NaN or ±inf (padding included)
+        const auto one_group = [&](std::size_t k) {
+            const std::size_t i0 = k * group, m = std::min(n, i0 + group) - i0;
+            bool bad = false;
+            for (std::size_t i = i0; i < i0 + m; ++i) bad = one_read(i) || bad;
+            bad = bad || first_nonfinite(reads.quality.subspan(i0 * L, m * L)) != m * L ||
+                  first_nonfinite(std::span<const R>(out.seq).subspan(i0 * L * 4, m * L * 4)) != m * L * 4;
+            return bad ? 1 : 0;
+        };
+        const std::size_t groups = (n + group - 1) / group;
+        int bad = 0; // no exception may leave an OpenMP region: count, then throw after it
         if constexpr (std::is_same_v<P, exec::CpuParallel>) {
             [[maybe_unused]] const int threads = exec::thread_count(policy);
-            const auto nn = static_cast<std::ptrdiff_t>(n);
-            DIFFBIO_OMP(parallel for schedule(static) num_threads(threads))
-            for (std::ptrdiff_t i = 0; i < nn; ++i) one_read(static_cast<std::size_t>(i));
+            const auto ng = static_cast<std::ptrdiff_t>(groups);
+            DIFFBIO_OMP(parallel for schedule(static) reduction(+ : bad) num_threads(threads))
+            for (std::ptrdiff_t k = 0; k < ng; ++k) bad += one_group(static_cast<std::size_t>(k));
         } else {
-            for (std::size_t i = 0; i < n; ++i) one_read(i);
+            for (std::size_t k = 0; k < groups; ++k) bad += one_group(k);
         }
+        if (bad > 0) reads.check_values("QualityFilter");
         return out;
     }
 

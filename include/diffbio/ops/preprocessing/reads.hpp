@@ -27,6 +27,46 @@
 
 namespace diffbio::ops {
 
+namespace detail {
+
+[[noreturn]] inline void read_value_not_finite(const char* where, const char* what, std::size_t entry, std::size_t length,
+                                               std::size_t channel, double v) {
+    std::string msg = std::string(where) + ": " + what + " at read " + std::to_string(entry / length) + ", position " +
+                      std::to_string(entry % length);
+    if (channel < 4) msg += std::string(", channel ") + "ACGT"[channel];
+    throw InvalidArgument(msg + " is not finite (" + diffbio::detail::format_value(v) + ")");
+}
+
+/// Checks the shapes of N reads padded to `length`: lengths [N] (each ≤ length), seq
+/// [N × length × 4] and, when `with_quality`, quality [N × length] (ShapeError).
+template <class S, class Q>
+void check_read_shapes(const char* where, std::span<const S> seq, std::span<const Q> quality, bool with_quality,
+                       std::span<const std::uint32_t> lengths, std::size_t n, std::size_t length) {
+    check_size(lengths.size(), n, where, "lengths");
+    check_size(seq.size(), n * length * 4, where, "reads (N x L x 4)");
+    if (with_quality) check_size(quality.size(), n * length, where, "quality (N x L)");
+    for (std::size_t i = 0; i < n; ++i) {
+        if (lengths[i] > length) {
+            throw ShapeError(std::string(where) + ": read " + std::to_string(i) + " has length " + std::to_string(lengths[i]) +
+                             " > padded length " + std::to_string(length));
+        }
+    }
+}
+
+/// Every base and quality value finite, padding included (InvalidArgument naming the read,
+/// position and channel of the first NaN or ±inf; one pass over the data).
+template <class S, class Q>
+void check_read_values(const char* where, std::span<const S> seq, std::span<const Q> quality, std::size_t length) {
+    if (const std::size_t i = first_nonfinite(seq); i != seq.size()) {
+        read_value_not_finite(where, "base value", i / 4, length, i % 4, primal(seq[i]));
+    }
+    if (const std::size_t i = first_nonfinite(quality); i != quality.size()) {
+        read_value_not_finite(where, "quality", i, length, 4, primal(quality[i]));
+    }
+}
+
+} // namespace detail
+
 template <class S, class Q = S>
 struct ReadsView {
     std::span<const S> seq;
@@ -35,17 +75,15 @@ struct ReadsView {
     std::size_t n = 0;
     std::size_t length = 0;
 
+    /// Shapes, lengths ≤ length, and every value finite (NaN and ±inf throw, naming the read).
     void validate(const char* where) const {
-        check_size(lengths.size(), n, where, "lengths");
-        check_size(seq.size(), n * length * 4, where, "reads (N x L x 4)");
-        check_size(quality.size(), n * length, where, "quality (N x L)");
-        for (std::size_t i = 0; i < n; ++i) {
-            if (lengths[i] > length) {
-                throw ShapeError(std::string(where) + ": read " + std::to_string(i) + " has length " +
-                                 std::to_string(lengths[i]) + " > padded length " + std::to_string(length));
-            }
-        }
+        validate_shapes(where);
+        check_values(where);
     }
+    /// The shapes and lengths alone (ShapeError).
+    void validate_shapes(const char* where) const { detail::check_read_shapes(where, seq, quality, true, lengths, n, length); }
+    /// Every base and quality value finite, padding included (InvalidArgument).
+    void check_values(const char* where) const { detail::check_read_values(where, seq, quality, length); }
 };
 
 /// A view of a ReadBatch's float data.
