@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -92,6 +93,12 @@ TEST_CASE("Linear: parameters, init and shape errors", "[nn][linear]") {
     CHECK_THROWS_WITH(lin.forward(bind, std::span<const double>(bad), 2), Catch::Contains("7") && Catch::Contains("2 × 5 = 10"));
     CHECK_THROWS_AS(nn::Linear(0, 3, 0), diffbio::InvalidArgument);
     CHECK(lin.forward(bind, std::span<const double>(), 0).empty());
+    std::vector<double> x(10, 1.0);
+    x[6] = std::nan("");
+    CHECK_THROWS_WITH(lin.forward(bind, std::span<const double>(x), 2), Catch::Contains("Linear 'enc': input entry 6 is not finite (nan)"));
+    const std::vector<double> w(15, 0.1), b(3, 0.0);
+    CHECK_THROWS_WITH(nn::linear(std::span<const double>(x), 2, std::span<const double>(w), std::span<const double>(b), 5, 3),
+                      Catch::Contains("linear: x entry 6"));
 }
 
 TEST_CASE("Linear: the fused Var node equals the generic Dual path, values and gradients", "[nn][linear][ad]") {

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -172,4 +173,10 @@ TEST_CASE("MLP: invalid configurations throw naming the field", "[nn][mlp]") {
     cfg.dropout_rate = 0.0;
     cfg.in_features = 0;
     CHECK_THROWS_WITH(nn::MLP(cfg), Catch::Contains("in_features"));
+    cfg.in_features = 3;
+    const nn::MLP mlp(cfg);
+    std::vector<double> x(6, 0.5);
+    x[4] = std::numeric_limits<double>::infinity();
+    Binder<double> bind;
+    CHECK_THROWS_WITH(mlp.forward(bind, std::span<const double>(x), 2), Catch::Contains("MLP::forward: input entry 4 is not finite (inf)"));
 }

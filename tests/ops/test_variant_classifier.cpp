@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -218,4 +219,10 @@ TEST_CASE("VariantClassifier: bad input", "[variant][classifier]") {
     CHECK_THROWS_AS(c.apply(bind, std::span<const double>(x), 4), diffbio::ShapeError);
     CHECK_THROWS_AS(c.apply(bind, std::span<const double>(x), 0), diffbio::InvalidArgument);
     CHECK_THROWS_AS(c.classify(bind, std::span<const double>(x), 1), diffbio::ShapeError);
+    std::vector<double> feats(4 * 3, 0.5); // L = 4 positions × F = 3
+    feats[10] = std::nan("");
+    CHECK_THROWS_WITH(c.apply(bind, std::span<const double>(feats), 4), Catch::Contains("VariantClassifier: features entry 10 is not finite"));
+    std::vector<double> windows(2 * 15, 0.5); // rows × W·F
+    windows[29] = -std::numeric_limits<double>::infinity();
+    CHECK_THROWS_WITH(c.classify(bind, std::span<const double>(windows), 2), Catch::Contains("windows entry 29 is not finite (-inf)"));
 }

@@ -35,6 +35,7 @@
 #include <diffbio/ad/var.hpp>
 #include <diffbio/core/error.hpp>
 #include <diffbio/core/scalar_traits.hpp>
+#include <diffbio/core/validate.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/nn/activation.hpp>
 #include <diffbio/nn/init.hpp>
@@ -293,12 +294,16 @@ std::vector<promote_t<X, W>> linear_impl(std::span<const X> x, std::size_t rows,
 
 /// y = f(x·W + b) on raw spans: x [rows × in], weight [in × out], bias [out], all row-major;
 /// the result is [rows × out] of the promoted scalar. Shape mismatches throw ShapeError naming
-/// the sizes. See the header comment for gradients, cost and backends.
+/// the sizes; a NaN or ±inf in x, weight or bias throws InvalidArgument naming the entry. See the
+/// header comment for gradients, cost and backends.
 template <class X, class W, exec::HostPolicy P = exec::Cpu>
 std::vector<promote_t<X, W>> linear(std::span<const X> x, std::size_t rows, std::span<const W> weight,
                                     std::span<const W> bias, std::size_t in, std::size_t out,
                                     Activation activation = Activation::none, double negative_slope = 0.01,
                                     const P& policy = {}) {
+    check_all_finite(x, "linear", "x");
+    check_all_finite(weight, "linear", "weight");
+    check_all_finite(bias, "linear", "bias");
     return detail::linear_impl(x, rows, weight, bias, in, out, detail::make_activation(activation, negative_slope, "linear"),
                                policy, "linear");
 }
@@ -329,7 +334,8 @@ public:
     const std::string& name() const noexcept { return name_; }
 
     /// y = x·W + b for x [rows × in] (plain numbers, or T); returns [rows × out] of T.
-    /// Var: one fused node. Throws ShapeError when x.size() != rows·in.
+    /// Var: one fused node. Throws ShapeError when x.size() != rows·in, InvalidArgument when an
+    /// entry of x is NaN or ±inf.
     template <class T, class X, exec::HostPolicy P = exec::Cpu>
     std::vector<T> forward(ad::Binder<T>& bind, std::span<const X> x, std::size_t rows, const P& policy = {}) const {
         return forward(bind, x, rows, Activation::none, 0.01, policy);
@@ -340,6 +346,15 @@ public:
     template <class T, class X, exec::HostPolicy P = exec::Cpu>
     std::vector<T> forward(ad::Binder<T>& bind, std::span<const X> x, std::size_t rows, Activation activation,
                            double negative_slope = 0.01, const P& policy = {}) const {
+        if (first_nonfinite(x) != x.size()) check_all_finite(x, ("Linear '" + name_ + "'").c_str(), "input");
+        return forward_unchecked(bind, x, rows, activation, negative_slope, policy);
+    }
+
+    /// forward() without the scan of x for NaN and ±inf: for x computed inside a network from
+    /// checked data (a hidden layer's input), where the scan would cost a pass over the activations.
+    template <class T, class X, exec::HostPolicy P = exec::Cpu>
+    std::vector<T> forward_unchecked(ad::Binder<T>& bind, std::span<const X> x, std::size_t rows, Activation activation,
+                                     double negative_slope = 0.01, const P& policy = {}) const {
         static_assert(std::is_arithmetic_v<X> || std::is_same_v<X, T>,
                       "Linear::forward: x must hold plain numbers or the binder's scalar T");
         const std::span<const T> w = bind(weight_);

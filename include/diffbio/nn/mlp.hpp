@@ -153,14 +153,17 @@ public:
     bool dropout_active() const noexcept { return training_ && cfg_.dropout_rate > 0.0; }
 
     /// The network on x [rows × in_features] (plain numbers or T); returns [rows × out_features].
+    /// InvalidArgument when an entry of x is NaN or ±inf.
     template <class T, class X, exec::HostPolicy P = exec::Cpu>
     std::vector<T> forward(ad::Binder<T>& bind, std::span<const X> x, std::size_t rows, const P& policy = {}) const {
+        check_all_finite(x, "MLP::forward", "input");
         return forward_layers(0, bind, x, rows, policy);
     }
 
     /// Layers first..m−1 on h [rows × width], the output of layer first−1 (after its activation
     /// and dropout), or the input when first = 0. Lets a caller compute the first layer itself
-    /// (e.g. fused with a gather, as ops::ErrorCorrection does) and continue here.
+    /// (e.g. fused with a gather, as ops::ErrorCorrection does) and continue here. h is not scanned
+    /// for NaN and ±inf (it is the caller's own activations; forward() scans its input).
     template <class T, class X, exec::HostPolicy P = exec::Cpu>
     std::vector<T> forward_layers(std::size_t first, ad::Binder<T>& bind, std::span<const X> h, std::size_t rows,
                                   const P& policy = {}) const {
@@ -186,7 +189,7 @@ private:
     template <class T, class X, class P>
     std::vector<T> layer_forward(std::size_t i, ad::Binder<T>& bind, std::span<const X> h, std::size_t rows,
                                  const P& policy) const {
-        std::vector<T> y = layers_[i].forward(bind, h, rows, activation_of(i), cfg_.negative_slope, policy);
+        std::vector<T> y = layers_[i].forward_unchecked(bind, h, rows, activation_of(i), cfg_.negative_slope, policy);
         if (dropout_active()) y = detail::dropout(std::span<const T>(y), cfg_.dropout_rate, cfg_.dropout_seed, i, policy);
         return y;
     }

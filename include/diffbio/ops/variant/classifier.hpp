@@ -201,13 +201,14 @@ public:
             throw ShapeError("VariantClassifier: features have " + std::to_string(x.size()) + " elements, expected L × F = " +
                              std::to_string(L) + " × " + std::to_string(F) + " = " + std::to_string(L * F));
         }
+        check_all_finite(x, "VariantClassifier", "features");
         std::vector<T> h;
         if constexpr (soft::detail::is_var_v<T>) {
             h = window_layer_var(bind, x, L, policy);
         } else {
             std::vector<X> windows(L * W * F);
             classifier_detail::build_windows(x.data(), L, F, W, 0, L, windows.data());
-            h = hidden_[0].forward(bind, std::span<const X>(windows), L, nn::Activation::relu, 0.01, policy);
+            h = hidden_[0].forward_unchecked(bind, std::span<const X>(windows), L, nn::Activation::relu, 0.01, policy);
         }
         return finish(bind, std::move(h), L, policy);
     }
@@ -222,7 +223,8 @@ public:
                              " elements, expected rows × W·F = " + std::to_string(rows) + " × " +
                              std::to_string(input_width()) + " = " + std::to_string(rows * input_width()));
         }
-        std::vector<T> h = hidden_[0].forward(bind, windows, rows, nn::Activation::relu, 0.01, policy);
+        check_all_finite(windows, "VariantClassifier", "windows");
+        std::vector<T> h = hidden_[0].forward_unchecked(bind, windows, rows, nn::Activation::relu, 0.01, policy);
         return finish(bind, std::move(h), rows, policy);
     }
 
@@ -231,13 +233,13 @@ private:
     VariantClassifierResult<T> finish(ad::Binder<T>& bind, std::vector<T> h, std::size_t rows, const P& policy) const {
         if (dropout_active()) h = nn::detail::dropout(std::span<const T>(h), cfg_.dropout_rate, cfg_.dropout_seed, 0, policy);
         for (std::size_t i = 1; i < hidden_.size(); ++i) {
-            h = hidden_[i].forward(bind, std::span<const T>(h), rows, nn::Activation::relu, 0.01, policy);
+            h = hidden_[i].forward_unchecked(bind, std::span<const T>(h), rows, nn::Activation::relu, 0.01, policy);
             if (dropout_active()) h = nn::detail::dropout(std::span<const T>(h), cfg_.dropout_rate, cfg_.dropout_seed, i, policy);
         }
         VariantClassifierResult<T> out;
         out.rows = rows;
         out.classes = cfg_.num_classes;
-        out.logits = output_.front().forward(bind, std::span<const T>(h), rows, policy);
+        out.logits = output_.front().forward_unchecked(bind, std::span<const T>(h), rows, nn::Activation::none, 0.01, policy);
         out.probabilities = softmax(out.logits, rows);
         return out;
     }
