@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -220,6 +221,13 @@ TEST_CASE("Pileup: quality weights 1 - 10^(-Q/10), read weights, gates, soft bas
                         ShapeError);
         CHECK_THROWS_AS(pile.apply(bind, b, region, ops::PileupInputs<double, double, double>{{}, std::span(gates).first(3), {}}),
                         ShapeError);
+        gates[7] = std::nan("");
+        CHECK_THROWS_WITH(pile.apply(bind, b, region, ops::PileupInputs<double, double, double>{rho, gates, soft}),
+                          Contains("DifferentiablePileup: gates entry 7 is not finite (nan)"));
+        gates[7] = 1.0;
+        soft[4 * 2 + 1] = -std::numeric_limits<double>::infinity();
+        CHECK_THROWS_WITH(pile.apply(bind, b, region, ops::PileupInputs<double, double, double>{rho, gates, soft}),
+                          Contains("soft_bases entry 9 is not finite (-inf)"));
     }
 }
 

@@ -426,6 +426,29 @@ std::vector<C> convert_all(std::span<const X> x) {
     return out;
 }
 
+/// The region on one of the contigs and inside it (InvalidArgument); the upstream inputs with N, M
+/// and M × 4 entries when given (ShapeError) and finite (InvalidArgument). Shared by the CPU and
+/// CUDA operators.
+template <class RW, class G, class B>
+void validate_region_and_inputs(const std::vector<ContigInfo>& contigs, std::size_t n, std::size_t m, const PileupRegion& region,
+                                const PileupInputs<RW, G, B>& in, const char* where) {
+    if (region.contig < 0 || static_cast<std::size_t>(region.contig) >= contigs.size()) {
+        throw InvalidArgument(std::string(where) + ": region contig " + std::to_string(region.contig) + " is not one of the batch's " +
+                              std::to_string(contigs.size()) + " contigs");
+    }
+    const ContigInfo& c = contigs[static_cast<std::size_t>(region.contig)];
+    if (region.start < 0 || region.end <= region.start || region.end > c.length) {
+        throw InvalidArgument(std::string(where) + ": region [" + std::to_string(region.start) + ", " + std::to_string(region.end) +
+                              ") is not a non-empty range inside contig '" + c.name + "' of length " + std::to_string(c.length));
+    }
+    if (!in.read_weights.empty()) check_size(in.read_weights.size(), n, where, "read_weights (N)");
+    if (!in.gates.empty()) check_size(in.gates.size(), m, where, "gates (M bases)");
+    if (!in.soft_bases.empty()) check_size(in.soft_bases.size(), m * 4, where, "soft_bases (M x 4)");
+    check_all_finite(in.read_weights, where, "read_weights");
+    check_all_finite(in.gates, where, "gates");
+    check_all_finite(in.soft_bases, where, "soft_bases");
+}
+
 } // namespace pileup_detail
 
 /// DiffBio's pileup input as an AlignedBatch: N gapless reads, read n covering reference
@@ -480,8 +503,8 @@ public:
     /// The pileup of `batch` over `region` (see the header comment). For Var the tape node
     /// refers to `batch`: keep it alive (and unchanged) until the tape's backward pass has run.
     /// Errors: InvalidArgument for a region on a contig the batch does not have, or not inside
-    /// it (0 <= start < end <= contig length); ShapeError when read_weights, gates or soft_bases
-    /// do not have N, M or M × 4 entries.
+    /// it (0 <= start < end <= contig length), or for a NaN or ±inf entry of read_weights, gates or
+    /// soft_bases; ShapeError when they do not have N, M or M × 4 entries.
     template <class T, class RW, class G, class B, exec::HostPolicy P = exec::Cpu>
     PileupResult<promote_t<T, RW, G, B>> apply(ad::Binder<T>& bind, const AlignedBatch& batch,
                                                const PileupRegion& region, const PileupInputs<RW, G, B>& in,
@@ -520,21 +543,8 @@ public:
 private:
     template <class RW, class G, class B>
     static void validate(const AlignedBatch& batch, const PileupRegion& region, const PileupInputs<RW, G, B>& in) {
-        if (region.contig < 0 || static_cast<std::size_t>(region.contig) >= batch.contigs.size()) {
-            throw InvalidArgument("DifferentiablePileup: region contig " + std::to_string(region.contig) +
-                                  " is not one of the batch's " + std::to_string(batch.contigs.size()) + " contigs");
-        }
-        const ContigInfo& c = batch.contigs[static_cast<std::size_t>(region.contig)];
-        if (region.start < 0 || region.end <= region.start || region.end > c.length) {
-            throw InvalidArgument("DifferentiablePileup: region [" + std::to_string(region.start) + ", " +
-                                  std::to_string(region.end) + ") is not a non-empty range inside contig '" + c.name +
-                                  "' of length " + std::to_string(c.length));
-        }
-        if (!in.read_weights.empty()) check_size(in.read_weights.size(), batch.num_reads(), "DifferentiablePileup", "read_weights (N)");
-        if (!in.gates.empty()) check_size(in.gates.size(), batch.num_bases(), "DifferentiablePileup", "gates (M bases)");
-        if (!in.soft_bases.empty()) {
-            check_size(in.soft_bases.size(), batch.num_bases() * 4, "DifferentiablePileup", "soft_bases (M x 4)");
-        }
+        pileup_detail::validate_region_and_inputs(batch.contigs, batch.num_reads(), batch.num_bases(), region, in,
+                                                  "DifferentiablePileup");
         if (batch.base_offset.size() != batch.num_reads() + 1 || batch.cigar_offset.size() != batch.num_reads() + 1 ||
             batch.ref_end.size() != batch.num_reads() || batch.flags.size() != batch.num_reads() ||
             batch.qualities.size() != batch.num_bases()) {

@@ -752,23 +752,11 @@ struct PileupInputGrads {
 
 namespace pileup_cuda_detail {
 
-/// The CPU operator's validation: the region on one of the batch's contigs and inside it, and the
-/// inputs' sizes.
+/// The CPU operator's validation of the region and the inputs (sizes and finite values).
 template <class T>
 void validate_host(const std::vector<ContigInfo>& contigs, std::size_t n, std::size_t m, const PileupRegion& region,
                    const PileupInputs<T, T, T>& in, const char* where) {
-    if (region.contig < 0 || static_cast<std::size_t>(region.contig) >= contigs.size()) {
-        throw InvalidArgument(std::string(where) + ": region contig " + std::to_string(region.contig) + " is not one of the batch's " +
-                              std::to_string(contigs.size()) + " contigs");
-    }
-    const ContigInfo& c = contigs[static_cast<std::size_t>(region.contig)];
-    if (region.start < 0 || region.end <= region.start || region.end > c.length) {
-        throw InvalidArgument(std::string(where) + ": region [" + std::to_string(region.start) + ", " + std::to_string(region.end) +
-                              ") is not a non-empty range inside contig '" + c.name + "' of length " + std::to_string(c.length));
-    }
-    if (!in.read_weights.empty()) check_size(in.read_weights.size(), n, where, "read_weights (N)");
-    if (!in.gates.empty()) check_size(in.gates.size(), m, where, "gates (M bases)");
-    if (!in.soft_bases.empty()) check_size(in.soft_bases.size(), m * 4, where, "soft_bases (M x 4)");
+    pileup_detail::validate_region_and_inputs(contigs, n, m, region, in, where);
 }
 
 /// The host inputs on the device (empty spans stay null).
