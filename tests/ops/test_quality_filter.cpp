@@ -66,6 +66,17 @@ TEST_CASE("QualityFilter recovers the hard cutoff as the softness goes to 0", "[
     ad::Binder<double> bind;
     const auto w = qf.apply(bind, ops::view_of(b)).weights;
     CHECK(w == std::vector<double>{0.0, 1.0, 1.0, 0.0});
+    // A softness below float's range (1e-50 rounds to 0 in float) is still the hard step in the
+    // float pass, with 0.5 at q = θ (not 0/0 = NaN); float's σ is within 1.2e-7 of 0 and 1.
+    ReadBatch at;
+    at.add("r", "ACGTA", std::vector<float>{20.0f, 19.99f, 20.01f, 20.0f, 41.0f});
+    ad::Binder<float> fbind;
+    for (const double s : {1e-50, 1e-40, 1e-30}) {
+        const auto wf = ops::QualityFilter({.initial_threshold = 20.0, .softness = s}).apply(fbind, ops::view_of(at)).weights;
+        const std::vector<float> expect{0.5f, 0.0f, 1.0f, 0.5f, 1.0f};
+        REQUIRE(wf.size() == expect.size());
+        for (std::size_t k = 0; k < wf.size(); ++k) CHECK(wf[k] == Approx(expect[k]).margin(1.2e-7));
+    }
 }
 
 TEST_CASE("QualityFilter gradients: Var node, Dual and finite differences agree", "[ops][quality-filter][ad]") {
