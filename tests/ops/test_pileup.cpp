@@ -242,6 +242,19 @@ TEST_CASE("Pileup: softmax option and region validation", "[ops][pileup]") {
     CHECK(r.frequencies[1] == Approx(e / (e + 3.0)));
     CHECK(r.frequencies[0] == Approx(1.0 / (e + 3.0)));
     for (std::size_t k = 0; k < 4; ++k) CHECK(r.frequencies[4 * 5 + k] == Approx(0.25));
+    // T → 0, even where 1/T overflows (double below 5.6e-309, float below 2.9e-39): the hard
+    // argmax, a tie shared, never 0·∞ = NaN
+    for (const double t : {1e-320, 1e-50, 1e-6}) {
+        cfg.temperature = t;
+        const auto hd = ops::DifferentiablePileup(cfg).apply(bind, b, region);
+        ad::Binder<float> fbind;
+        const auto hf = ops::DifferentiablePileup(cfg).apply(fbind, b, region);
+        for (const std::size_t k : {0, 2, 3}) CHECK(hd.frequencies[k] == 0.0);
+        CHECK(hd.frequencies[1] == 1.0);
+        CHECK(hf.frequencies[1] == 1.0f);
+        for (std::size_t k = 0; k < 4; ++k) CHECK(hd.frequencies[4 * 5 + k] == 0.25);
+        for (std::size_t k = 0; k < 4; ++k) CHECK(hf.frequencies[4 * 5 + k] == 0.25f);
+    }
 
     ops::DifferentiablePileup pile;
     CHECK_THROWS_WITH(pile.apply(bind, b, {2, 0, 10}), Contains("contig 2"));

@@ -53,6 +53,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -710,7 +711,10 @@ private:
             }
         }
         if (cfg_.apply_softmax) {
-            const R inv_t = passive<R>(1.0 / cfg_.temperature);
+            // 1/T capped at float's largest value: at T → 0 (1/T = ∞ below 5.6e-309, or as a float
+            // below 2.9e-39) the column's largest frequency would be 0·∞ = NaN; capped, it is the
+            // hard argmax (ties shared), every other entry exp(−huge) = 0
+            const R inv_t = passive<R>(std::min(1.0 / cfg_.temperature, static_cast<double>(std::numeric_limits<float>::max())));
             for (std::size_t p = 0; p < L; ++p) {
                 R* f = res.frequencies.data() + 4 * p;
                 double mx = primal(f[0]);
