@@ -46,6 +46,17 @@ std::vector<double> step_signal() {
 template <class T>
 T scalar_of(ad::Binder<T>&);
 
+/// The values of a Var result, with the fields check() reads.
+struct CNVSegmentationResultValues {
+    explicit CNVSegmentationResultValues(const diffbio::ops::CNVSegmentationResult<ad::Var>& r) : log_partition(r.log_partition.value()) {
+        for (const auto& v : r.posteriors) posteriors.push_back(v.value());
+        for (const auto& v : r.boundaries) boundaries.push_back(v.value());
+        for (const auto& v : r.smoothed) smoothed.push_back(v.value());
+    }
+    double log_partition;
+    std::vector<double> posteriors, boundaries, smoothed;
+};
+
 } // namespace
 
 TEST_CASE("CNVSegmentation: Viterbi finds the steps of a synthetic signal", "[variant][cnv]") {
@@ -100,6 +111,60 @@ TEST_CASE("CNVSegmentation: posteriors are distributions; tau -> 0 recovers the 
     CHECK(h.log_partition == Approx(viterbi_score).epsilon(1e-6));
     // F decreases toward the Viterbi score as tau falls (log-sum-exp ≥ max)
     CHECK(r.log_partition >= h.log_partition);
+}
+
+TEST_CASE("CNVSegmentation: tau from 1e-320 to 1e20 in double, float and the fused node: finite, rows of 1, the Viterbi limit",
+          "[variant][cnv][numerics]") {
+    CNVSegmentation cnv;
+    const auto y = step_signal();
+    const std::vector<float> yf(y.begin(), y.end());
+    const std::size_t n = y.size(), K = 3;
+    const auto path = cnv.viterbi(std::span<const double>(y));
+    double viterbi_score = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double d = y[i] - cnv.state_means().values()[path[i]];
+        viterbi_score += -d * d / (2 * 0.2 * 0.2) - (i > 0 && path[i] != path[i - 1] ? 10.0 : 0.0);
+    }
+    // Checks one result: finite everywhere, posteriors rows of 1, boundaries in [0, 1]; below 1e-6
+    // the one-hot Viterbi path, boundaries 1 exactly at its switches and 0 elsewhere, F its score.
+    const auto check = [&](const auto& r, double tau, double tol) {
+        INFO("tau " << tau);
+        REQUIRE(std::isfinite(static_cast<double>(r.log_partition)));
+        for (std::size_t i = 0; i < n; ++i) {
+            double row = 0.0;
+            for (std::size_t k = 0; k < K; ++k) {
+                const double g = r.posteriors[i * K + k];
+                REQUIRE(std::isfinite(g));
+                row += g;
+                if (tau <= 1e-6) CHECK(g == Approx(path[i] == k ? 1.0 : 0.0).margin(tol));
+            }
+            CHECK(row == Approx(1.0).margin(tol));
+            const double b = r.boundaries[i];
+            REQUIRE(std::isfinite(b));
+            CHECK(b >= 0.0);
+            CHECK(b <= 1.0 + tol);
+            REQUIRE(std::isfinite(static_cast<double>(r.smoothed[i])));
+            if (tau <= 1e-6) CHECK(b == Approx(i > 0 && path[i] != path[i - 1] ? 1.0 : 0.0).margin(tol));
+        }
+        if (tau <= 1e-6) CHECK(static_cast<double>(r.log_partition) == Approx(viterbi_score).epsilon(tol));
+    };
+    for (const double tau : {1e-320, 1e-300, 1e-50, 1e-20, 1e-12, 1e-8, 1e-6, 1.0, 1e3, 1e20}) {
+        ad::Binder<double> bind;
+        check(cnv.apply(bind, std::span<const double>(y), tau), tau, 1e-9);
+        ad::Binder<float> fbind;
+        if (tau <= 1e3) check(cnv.apply(fbind, std::span<const float>(yf), tau), tau, 2e-5);
+        ad::Tape tape;
+        ad::ScopedTape scope(tape);
+        ad::Binder<ad::Var> vbind(tape);
+        const auto rv = cnv.apply(vbind, std::span<const double>(y), tau);
+        CNVSegmentationResultValues vals{rv};
+        check(vals, tau, 1e-9);
+        tape.backward(rv.log_partition);
+        for (auto* p : cnv.parameters()) {
+            for (const double g : p->grad()) CHECK(std::isfinite(g));
+            p->zero_grad();
+        }
+    }
 }
 
 TEST_CASE("CNVSegmentation: exact posteriors on a tiny chain by enumeration", "[variant][cnv]") {

@@ -18,7 +18,12 @@
 // segment centroids, which have no hard limit): this is a segmental model whose τ → 0 limit is
 // a classic algorithm.
 // Scalars: double, float, ad::Dual, ad::Var (parameters through Binder<T>, y plain or T).
-// double, float and Dual run the recursion in ordinary generic arithmetic (apply_generic).
+// double, float and Dual run the recursion in ordinary generic arithmetic (apply_generic), in
+// score units with τ-soft maxima m + τ·log Σ exp((x − m)/τ), so that nothing overflows as τ → 0.
+// Both paths normalise γ_t and the pair marginals behind b_t per position, which keeps every row
+// a distribution at any τ (dividing by the global Z instead would carry a rounding error of
+// |score|·ε/τ into the exponent). Finite for every τ > 0 in double (τ below 1.2e-38 computes as
+// 1.2e-38, already the hard limit); in float F = τ·log Z overflows once it exceeds 3.4e38.
 // ad::Var records ONE tape node for all outputs (F, γ, b, ŷ): values from the forward-backward
 // in double; its backward pushes the output adjoints into μ, log σ, λ and y analytically:
 //   F̄:  ∂F/∂e_t(k) = γ_t(k), ∂F/∂λ = −Σ_t b_t
@@ -80,9 +85,12 @@ R cnv_log_mix(const R& p, const R& c, const R& o, const R& x_minus_m, const R& w
 ///   a [n×K] emission scores (already divided by τ), w [n] switch scores (w[0] unused),
 ///   α_t(k) = a_t(k) + log(e^{α_{t−1}(k)} + e^{w_t}·Σ_{j≠k} e^{α_{t−1}(j)}),
 ///   β_t(j) = log(e^{u(j)} + e^{w_{t+1}}·Σ_{k≠j} e^{u(k)}), u(k) = a_{t+1}(k) + β_{t+1}(k).
-/// Writes γ [n×K] and b [n] (b_0 = 0; b_t = Σ_k Σ_{j≠k} e^{α_{t−1}(j) + w_t + a_t(k) + β_t(k) − log Z},
-/// a sum of positive terms, exact for tiny b); returns log Z. R: double, or Dual<double> (the
-/// backward's Hessian-vector product). Scratch: alpha and beta [n×K].
+/// Writes γ [n×K] and b [n] and returns log Z. γ_t and the pair marginal behind b_t are normalised
+/// per position (γ_t(k) = e^{α_t(k) + β_t(k)} / Σ_j e^{α_t(j) + β_t(j)}; b_0 = 0, b_t = the switch
+/// terms e^{α_{t−1}(j) + w_t + a_t(k) + β_t(k)}, j ≠ k, over all terms, summed in log space, exact
+/// for tiny b): in exact arithmetic the same as dividing by Z, but with scores ~1/τ the rounding of
+/// α + β − log Z grows as 1/τ, and per position the rows still sum to 1 at any τ. R: double, or
+/// Dual<double> (the backward's Hessian-vector product). Scratch: alpha and beta [n×K].
 template <class R>
 R cnv_forward_backward(std::span<const R> a, std::span<const R> w, std::size_t K, std::span<R> alpha,
                        std::span<R> beta, std::span<R> gamma, std::span<R> bnd) {
@@ -123,17 +131,31 @@ R cnv_forward_backward(std::span<const R> a, std::span<const R> w, std::size_t K
     const double mz = shifted(&alpha[(n - 1) * K], S);
     using std::log;
     const R logz = passive<R>(mz) + log(S);
-    for (std::size_t i = 0; i < n * K; ++i) gamma[i] = exp(alpha[i] + beta[i] - logz);
+    for (std::size_t t = 0; t < n; ++t) {
+        for (std::size_t k = 0; k < K; ++k) u[k] = alpha[t * K + k] + beta[t * K + k];
+        shifted(u.data(), S);
+        for (std::size_t k = 0; k < K; ++k) gamma[t * K + k] = p[k] / S;
+    }
     bnd[0] = passive<R>(0.0);
+    std::vector<R> stay(K), sw(K);
+    std::vector<bool> has_sw(K);
     for (std::size_t t = 1; t < n; ++t) {
-        const double m = shifted(&alpha[(t - 1) * K], S);
-        R b = passive<R>(0.0);
+        shifted(&alpha[(t - 1) * K], S); // p_k = e^{α_{t−1}(k) − m}, xm_k = α_{t−1}(k) − m
+        double top = -std::numeric_limits<double>::infinity();
         for (std::size_t k = 0; k < K; ++k) {
+            const R uk = a[t * K + k] + beta[t * K + k];
+            stay[k] = xm[k] + uk;
             const R o = S - p[k]; // Σ_{j≠k} e^{α_{t−1}(j) − m} ≥ 1 unless k is the only maximum
-            if (primal(o) <= 0.0) continue;
-            b = b + exp(passive<R>(m) + w[t] + a[t * K + k] + beta[t * K + k] - logz + log(o));
+            has_sw[k] = primal(o) > 0.0;
+            if (has_sw[k]) sw[k] = w[t] + log(o) + uk;
+            top = std::max({top, primal(stay[k]), has_sw[k] ? primal(sw[k]) : top});
         }
-        bnd[t] = b;
+        R st = passive<R>(0.0), sv = passive<R>(0.0);
+        for (std::size_t k = 0; k < K; ++k) {
+            st = st + exp(stay[k] - passive<R>(top));
+            if (has_sw[k]) sv = sv + exp(sw[k] - passive<R>(top));
+        }
+        bnd[t] = sv / (st + sv);
     }
     return logz;
 }
@@ -215,66 +237,79 @@ public:
         using R = promote_t<T, Y>;
         using std::exp;
         using std::log;
-        const double t = tau > 0.0 ? tau : cfg_.temperature;
-        check_temperature(t, "CNVSegmentation", "temperature");
+        const double t = effective_tau(tau);
         check_signal(y);
         const std::size_t n = y.size(), K = num_states();
         const auto mu = bind(means_);
         const T lsd = bind(log_sd_)[0];
         const T lam = bind(penalty_)[0];
-        const R inv_t = passive<R>(1.0 / t);
         const R inv_2v = R(exp(T(-2.0) * lsd)) * passive<R>(0.5);
-        const R sw = R(-lam) * inv_t; // switch score / τ
-        // emissions / τ
-        std::vector<R> s(n * K);
+        const R sw = R(-lam); // switch score
+        // Scores stay in their own units and every soft max is a τ-soft max, lse_τ(x) = m + τ·log Σ
+        // exp((x − m)/τ) (tau_lse): nothing is scaled by 1/τ, so nothing overflows as τ → 0.
+        const R tr = passive<R>(t);
+        std::vector<R> s(n * K); // emissions
         for (std::size_t i = 0; i < n; ++i) {
             for (std::size_t k = 0; k < K; ++k) {
                 const R d = R(y[i]) - R(mu[k]);
-                s[i * K + k] = -(d * d) * inv_2v * inv_t;
+                s[i * K + k] = -(d * d) * inv_2v;
             }
         }
-        // forward: α_t(k) = s_t(k) + LSE(α_{t−1}(k), sw + LSE_{j≠k} α_{t−1}(j))
+        // forward: α_t(k) = s_t(k) + lse_τ(α_{t−1}(k), sw + α_{t−1}(j) for j ≠ k), in score units
         std::vector<R> alpha(n * K), beta(n * K);
         for (std::size_t k = 0; k < K; ++k) alpha[k] = s[k];
         std::vector<R> tmp(K);
         for (std::size_t i = 1; i < n; ++i) {
             for (std::size_t k = 0; k < K; ++k) {
                 for (std::size_t j = 0; j < K; ++j) tmp[j] = alpha[(i - 1) * K + j] + (j == k ? R(0) : sw);
-                alpha[i * K + k] = s[i * K + k] + lse(tmp);
+                alpha[i * K + k] = s[i * K + k] + tau_lse(tmp, tr);
             }
         }
-        // backward: β_t(j) = LSE_k(trans(j,k) + s_{t+1}(k) + β_{t+1}(k))
+        // backward: β_t(j) = lse_τ over k of trans(j,k) + s_{t+1}(k) + β_{t+1}(k)
         for (std::size_t k = 0; k < K; ++k) beta[(n - 1) * K + k] = passive<R>(0.0);
         for (std::size_t i = n - 1; i-- > 0;) {
             for (std::size_t j = 0; j < K; ++j) {
                 for (std::size_t k = 0; k < K; ++k) tmp[k] = s[(i + 1) * K + k] + beta[(i + 1) * K + k] + (j == k ? R(0) : sw);
-                beta[i * K + j] = lse(tmp);
+                beta[i * K + j] = tau_lse(tmp, tr);
             }
         }
         for (std::size_t k = 0; k < K; ++k) tmp[k] = alpha[(n - 1) * K + k];
-        const R logz = lse(tmp);
         CNVSegmentationResult<R> out;
         out.states = K;
-        out.log_partition = logz * passive<R>(t);
+        out.log_partition = tau_lse(tmp, tr); // F = τ·log Z
         out.posteriors.resize(n * K);
         out.smoothed.resize(n);
         out.boundaries.resize(n);
+        // γ_t and the pair marginals are normalised per position: the same as dividing by Z in
+        // exact arithmetic, and each row sums to 1 whatever the rounding of α + β at small τ
+        std::vector<R> pair(K * K);
         for (std::size_t i = 0; i < n; ++i) {
+            for (std::size_t k = 0; k < K; ++k) tmp[k] = alpha[i * K + k] + beta[i * K + k];
+            const std::vector<R> g = tau_softmax(tmp, tr);
             R sm = passive<R>(0.0);
             for (std::size_t k = 0; k < K; ++k) {
-                const R g = exp(alpha[i * K + k] + beta[i * K + k] - logz);
-                out.posteriors[i * K + k] = g;
-                sm = sm + g * R(mu[k]);
+                out.posteriors[i * K + k] = g[k];
+                sm = sm + g[k] * R(mu[k]);
             }
             out.smoothed[i] = sm;
             if (i == 0) {
                 out.boundaries[0] = passive<R>(0.0);
                 continue;
             }
-            // P(stay) = Σ_k exp(α_{t−1}(k) + s_t(k) + β_t(k) − log Z)
-            R stay = passive<R>(0.0);
-            for (std::size_t k = 0; k < K; ++k) stay = stay + exp(alpha[(i - 1) * K + k] + s[i * K + k] + beta[i * K + k] - logz);
-            out.boundaries[i] = passive<R>(1.0) - stay;
+            // P(z_{t−1} = j, z_t = k) ∝ exp((α_{t−1}(j) + trans(j,k) + s_t(k) + β_t(k))/τ); b_t: the j ≠ k share
+            for (std::size_t j = 0; j < K; ++j) {
+                for (std::size_t k = 0; k < K; ++k) {
+                    pair[j * K + k] = alpha[(i - 1) * K + j] + (j == k ? R(0) : sw) + s[i * K + k] + beta[i * K + k];
+                }
+            }
+            const std::vector<R> q = tau_softmax(pair, tr);
+            R b = passive<R>(0.0);
+            for (std::size_t j = 0; j < K; ++j) {
+                for (std::size_t k = 0; k < K; ++k) {
+                    if (j != k) b = b + q[j * K + k];
+                }
+            }
+            out.boundaries[i] = b;
         }
         return out;
     }
@@ -335,8 +370,7 @@ private:
     template <class T, class Y>
     CNVSegmentationResult<ad::Var> apply_fused(ad::Binder<T>& bind, std::span<const Y> y, double tau) const {
         namespace sd = soft::detail;
-        const double t = tau > 0.0 ? tau : cfg_.temperature;
-        check_temperature(t, "CNVSegmentation", "temperature");
+        const double t = effective_tau(tau);
         check_signal(y);
         ad::Tape* tp = nullptr;
         if constexpr (sd::is_var_v<T>) {
@@ -450,6 +484,15 @@ private:
         return out;
     }
 
+    /// τ of a call (`tau` when > 0, else the config's), checked; below float's smallest normal
+    /// (1.2e-38) it computes as that, which is already the hard limit: a smaller τ would round to 0
+    /// in float ((m − m)/τ = 0/0), and in the fused node's scaled scores e/τ overflow.
+    double effective_tau(double tau) const {
+        const double t = tau > 0.0 ? tau : cfg_.temperature;
+        check_temperature(t, "CNVSegmentation", "temperature");
+        return std::max(t, static_cast<double>(std::numeric_limits<float>::min()));
+    }
+
     template <class Y>
     static void check_signal(std::span<const Y> y) {
         if (y.empty()) throw InvalidArgument("CNVSegmentation: empty signal");
@@ -458,16 +501,32 @@ private:
         }
     }
 
-    /// Max-shifted log Σ exp.
+    /// τ-soft max of v: m + τ·log Σ exp((x − m)/τ), m the largest (on the primal).
     template <class R>
-    static R lse(const std::vector<R>& v) {
+    static R tau_lse(const std::vector<R>& v, const R& tau) {
         using std::exp;
         using std::log;
         double m = primal(v[0]);
         for (const R& x : v) m = std::max(m, primal(x));
         R s = passive<R>(0.0);
-        for (const R& x : v) s = s + exp(x - passive<R>(m));
-        return log(s) + passive<R>(m);
+        for (const R& x : v) s = s + exp((x - passive<R>(m)) / tau);
+        return passive<R>(m) + tau * log(s);
+    }
+
+    /// exp((x − m)/τ) / Σ, max-shifted: the largest entry's term is exactly 1, so the sum is ≥ 1.
+    template <class R>
+    static std::vector<R> tau_softmax(const std::vector<R>& v, const R& tau) {
+        using std::exp;
+        double m = primal(v[0]);
+        for (const R& x : v) m = std::max(m, primal(x));
+        std::vector<R> e(v.size());
+        R s = passive<R>(0.0);
+        for (std::size_t k = 0; k < v.size(); ++k) {
+            e[k] = exp((v[k] - passive<R>(m)) / tau);
+            s = s + e[k];
+        }
+        for (R& x : e) x = x / s;
+        return e;
     }
 
     CNVSegmentationConfig cfg_;
