@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <span>
 #include <sstream>
 #include <string>
@@ -25,13 +26,19 @@ inline std::string format_value(double v) {
 }
 } // namespace detail
 
-/// Temperatures must be finite and strictly positive.
+/// Temperatures must be finite and strictly positive, and not subnormal: from the smallest normal
+/// double (2.2e-308) on, 1/τ is finite, so a kernel's (x − m)/τ at x = m stays 0 (not 0·∞).
 template <class T>
 void check_temperature(const T& tau, const char* where, const char* name = "tau") {
     const double v = primal(tau);
     if (!(v > 0.0) || !std::isfinite(v)) {
         throw InvalidArgument(std::string(where) + ": temperature '" + name +
                               "' must be finite and > 0, got " + detail::format_value(v));
+    }
+    if (v < std::numeric_limits<double>::min()) {
+        throw InvalidArgument(std::string(where) + ": temperature '" + name + "' must be at least " +
+                              detail::format_value(std::numeric_limits<double>::min()) +
+                              " (the smallest normal double), got " + detail::format_value(v));
     }
 }
 
