@@ -1104,6 +1104,26 @@ TEST_CASE("SmithWaterman::value_and_grad stays finite: tau 1e-4..1e4, scores 1e4
     }
 }
 
+TEST_CASE("SmithWaterman::value_and_grad<float> below float's range of tau: the hard limit, finite, as double's",
+          "[ops][sw][numerics][value_and_grad]") {
+    std::mt19937 rng(29);
+    const std::string q = random_dna(rng, 120), t = random_dna(rng, 90);
+    for (const double tau : {1e-50, 1e-300}) { // 0 as a float (it was 0/0 = NaN)
+        std::vector<SmithWatermanConfig> configs = proper_configs(tau);
+        configs.push_back(compat_config(tau));
+        for (const SmithWatermanConfig& cfg : configs) {
+            INFO(describe(cfg) << " tau " << tau);
+            SmithWaterman sw(cfg);
+            const Batch b = batch_of(sw, {{q, t}, {"ACGT", "ACGT"}});
+            const std::vector<double> w{1.0, 1.0};
+            const auto d = sw.value_and_grad<double>(b.pairs, w);
+            const auto f = sw.value_and_grad<float>(b.pairs, w);
+            for (const double g : vag_gradients(f)) CHECK(std::isfinite(g));
+            for (std::size_t k = 0; k < w.size(); ++k) CHECK(static_cast<double>(f.score[k]) == Approx(d.score[k]).epsilon(1e-6));
+        }
+    }
+}
+
 TEST_CASE("SmithWaterman::value_and_grad rejects mismatched or non-finite weights", "[ops][sw][errors]") {
     const SmithWaterman sw;
     const Batch b = batch_of(sw, {{"ACGT", "ACG"}, {"A", "C"}});
