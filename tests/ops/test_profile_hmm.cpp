@@ -476,6 +476,47 @@ TEST_CASE("ProfileHmm: finite values and gradients at extreme temperatures and 1
     }
 }
 
+TEST_CASE("ProfileHmm: tau far below 1e-4, ties included: finite, posteriors that sum to 1, float as double",
+          "[ops][hmm][numerics]") {
+    // A run of G against a noisy default profile has many paths of exactly equal score: once τ·log 2
+    // is below the rounding of the cell values each tied edge had weight 1 and the adjoints doubled
+    // per tie (NaN from τ = 1e-18); float rounded τ = 1e-50 to 0.
+    const auto b = batch({"ACGTACGTTTGACA", "AC", "GGGGGGGGGGGGGGGGGGGGGG"});
+    for (const double tau : {1e-12, 1e-20, 1e-50, 1e-300}) {
+        INFO("tau = " << tau);
+        ProfileHmm hmm({.alphabet = dna, .length = 6, .temperature = tau, .learnable_temperature = true});
+        ad::Binder<double> bd;
+        ad::Binder<float> bf;
+        const auto d = hmm.apply(bd, b);
+        const auto f = hmm.apply(bf, b);
+        for (std::size_t n = 0; n < b.size(); ++n) {
+            REQUIRE(std::isfinite(d.score[n]));
+            CHECK(f.score[n] == Approx(d.score[n]).epsilon(1e-5));
+        }
+        {
+            ad::Tape tape;
+            ad::ScopedTape scope(tape);
+            ad::Binder<ad::Var> bind(tape);
+            const auto r = hmm.apply(bind, b);
+            tape.backward(r.score[0] + r.score[1] + r.score[2]);
+            bind.accumulate_grad();
+        }
+        for (auto* p : hmm.parameters()) {
+            for (const double g : p->grad()) CHECK(std::isfinite(g));
+        }
+        for (const ops::ProfileHmmPosterior& p : hmm.posteriors(b)) {
+            double entry = 0.0;
+            for (const double v : p.entry_counts) entry += v;
+            CHECK(entry == Approx(1.0).epsilon(1e-12));
+            for (std::size_t i = 0; i < p.length; ++i) {
+                double total = p.n_flank[i] + p.c_flank[i];
+                for (std::size_t k = 0; k < p.nodes; ++k) total += p.match[i * p.nodes + k] + p.insert[i * p.nodes + k];
+                CHECK(total == Approx(1.0).epsilon(1e-12));
+            }
+        }
+    }
+}
+
 TEST_CASE("ProfileHmm: DiffBio's defaults (P = 100, A = 20) give finite scores for any length", "[ops][hmm]") {
     ProfileHmm hmm;
     CHECK(hmm.match_logits().size() == 100 * 20);

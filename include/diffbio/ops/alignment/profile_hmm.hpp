@@ -392,61 +392,85 @@ struct HmmSinks {
 
 /// Workspace of hmm_backward, reused across sequences.
 struct HmmWork {
-    std::vector<double> store, z, adj;
+    std::vector<double> store, z, adj, endw, cand;
 };
+
+/// The weights of a τ-soft max over candidates c[0..n) (−∞ allowed, one finite at least), scaled
+/// to sum to `total`: total·exp((c_j − max c)/τ) / Σ_k exp((c_k − max c)/τ). Shifting by the
+/// largest candidate and normalising keeps the weights a distribution at any τ: the forward's cell
+/// value itself cannot serve as the shift once τ·log 2 falls below its rounding (two tied
+/// candidates would each get weight 1, and the adjoint mass double at every tie).
+inline void hmm_soft_weights(double* c, std::size_t n, double inv, double total) {
+    double m = c[0];
+    for (std::size_t j = 1; j < n; ++j) m = std::max(m, c[j]);
+    double sum = 0.0;
+    for (std::size_t j = 0; j < n; ++j) {
+        c[j] = std::exp((c[j] - m) * inv);
+        sum += c[j];
+    }
+    const double k = total / sum;
+    for (std::size_t j = 0; j < n; ++j) c[j] *= k;
+}
 
 /// Forward, then the adjoint sweep of one sequence: every adjoint is `scale` times the tempered
 /// posterior of its state or edge. Returns {F_τ, scale·E_q[s]}. O(L·M) time, O(L·M) memory.
+/// Each adjoint is split among the candidates of its soft max by hmm_soft_weights.
 inline std::pair<double, double> hmm_backward(const HmmEmissions<double>& e, std::size_t L, const double* trans,
                                               const double* entry, double tau, const HmmFlank& fl, double scale,
                                               HmmWork& w, const HmmSinks& out) {
+    constexpr double ninf = -std::numeric_limits<double>::infinity();
     const std::size_t M = e.M, W = 3 * M;
     w.store.resize(L * W);
     w.z.resize(L);
     const double F = hmm_forward<double>(e, L, trans, entry, tau, fl, w.store.data(), w.z.data());
     const double inv = 1.0 / tau;
-    const double Z = F - fl.finish;
     w.adj.assign(2 * W, 0.0);
     double* a = w.adj.data();     // adjoints of row i
     double* b = w.adj.data() + W; // adjoints of row i − 1
+    // the exit: the hit's last residue i, weights of the soft max over z_i
+    w.endw.assign(w.z.begin(), w.z.end());
+    hmm_soft_weights(w.endw.data(), L, inv, scale);
+    w.cand.resize(M);
     double es = 0.0;
+    double c[4];
     for (std::size_t i = L; i-- > 0;) {
         const double* Mc = w.store.data() + i * W;
-        const double* Ic = Mc + M;
         const double* Dc = Mc + 2 * M;
         const double* prev = i > 0 ? Mc - W : nullptr;
         double* aM = a;
         double* aI = a + M;
         double* aD = a + 2 * M;
-        // exit after residue i
+        // exit after residue i, from the match states of row i
         const double tail = static_cast<double>(L - 1 - i) * fl.loop;
-        const double aend = scale * std::exp((w.z[i] - Z) * inv);
+        const double aend = w.endw[i];
         if (out.end != nullptr) out.end[i] += aend;
         es += aend * (tail + fl.finish);
         if (aend != 0.0) {
-            const double Ei = w.z[i] - tail;
-            for (std::size_t k = 0; k < M; ++k) aM[k] += aend * std::exp((Mc[k] - Ei) * inv);
+            std::copy(Mc, Mc + M, w.cand.begin());
+            hmm_soft_weights(w.cand.data(), M, inv, aend);
+            for (std::size_t k = 0; k < M; ++k) aM[k] += w.cand[k];
         }
-        // deletes of row i, right to left (D(i, k) feeds D(i, k + 1) and M(i + 1, k + 1))
+        // deletes of row i, right to left (D(i, k) feeds D(i, k + 1) and M(i + 1, k + 1)); D(i, k)
+        // comes from M(i, k − 1) and, for k ≥ 2, D(i, k − 1)
         for (std::size_t k = M >= 2 ? M - 2 : 0; k >= 1; --k) {
             const double ad = aD[k];
             if (out.del != nullptr) out.del[i * M + k] += ad;
             if (ad == 0.0) continue;
             const double* tr = trans + (k - 1) * hmm_nt;
             double* gt = out.trans + (k - 1) * hmm_nt;
-            const double pre = Dc[k];
-            const double w1 = ad * std::exp((Mc[k - 1] + tr[hmm_md] - pre) * inv);
-            aM[k - 1] += w1;
-            gt[hmm_md] += w1;
-            es += w1 * tr[hmm_md];
+            c[0] = Mc[k - 1] + tr[hmm_md];
+            c[1] = k >= 2 ? Dc[k - 1] + tr[hmm_dd] : ninf;
+            hmm_soft_weights(c, 2, inv, ad);
+            aM[k - 1] += c[0];
+            gt[hmm_md] += c[0];
+            es += c[0] * tr[hmm_md];
             if (k >= 2) {
-                const double w2 = ad * std::exp((Dc[k - 1] + tr[hmm_dd] - pre) * inv);
-                aD[k - 1] += w2;
-                gt[hmm_dd] += w2;
-                es += w2 * tr[hmm_dd];
+                aD[k - 1] += c[1];
+                gt[hmm_dd] += c[1];
+                es += c[1] * tr[hmm_dd];
             }
         }
-        // matches of row i
+        // matches of row i: M(i, k) comes from the entry and, for i, k ≥ 1, M, I (i ≥ 2) and D (k ≥ 2)
         const double bsc = static_cast<double>(i) * fl.loop + fl.move;
         const double* em = e.m(i);
         double* gm = out.emit.m(i);
@@ -459,33 +483,34 @@ inline std::pair<double, double> hmm_backward(const HmmEmissions<double>& e, std
             if (am == 0.0) continue;
             gm[k] += am;
             es += am * em[k];
-            const double pre = Mc[k] - em[k];
-            const double we = am * std::exp((entry[k] + bsc - pre) * inv);
-            out.entry[k] += we;
-            begin_i += we;
-            es += we * (entry[k] + bsc);
-            if (prev == nullptr || k == 0) continue;
-            const double* tr = trans + (k - 1) * hmm_nt;
+            const bool inner = prev != nullptr && k > 0;
+            const double* tr = inner ? trans + (k - 1) * hmm_nt : nullptr;
+            c[0] = entry[k] + bsc;
+            c[1] = inner ? prev[k - 1] + tr[hmm_mm] : ninf;
+            c[2] = inner && i >= 2 ? prev[M + k - 1] + tr[hmm_im] : ninf;
+            c[3] = inner && k >= 2 ? prev[2 * M + k - 1] + tr[hmm_dm] : ninf;
+            hmm_soft_weights(c, 4, inv, am);
+            out.entry[k] += c[0];
+            begin_i += c[0];
+            es += c[0] * (entry[k] + bsc);
+            if (!inner) continue;
             double* gt = out.trans + (k - 1) * hmm_nt;
-            const double wm = am * std::exp((prev[k - 1] + tr[hmm_mm] - pre) * inv);
-            bM[k - 1] += wm;
-            gt[hmm_mm] += wm;
-            es += wm * tr[hmm_mm];
+            bM[k - 1] += c[1];
+            gt[hmm_mm] += c[1];
+            es += c[1] * tr[hmm_mm];
             if (i >= 2) {
-                const double wi = am * std::exp((prev[M + k - 1] + tr[hmm_im] - pre) * inv);
-                bI[k - 1] += wi;
-                gt[hmm_im] += wi;
-                es += wi * tr[hmm_im];
+                bI[k - 1] += c[2];
+                gt[hmm_im] += c[2];
+                es += c[2] * tr[hmm_im];
             }
             if (k >= 2) {
-                const double wd = am * std::exp((prev[2 * M + k - 1] + tr[hmm_dm] - pre) * inv);
-                bD[k - 1] += wd;
-                gt[hmm_dm] += wd;
-                es += wd * tr[hmm_dm];
+                bD[k - 1] += c[3];
+                gt[hmm_dm] += c[3];
+                es += c[3] * tr[hmm_dm];
             }
         }
         if (out.begin != nullptr) out.begin[i] += begin_i;
-        // inserts of row i
+        // inserts of row i (i ≥ 1): I(i, k) comes from M(i − 1, k) and, for i ≥ 2, I(i − 1, k)
         if (prev != nullptr) {
             const double* ei = e.ins(i);
             double* gi = out.emit.ins(i);
@@ -494,18 +519,18 @@ inline std::pair<double, double> hmm_backward(const HmmEmissions<double>& e, std
                 if (ai == 0.0) continue;
                 gi[k] += ai;
                 es += ai * ei[k];
-                const double pre = Ic[k] - ei[k];
                 const double* tr = trans + k * hmm_nt;
                 double* gt = out.trans + k * hmm_nt;
-                const double wm = ai * std::exp((prev[k] + tr[hmm_mi] - pre) * inv);
-                bM[k] += wm;
-                gt[hmm_mi] += wm;
-                es += wm * tr[hmm_mi];
+                c[0] = prev[k] + tr[hmm_mi];
+                c[1] = i >= 2 ? prev[M + k] + tr[hmm_ii] : ninf;
+                hmm_soft_weights(c, 2, inv, ai);
+                bM[k] += c[0];
+                gt[hmm_mi] += c[0];
+                es += c[0] * tr[hmm_mi];
                 if (i >= 2) {
-                    const double wi = ai * std::exp((prev[M + k] + tr[hmm_ii] - pre) * inv);
-                    bI[k] += wi;
-                    gt[hmm_ii] += wi;
-                    es += wi * tr[hmm_ii];
+                    bI[k] += c[1];
+                    gt[hmm_ii] += c[1];
+                    es += c[1] * tr[hmm_ii];
                 }
             }
         }
@@ -1009,8 +1034,11 @@ private:
     template <class R, class T>
     R bound_temperature(ad::Binder<T>& bind) const {
         using std::exp;
-        if (cfg_.learnable_temperature) return static_cast<R>(exp(bind(log_temperature_)[0]));
-        return passive<R>(temperature());
+        R t = cfg_.learnable_temperature ? static_cast<R>(exp(bind(log_temperature_)[0])) : passive<R>(temperature());
+        // float and double: below R's smallest normal τ computes as that, the hard limit already
+        // (as a float, τ = 1e-50 would be 0 and (m − m)/τ = 0/0)
+        if constexpr (std::is_floating_point_v<R>) t = std::max(t, std::numeric_limits<R>::min());
+        return t;
     }
 
     template <class R>
