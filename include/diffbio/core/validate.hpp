@@ -42,6 +42,15 @@ void check_temperature(const T& tau, const char* where, const char* name = "tau"
     }
 }
 
+/// The temperature a kernel in float or double computes with: τ, or F's smallest normal when τ is
+/// below it (float: 1.2e-38), which is already the hard limit. A smaller τ would round to 0 (or to
+/// a subnormal whose 1/τ overflows) and make (m − m)/τ = 0/0 = NaN.
+template <class F>
+F clamp_temperature(F tau) {
+    static_assert(std::is_floating_point_v<F>, "clamp_temperature: F is float or double");
+    return std::max(tau, std::numeric_limits<F>::min());
+}
+
 /// A value that must be finite (not NaN, not ±inf).
 template <class T>
 void check_finite(const T& x, const char* where, const char* name) {

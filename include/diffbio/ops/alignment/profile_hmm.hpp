@@ -1035,9 +1035,7 @@ private:
     R bound_temperature(ad::Binder<T>& bind) const {
         using std::exp;
         R t = cfg_.learnable_temperature ? static_cast<R>(exp(bind(log_temperature_)[0])) : passive<R>(temperature());
-        // float and double: below R's smallest normal τ computes as that, the hard limit already
-        // (as a float, τ = 1e-50 would be 0 and (m − m)/τ = 0/0)
-        if constexpr (std::is_floating_point_v<R>) t = std::max(t, std::numeric_limits<R>::min());
+        if constexpr (std::is_floating_point_v<R>) t = clamp_temperature(t); // as a float, 1e-50 would be 0
         return t;
     }
 

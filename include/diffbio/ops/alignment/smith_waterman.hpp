@@ -71,7 +71,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -491,10 +490,8 @@ public:
         }
         const std::size_t A = alphabet_size();
         const std::vector<F> S(substitution_.values().begin(), substitution_.values().end());
-        // τ below F's smallest normal (float: 1.2e-38) computes as that, the hard limit already: cast
-        // as it is, it would round to 0 (or a subnormal whose 1/τ overflows) and give 0/0 = NaN
         const detail::SwScalars<F> p{static_cast<F>(gap_open_.values()[0]), static_cast<F>(gap_extend_.values()[0]),
-                                     static_cast<F>(std::max(tau_value(), static_cast<double>(std::numeric_limits<F>::min())))};
+                                     clamp_temperature(static_cast<F>(tau_value()))}; // as a float, 1e-50 would be 0
         std::vector<detail::SwSeqPair<std::uint8_t>> raw(pairs.size());
         for (std::size_t k = 0; k < pairs.size(); ++k) {
             raw[k] = {pairs[k].query.data(), pairs[k].query.size(), pairs[k].target.data(), pairs[k].target.size()};

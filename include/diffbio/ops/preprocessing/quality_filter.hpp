@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -101,9 +100,7 @@ private:
         QualityFilterResult<R> out;
         out.weights.assign(n * L, R(0));
         out.seq.assign(n * L * 4, R(0));
-        // a softness below R's range would round to 0 and make q = θ a 0/0: the smallest normal R
-        // keeps the hard step (and 0.5 at q = θ)
-        const R soft = std::max(static_cast<R>(cfg_.softness), std::numeric_limits<R>::min());
+        const R soft = clamp_temperature(static_cast<R>(cfg_.softness)); // the hard step, 0.5 at q = θ, below R's range
         auto one_read = [&](std::size_t i) {
             const std::size_t len = reads.lengths[i];
             const Q* q = reads.quality.data() + i * L;
