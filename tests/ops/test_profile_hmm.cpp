@@ -174,6 +174,42 @@ std::string random_dna(std::mt19937& rng, std::size_t n) {
     return s;
 }
 
+/// The double and float scores of a batch: every double score finite, each float one within
+/// `rel` of it. Returns the double result.
+ops::ProfileHmmScores<double> check_double_and_float(const ProfileHmm& hmm, const ops::SequenceBatch& b, double rel) {
+    ad::Binder<double> bd;
+    ad::Binder<float> bf;
+    auto d = hmm.apply(bd, b);
+    const auto f = hmm.apply(bf, b);
+    for (std::size_t n = 0; n < b.size(); ++n) {
+        CHECK(std::isfinite(d.score[n]));
+        CHECK(f.score[n] == Approx(d.score[n]).epsilon(rel));
+    }
+    return d;
+}
+
+/// The tape gradient of the sum of the scores into the (zeroed) parameters: every entry finite.
+/// Returns the tape's score of sequence 0.
+double check_finite_gradients(ProfileHmm& hmm, const ops::SequenceBatch& b) {
+    for (auto* p : hmm.parameters()) p->zero_grad();
+    double score0 = 0.0;
+    {
+        ad::Tape tape;
+        ad::ScopedTape scope(tape);
+        ad::Binder<ad::Var> bind(tape);
+        const auto r = hmm.apply(bind, b);
+        score0 = tape.value(r.score[0]);
+        ad::Var sum = r.score[0];
+        for (std::size_t n = 1; n < r.score.size(); ++n) sum = sum + r.score[n];
+        tape.backward(sum);
+        bind.accumulate_grad();
+    }
+    for (auto* p : hmm.parameters()) {
+        for (const double g : p->grad()) CHECK(std::isfinite(g));
+    }
+    return score0;
+}
+
 } // namespace
 
 TEST_CASE("ProfileHmm: forward score = log-sum over every path, enumerated explicitly", "[ops][hmm]") {
@@ -443,29 +479,9 @@ TEST_CASE("ProfileHmm: finite values and gradients at extreme temperatures and 1
         ProfileHmm hmm({.alphabet = dna, .length = 8, .temperature = tau, .learnable_temperature = true});
         randomise(hmm, 62, 3.0);
         INFO("tau = " << tau);
-        ad::Binder<double> bd;
-        ad::Binder<float> bf;
-        const auto d = hmm.apply(bd, b);
-        const auto f = hmm.apply(bf, b);
-        for (std::size_t n = 0; n < b.size(); ++n) {
-            CHECK(std::isfinite(d.score[n]));
-            CHECK(std::isfinite(d.log_likelihood[n]));
-            CHECK(std::isfinite(f.score[n]));
-            CHECK(f.score[n] == Approx(d.score[n]).epsilon(1e-3));
-        }
-        for (auto* p : hmm.parameters()) p->zero_grad();
-        {
-            ad::Tape tape;
-            ad::ScopedTape scope(tape);
-            ad::Binder<ad::Var> bind(tape);
-            const auto r = hmm.apply(bind, b);
-            CHECK(tape.value(r.score[0]) == Approx(d.score[0]).epsilon(1e-12));
-            tape.backward(r.score[0] + r.score[1] + r.score[2]);
-            bind.accumulate_grad();
-        }
-        for (auto* p : hmm.parameters()) {
-            for (double v : p->grad()) CHECK(std::isfinite(v));
-        }
+        const auto d = check_double_and_float(hmm, b, 1e-3);
+        for (std::size_t n = 0; n < b.size(); ++n) CHECK(std::isfinite(d.log_likelihood[n]));
+        CHECK(check_finite_gradients(hmm, b) == Approx(d.score[0]).epsilon(1e-12));
         const auto post = hmm.posteriors(b);
         const ops::ProfileHmmPosterior& p = post[0];
         for (std::size_t i = 0; i < p.length; i += 997) {
@@ -485,25 +501,8 @@ TEST_CASE("ProfileHmm: tau far below 1e-4, ties included: finite, posteriors tha
     for (const double tau : {1e-12, 1e-20, 1e-50, 1e-300}) {
         INFO("tau = " << tau);
         ProfileHmm hmm({.alphabet = dna, .length = 6, .temperature = tau, .learnable_temperature = true});
-        ad::Binder<double> bd;
-        ad::Binder<float> bf;
-        const auto d = hmm.apply(bd, b);
-        const auto f = hmm.apply(bf, b);
-        for (std::size_t n = 0; n < b.size(); ++n) {
-            REQUIRE(std::isfinite(d.score[n]));
-            CHECK(f.score[n] == Approx(d.score[n]).epsilon(1e-5));
-        }
-        {
-            ad::Tape tape;
-            ad::ScopedTape scope(tape);
-            ad::Binder<ad::Var> bind(tape);
-            const auto r = hmm.apply(bind, b);
-            tape.backward(r.score[0] + r.score[1] + r.score[2]);
-            bind.accumulate_grad();
-        }
-        for (auto* p : hmm.parameters()) {
-            for (const double g : p->grad()) CHECK(std::isfinite(g));
-        }
+        const auto d = check_double_and_float(hmm, b, 1e-5);
+        CHECK(check_finite_gradients(hmm, b) == Approx(d.score[0]).epsilon(1e-12));
         for (const ops::ProfileHmmPosterior& p : hmm.posteriors(b)) {
             double entry = 0.0;
             for (const double v : p.entry_counts) entry += v;
