@@ -21,7 +21,7 @@ TEST_CASE("check_temperature rejects tau <= 0, NaN and inf with a named message"
     CHECK_THROWS_AS(diffbio::check_temperature(std::numeric_limits<double>::infinity(), "f"), diffbio::InvalidArgument);
     // subnormal: 1/τ would overflow
     CHECK_NOTHROW(diffbio::check_temperature(std::numeric_limits<double>::min(), "f"));
-    CHECK_THROWS_WITH(diffbio::check_temperature(1e-320, "softmax"), Contains("smallest normal double") && Contains("got 9.99988867182683"));
+    CHECK_THROWS_WITH(diffbio::check_temperature(1e-320, "softmax"), Contains("smallest normal double") && Contains("got 1e-320"));
 }
 
 TEST_CASE("check_size and check_finite name the problem", "[core][validate]") {

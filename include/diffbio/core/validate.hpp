@@ -3,11 +3,11 @@
 // function, the parameter and the bad value.
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <limits>
 #include <span>
-#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -18,11 +18,13 @@
 namespace diffbio {
 
 namespace detail {
+/// v in the shortest form that reads back as the same double ("1e+28", "0.1", "nan", "-inf").
 inline std::string format_value(double v) {
-    std::ostringstream os;
-    os.precision(17);
-    os << v;
-    return os.str();
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
 }
 } // namespace detail
 
@@ -131,6 +133,44 @@ void check_all_finite(std::span<const S> v, const char* where, const char* what)
         throw InvalidArgument(std::string(where) + ": " + what + " entry " + std::to_string(i) + " is not finite (" +
                               detail::format_value(primal(v[i])) + ")");
     }
+}
+
+namespace detail {
+/// The plain type an AD scalar computes its values in: float for float (and Dual<float>),
+/// double otherwise.
+template <class S>
+struct innermost_value {
+    using V = typename ScalarTraits<S>::value_type;
+    using type = typename std::conditional_t<std::is_same_v<V, S>, std::type_identity<S>, innermost_value<V>>::type;
+};
+
+template <class S>
+[[noreturn]] void throw_result_overflow(const std::string& what, double value, double tau, const char* where) {
+    using V = typename innermost_value<S>::type;
+    constexpr bool is_float = std::is_same_v<V, float>;
+    throw InvalidArgument(std::string(where) + ": " + what + " is not finite (" + format_value(value) +
+                          ") at temperature " + format_value(tau) + ": it exceeds the range of " +
+                          (is_float ? "float" : "double") + " (largest " +
+                          format_value(static_cast<double>(std::numeric_limits<V>::max())) + "); " +
+                          (is_float ? "compute in double or lower the temperature" : "lower the temperature"));
+}
+} // namespace detail
+
+/// A result computed from finite data that must itself be finite. A soft maximum τ·log Σ exp(x/τ)
+/// exceeds the largest x by up to τ·log(number of terms), so at a temperature near its type's
+/// largest value (float: 3.4e38) the result does not fit in it. Throws InvalidArgument
+/// "<where>: <what> is not finite (inf) at temperature <τ>: it exceeds the range of float (largest
+/// 3.4028234663852886e+38); compute in double or lower the temperature".
+template <class S>
+void check_result_finite(const S& y, double tau, const char* where, const char* what) {
+    if (!std::isfinite(primal(y))) detail::throw_result_overflow<S>(what, primal(y), tau, where);
+}
+
+/// The same for a batch of results; the message names the first bad one: "<what> <i> is not finite ...".
+template <class S>
+void check_results_finite(std::span<const S> v, double tau, const char* where, const char* what) {
+    const std::size_t i = first_nonfinite(v);
+    if (i != v.size()) detail::throw_result_overflow<S>(std::string(what) + " " + std::to_string(i), primal(v[i]), tau, where);
 }
 
 /// Two extents that must agree.
