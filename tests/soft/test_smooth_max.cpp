@@ -45,6 +45,7 @@ TEST_CASE("smooth_max and smooth_min pass expect_ad (Var: fused node)", "[soft][
     expect_ad([](auto v) { return soft::smooth_max(v.first(3), v[3]); }, {1.0, 1.0, 1.0, 2.0}); // ties
     expect_ad([](auto v) { return soft::smooth_min(v.first(4), v[4]); }, {0.5, -1.0, 2.0, 1.9, 0.3});
     expect_ad([](auto v) { return soft::smooth_max(v[0], v[1], v[2]); }, {0.2, 0.9, 0.5});
+    expect_ad([](auto v) { return soft::smooth_max(v[0], v[1], v[2]); }, {0.9, 0.9, 0.5}); // a tie
     expect_ad([](auto v) { return soft::smooth_min(v[0], v[1], v[2]); }, {0.2, 0.9, 0.5});
 }
 
@@ -76,6 +77,42 @@ TEST_CASE("smooth_max: no NaN or Inf at extreme temperatures and inputs", "[soft
         const std::vector<float> vf{-1e4f, 1e4f, 0.0f};
         CHECK(std::isfinite(soft::smooth_max(vf, static_cast<float>(tau))));
         CHECK(std::isfinite(soft::smooth_max(1e6, -1e6, tau)));
+    }
+}
+
+TEST_CASE("smooth_max at the ends of float's range: two arguments exact, a result beyond it refused",
+          "[soft][smooth-max][numerics][errors]") {
+    using Catch::Matchers::Contains;
+    using Catch::Matchers::StartsWith;
+    // Two arguments at τ = 1e-37 in float: a/τ = 1e39 is past float's range (it was NaN); the gap
+    // form max + τ·log(1 + e^{−|a−b|/τ}) gives the max exactly, and its derivative goes to the max.
+    CHECK(soft::smooth_max(100.0f, 2.0f, 1e-37f) == 100.0f);
+    CHECK(soft::smooth_min(100.0f, 2.0f, 1e-37f) == 2.0f);
+    CHECK(soft::smooth_max(-3.0f, -3.0f, 1e-37f) == -3.0f); // + τ·log 2, below -3's last bit
+    const Dual<float> a(100.0f, 1.0f), b(2.0f, 0.0f), tau(1e-37f, 0.0f);
+    const Dual<float> d = soft::smooth_max(a, b, tau);
+    CHECK(d.value == 100.0f);
+    CHECK(d.tangent == 1.0f);
+    CHECK(soft::smooth_min(a, b, tau).tangent == 0.0f);
+
+    // 1,000 equal entries: 1 + τ·log 1000, which passes float's largest value 3.4e38 from τ ≈ 4.9e37
+    const std::vector<float> xf(1000, 1.0f);
+    CHECK(soft::smooth_max(xf, 1e37f) == Approx(1e37 * std::log(1000.0)).epsilon(1e-6));
+    CHECK_THROWS_WITH(soft::smooth_max(xf, 1e38f),
+                      StartsWith("smooth_max: the result is not finite (inf)") && Contains("exceeds the range of float") &&
+                          Contains("compute in double"));
+    CHECK_THROWS_WITH(soft::smooth_min(xf, 1e38f), StartsWith("smooth_min:") && Contains("range of float"));
+    CHECK_THROWS_WITH(soft::smooth_max(3e38f, 3e38f, 1e38f), StartsWith("smooth_max:") && Contains("range of float"));
+    const std::vector<double> xd(1000, 1.0);
+    CHECK(soft::smooth_max(xd, 1e38) == Approx(1.0 + 1e38 * std::log(1000.0)).epsilon(1e-14));
+    {
+        Tape tape;
+        ScopedTape scope(tape);
+        std::vector<Var> xv;
+        for (int i = 0; i < 1000; ++i) xv.emplace_back(1.0);
+        const std::size_t nodes = tape.num_nodes();
+        CHECK_THROWS_WITH(soft::smooth_max(xv, 1e308), Contains("exceeds the range of double"));
+        CHECK(tape.num_nodes() == nodes); // refused before the node is recorded
     }
 }
 

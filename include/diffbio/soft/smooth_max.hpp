@@ -7,11 +7,13 @@
 // max(x) ≤ smooth_max ≤ max(x) + τ·log n, so it recovers max as τ → 0.
 // Gradient: ∂/∂x_i = p_i = softmax(x/τ)_i;  ∂/∂τ = (smooth_max − Σ_i p_i x_i)/τ.
 // O(n). The shift by the (passive) max keeps every exponent ≤ 0: no overflow for any finite x
-// and τ > 0. For Var the span forms record ONE fused node. Empty input: InvalidArgument.
+// and τ > 0 on the way; only a result beyond its type's range (τ·log n past float's 3.4e38) throws
+// InvalidArgument, as does empty input. For Var the span forms record ONE fused node.
 
 #include <cmath>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <diffbio/ad/tape.hpp>
@@ -43,17 +45,19 @@ inline double smooth_max_kernel(std::span<const double> x, double tau, double* p
 }
 } // namespace detail
 
-/// τ·log Σ e^{x_i/τ}. See the header comment for gradient and numerics.
+namespace detail {
+/// smooth_max of a span; `where` names the public function in messages.
 template <class X, class Tau>
-promote_t<X, Tau> smooth_max(std::span<const X> x, const Tau& tau) {
+promote_t<X, Tau> smooth_max_span(std::span<const X> x, const Tau& tau, const char* where) {
     using R = promote_t<X, Tau>;
-    check_temperature(tau, "smooth_max");
-    if (x.empty()) throw InvalidArgument("smooth_max: input is empty");
+    check_temperature(tau, where);
+    if (x.empty()) throw InvalidArgument(std::string(where) + ": input is empty");
     if constexpr (detail::is_var_v<R>) {
         ad::Tape& tape = ad::Tape::active();
         const std::span<const double> saved = detail::saved_values(tape, x);
         const double sv = detail::primal_scalar(tau);
         const double y[1] = {detail::smooth_max_kernel(detail::forward_values(tape, x, saved), sv, nullptr)};
+        check_result_finite(y[0], sv, where, "the result");
         auto out = tape.record_node({detail::node_inputs(x), detail::node_input(tau)}, y,
                                     [saved, sv](const ad::NodeGrad& g) {
                                         const auto xv = detail::input_values<X>(g, 0, saved);
@@ -80,8 +84,17 @@ promote_t<X, Tau> smooth_max(std::span<const X> x, const Tau& tau) {
         const R mt = passive<R>(m);
         R z = passive<R>(0.0);
         for (const X& v : x) z = z + exp((v - mt) / tau);
-        return mt + tau * log(z);
+        const R y = mt + tau * log(z);
+        check_result_finite(y, primal(tau), where, "the result");
+        return y;
     }
+}
+} // namespace detail
+
+/// τ·log Σ e^{x_i/τ}. See the header comment for gradient and numerics.
+template <class X, class Tau>
+promote_t<X, Tau> smooth_max(std::span<const X> x, const Tau& tau) {
+    return detail::smooth_max_span(x, tau, "smooth_max");
 }
 
 template <class X, class Tau>
@@ -93,12 +106,10 @@ promote_t<X, Tau> smooth_max(const std::vector<X>& x, const Tau& tau) {
 template <class X, class Tau>
 promote_t<X, Tau> smooth_min(std::span<const X> x, const Tau& tau) {
     using R = promote_t<X, Tau>;
-    check_temperature(tau, "smooth_min");
-    if (x.empty()) throw InvalidArgument("smooth_min: input is empty");
     std::vector<R> neg;
     neg.reserve(x.size());
     for (const X& v : x) neg.push_back(-v);
-    return -smooth_max(std::span<const R>(neg), tau);
+    return -detail::smooth_max_span(std::span<const R>(neg), tau, "smooth_min");
 }
 
 template <class X, class Tau>
@@ -106,13 +117,33 @@ promote_t<X, Tau> smooth_min(const std::vector<X>& x, const Tau& tau) {
     return smooth_min(std::span<const X>(x), tau);
 }
 
-/// Two-argument smooth max: τ·log(e^{a/τ} + e^{b/τ}).
+namespace detail {
+/// max(a, b) + τ·log(1 + e^{−|a − b|/τ}), the larger picked on the primal: nothing is divided by
+/// τ but the gap |a − b|, whose exponent is ≤ 0, so a/τ cannot overflow at a small τ (in float,
+/// 100/1e-37 would be inf). Where e^{−|a − b|/τ} is below the smallest double (gap/τ < −745.2) the
+/// result is the max, derivative 1 to it, as in exact arithmetic to every bit; the quotient, whose
+/// value may overflow there (Dual<float>: −inf, and its tangent 0·∞), is not formed.
+template <class R>
+R smooth_max_pair(const R& a, const R& b, const R& tau) {
+    using std::exp;
+    using std::log1p;
+    const bool a_top = primal(a) >= primal(b);
+    const R& top = a_top ? a : b;
+    const R gap = a_top ? b - a : a - b; // ≤ 0
+    if (primal(gap) / primal(tau) < -745.2) return top;
+    return top + tau * log1p(exp(gap / tau));
+}
+} // namespace detail
+
+/// Two-argument smooth max: τ·log(e^{a/τ} + e^{b/τ}). InvalidArgument where the result exceeds
+/// its type's range (a, b or τ near it).
 template <class A, class B, class Tau>
 promote_t<A, B, Tau> smooth_max(const A& a, const B& b, const Tau& tau) {
     check_temperature(tau, "smooth_max");
     using R = promote_t<A, B, Tau>;
-    using diffbio::logaddexp;
-    return tau * logaddexp(R(a / tau), R(b / tau));
+    const R y = detail::smooth_max_pair(R(a), R(b), R(tau));
+    check_result_finite(y, primal(tau), "smooth_max", "the result");
+    return y;
 }
 
 /// Two-argument smooth min: −τ·log(e^{−a/τ} + e^{−b/τ}).
@@ -120,8 +151,9 @@ template <class A, class B, class Tau>
 promote_t<A, B, Tau> smooth_min(const A& a, const B& b, const Tau& tau) {
     check_temperature(tau, "smooth_min");
     using R = promote_t<A, B, Tau>;
-    using diffbio::logaddexp;
-    return -(tau * logaddexp(R(-a / tau), R(-b / tau)));
+    const R y = -detail::smooth_max_pair(R(-a), R(-b), R(tau));
+    check_result_finite(y, primal(tau), "smooth_min", "the result");
+    return y;
 }
 
 } // namespace diffbio::soft
