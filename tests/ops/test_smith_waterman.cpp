@@ -1124,6 +1124,74 @@ TEST_CASE("SmithWaterman::value_and_grad<float> below float's range of tau: the 
     }
 }
 
+TEST_CASE("SmithWaterman at huge temperatures and scores: as the reference recursion up to the kernels' limits, "
+          "refused above them", "[ops][sw][numerics][errors]") {
+    // The SIMD (and CUDA) kernels mask the cells outside a pair with the sentinel −1e30 (float) or
+    // −1e300 (double), which weighs 0 in a soft max only for τ ≤ 1e27 (1e296): at τ = 1e30 float
+    // counted the masked cells of the shorter pair as paths (ACGT/ACGT scored 35 times its value),
+    // and at 1e38 it gave NaN. Up to the limit every scalar equals the reference recursion (−∞ for
+    // "no path", any τ); above it the kernels refuse with a message.
+    std::mt19937 rng(31);
+    const std::string q = random_dna(rng, 120), t = random_dna(rng, 90);
+    // 40 pairs of different lengths: full lane groups of the inter-pair kernels, whose masked cells
+    // are the ones at stake (a pair or two run the wavefront or the scalar kernel)
+    std::vector<std::pair<std::string, std::string>> strs{{"ACGT", "ACGT"}, {q, t}};
+    for (int k = 0; k < 38; ++k) strs.emplace_back(random_dna(rng, 5 + rng() % 60), random_dna(rng, 5 + rng() % 60));
+    const std::vector<double> w(strs.size(), 1.0);
+    for (const double tau : {1e26, 1e27}) {
+        for (const SmithWatermanConfig& cfg : proper_configs(tau)) {
+            INFO(describe(cfg) << " tau " << tau);
+            SmithWaterman sw(cfg);
+            const Batch b = batch_of(sw, strs);
+            const auto d = sw.value_and_grad<double>(b.pairs, w);
+            const auto f = sw.value_and_grad<float>(b.pairs, w);
+            ad::Binder<float> fbind;
+            const auto fa = sw.apply(fbind, b.pairs);
+            for (std::size_t k = 0; k < w.size(); ++k) {
+                ad::Binder<double> bind;
+                const double ref = sw.reference(bind, b.pairs[k]).score;
+                CHECK(std::fabs(ref) > 1e26);
+                CHECK(d.score[k] == Approx(ref).epsilon(1e-12));
+                CHECK(static_cast<double>(f.score[k]) == Approx(ref).epsilon(1e-5));
+                CHECK(static_cast<double>(fa.score[k]) == Approx(ref).epsilon(1e-5));
+            }
+        }
+    }
+    for (const SmithWatermanConfig& cfg : proper_configs(1e28)) {
+        INFO(describe(cfg));
+        SmithWaterman sw(cfg);
+        const Batch b = batch_of(sw, strs);
+        CHECK_THROWS_WITH(sw.value_and_grad<float>(b.pairs, w),
+                          Contains("SmithWaterman::value_and_grad: temperature 1e+28 is above the float kernels' limit "
+                                   "of 1e+27") &&
+                              Contains("compute in double"));
+        ad::Binder<float> fbind;
+        CHECK_THROWS_WITH(sw.apply(fbind, b.pairs), Contains("SmithWaterman::apply: temperature 1e+28"));
+        const auto d = sw.value_and_grad<double>(b.pairs, w);
+        ad::Binder<double> bind;
+        CHECK(d.score[1] == Approx(sw.reference(bind, b.pairs[1]).score).epsilon(1e-12));
+    }
+    SmithWaterman huge(proper_configs(1e297)[0]);
+    const Batch hb = batch_of(huge, {{"ACGT", "ACGT"}});
+    CHECK_THROWS_WITH(huge.value_and_grad<double>(hb.pairs, std::vector<double>{1.0}),
+                      Contains("above the double kernels' limit of 1e+296"));
+    // Gap penalties: the kernels take magnitudes up to 1e20 (float) and 1e290 (double); past float's
+    // range (3.4e38 · 3 gaps) a result could not even be stored.
+    SmithWatermanConfig gcfg{.mode = AlignmentMode::Global, .gaps = GapModel::Linear, .gap_open = GapOpen{0.0},
+                             .gap_extend = GapExtend{1e20}};
+    SmithWaterman gsw(gcfg);
+    const Batch gb = batch_of(gsw, {{"ACGT", "A"}});
+    const std::vector<double> w1{1.0};
+    ad::Binder<double> gbind;
+    const double gref = gsw.reference(gbind, gb.pairs[0]).score;
+    CHECK(gref == Approx(-3e20).epsilon(1e-12));
+    CHECK(static_cast<double>(gsw.value_and_grad<float>(gb.pairs, w1).score[0]) == Approx(gref).epsilon(1e-6));
+    gcfg.gap_extend = GapExtend{2e20};
+    CHECK_THROWS_WITH(SmithWaterman(gcfg).value_and_grad<float>(gb.pairs, w1),
+                      Contains("gap penalty of magnitude 2e+20 is above the float kernels' limit of 1e+20"));
+    CHECK(SmithWaterman(gcfg).value_and_grad<double>(gb.pairs, w1).score[0] == Approx(-6e20).epsilon(1e-12));
+}
+
 TEST_CASE("SmithWaterman::value_and_grad rejects mismatched or non-finite weights", "[ops][sw][errors]") {
     const SmithWaterman sw;
     const Batch b = batch_of(sw, {{"ACGT", "ACG"}, {"A", "C"}});

@@ -421,6 +421,7 @@ public:
     AlignmentScores<T> apply(ad::Binder<T>& bind, std::span<const CodePair> pairs, const AlignOptions& opt = {},
                              const P& policy = {}) const {
         check_parameters("SmithWaterman::apply");
+        check_kernel_range<T>("SmithWaterman::apply");
         check_pairs(pairs, "SmithWaterman::apply");
         AlignmentScores<T> out;
         if constexpr (soft::detail::is_var_v<T>) {
@@ -431,6 +432,7 @@ public:
             out.score.reserve(pairs.size());
             for (const CodePair& pr : pairs) out.score.push_back(reference(bind, pr).score);
         }
+        check_results_finite(std::span<const T>(out.score), tau_value(), "SmithWaterman::apply", "score of pair");
         if (opt.posterior) out.posterior = posteriors(pairs, policy);
         return out;
     }
@@ -441,6 +443,7 @@ public:
                                            const AlignOptions& opt = {}, const P& policy = {}) const {
         using R = promote_t<T, X>;
         check_parameters("SmithWaterman::apply");
+        check_kernel_range<R>("SmithWaterman::apply");
         check_pairs(pairs, "SmithWaterman::apply");
         AlignmentScores<R> out;
         if constexpr (soft::detail::is_var_v<R>) {
@@ -451,6 +454,7 @@ public:
             out.score.reserve(pairs.size());
             for (const ProfilePair<X>& pr : pairs) out.score.push_back(reference(bind, pr).score);
         }
+        check_results_finite(std::span<const R>(out.score), tau_value(), "SmithWaterman::apply", "score of pair");
         if (opt.posterior) out.posterior = posteriors(pairs, policy);
         return out;
     }
@@ -476,6 +480,7 @@ public:
                                    const SwGradOptions& opt = {}, const P& policy = {}) const {
         static_assert(std::is_floating_point_v<F>, "SmithWaterman::value_and_grad computes in float or double");
         check_parameters("SmithWaterman::value_and_grad");
+        check_kernel_range<F>("SmithWaterman::value_and_grad");
         check_pairs(pairs, "SmithWaterman::value_and_grad");
         if (weights.size() != pairs.size()) {
             throw ShapeError("SmithWaterman::value_and_grad: " + std::to_string(weights.size()) + " weights for " +
@@ -506,6 +511,8 @@ public:
                                                         std::span<const detail::SwSeqPair<std::uint8_t>>(raw),
                                                         fbar.data(), out.score.data(), res, threads_of(policy),
                                                         opt.checkpoint, tables.pool);
+        check_results_finite(std::span<const F>(out.score), tau_value(), "SmithWaterman::value_and_grad",
+                             "score of pair");
         out.substitution.assign(res.Sbar.begin(), res.Sbar.end());
         out.gap_open = static_cast<F>(res.g.open);
         out.gap_extend = static_cast<F>(res.g.extend);
@@ -676,6 +683,19 @@ private:
         check_finite(gap_open_.values()[0], where, "gap_open");
         check_finite(gap_extend_.values()[0], where, "gap_extend");
         check_temperature(tau_value(), where, "temperature");
+    }
+
+    /// τ and the scores within what the kernels of R compute (sw_simd_max_temperature: float 1e27,
+    /// double 1e296; sw_simd_max_score: 1e20, 1e290); Var runs the double kernels, Dual the
+    /// reference recursion (any value).
+    template <class R>
+    void check_kernel_range(const char* where) const {
+        if constexpr (soft::detail::is_var_v<R> || std::is_floating_point_v<R>) {
+            using F = std::conditional_t<std::is_same_v<R, float>, float, double>;
+            double big = std::max(std::fabs(gap_open_.values()[0]), std::fabs(gap_extend_.values()[0]));
+            for (const double v : substitution_.values()) big = std::max(big, std::fabs(v));
+            detail::check_sw_kernel_range<F>(cfg_.hard ? 0.0 : tau_value(), big, where); // hard: no τ
+        }
     }
 
     void check_pairs(std::span<const CodePair> pairs, const char* where) const {

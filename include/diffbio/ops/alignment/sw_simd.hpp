@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <numeric>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -54,6 +55,7 @@
 #include <diffbio/config.hpp>
 #include <diffbio/core/huge_pages.hpp>
 #include <diffbio/core/simd.hpp>
+#include <diffbio/core/validate.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/ops/alignment/sw_kernel.hpp>
 
@@ -62,6 +64,38 @@ namespace diffbio::ops::detail {
 /// The "no path" sentinel of the SIMD kernels.
 template <class F>
 inline constexpr F sw_none = sizeof(F) == 4 ? F(-1e30f) : F(-1e300);
+
+/// The range the sentinel serves. A soft max gives a sentinel candidate exactly 0 weight only while
+/// (none − m)/τ stays below simd::exp's flush bound (float −87.3, double −708.3) for every maximum
+/// m > none/2, i.e. τ < |none|/175 (float) or |none|/1417 (double): above it the masked cells would
+/// count as paths (a float 4 × 4 pair at τ = 1e30 scored 35 times its value). And every real cell
+/// value must stay above none/2: a sum of at most m + n + 2 scores, each at most 1e20 (float) or
+/// 1e290 (double) in magnitude, does for any pair shorter than a billion.
+template <class F>
+inline constexpr double sw_simd_max_temperature = sizeof(F) == 4 ? 1e27 : 1e296;
+template <class F>
+inline constexpr double sw_simd_max_score = sizeof(F) == 4 ? 1e20 : 1e290;
+
+/// Throws InvalidArgument when τ, or the largest magnitude of a substitution score or gap penalty,
+/// is above what the F kernels (CPU SIMD, wavefront, CUDA) compute.
+template <class F>
+void check_sw_kernel_range(double tau, double max_abs_score, const char* where) {
+    constexpr bool f32 = sizeof(F) == 4;
+    const auto fmt = [](double v) { return diffbio::detail::format_value(v); };
+    const std::string why = std::string(" (their 'no path' sentinel ") + fmt(static_cast<double>(sw_none<F>)) +
+                            " must stay below every path and get weight 0 in every soft max)" +
+                            (f32 ? "; compute in double" : "");
+    if (tau > sw_simd_max_temperature<F>) {
+        throw InvalidArgument(std::string(where) + ": temperature " + fmt(tau) + " is above the " +
+                              (f32 ? "float" : "double") + " kernels' limit of " + fmt(sw_simd_max_temperature<F>) +
+                              why);
+    }
+    if (max_abs_score > sw_simd_max_score<F>) {
+        throw InvalidArgument(std::string(where) + ": a substitution score or gap penalty of magnitude " +
+                              fmt(max_abs_score) + " is above the " + (f32 ? "float" : "double") +
+                              " kernels' limit of " + fmt(sw_simd_max_score<F>) + why);
+    }
+}
 
 /// Pairs per lane group: four hardware registers of F (four independent dependency chains per
 /// step hide the latency of exp/log), at most 32 (so that batches of 64 pairs still form two

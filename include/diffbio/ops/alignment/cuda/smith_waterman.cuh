@@ -922,6 +922,9 @@ void check_model(const SwCudaModel<T>& md, const char* where) {
     check_finite(md.open, where, "gap_open");
     check_finite(md.extend, where, "gap_extend");
     check_temperature(md.tau, where, "temperature");
+    double big = std::max(std::fabs(static_cast<double>(md.open)), std::fabs(static_cast<double>(md.extend)));
+    for (const T v : md.S) big = std::max(big, std::fabs(static_cast<double>(v)));
+    ops::detail::check_sw_kernel_range<T>(md.model.hard ? 0.0 : static_cast<double>(md.tau), big, where); // CPU's sentinels
     if (md.model.kind == SwKind::Compat && !md.model.local) {
         throw InvalidArgument(std::string(where) + ": the compat model is local only");
     }
@@ -1176,7 +1179,9 @@ std::vector<F> smith_waterman_scores(const exec::Cuda& p, const SmithWaterman& o
     const auto codes = exec::cuda::upload(p, std::span<const std::uint8_t>(b.codes));
     exec::cuda::DeviceBuffer<F> scores(pairs.size());
     smith_waterman_scores<F>(p, md, codes.data(), std::span<const SwCudaPair>(b.pairs), scores.data(), opt);
-    return exec::cuda::download(p, scores);
+    std::vector<F> out = exec::cuda::download(p, scores);
+    check_results_finite(std::span<const F>(out), static_cast<double>(md.tau), where, "score of pair");
+    return out;
 }
 
 /// SmithWaterman::value_and_grad on the GPU: the same inputs (integer-coded pairs and one weight
@@ -1212,6 +1217,7 @@ SwGradResult<F> smith_waterman_value_and_grad(const exec::Cuda& p, const SmithWa
     smith_waterman_value_and_grad<F>(p, md, codes.data(), std::span<const SwCudaPair>(b.pairs), dw.data(), scores.data(),
                                      grads.data(), opt);
     out.score = exec::cuda::download(p, scores);
+    check_results_finite(std::span<const F>(out.score), static_cast<double>(md.tau), where, "score of pair");
     const std::vector<double> g = exec::cuda::download(p, grads);
     for (std::size_t e = 0; e < A * A; ++e) out.substitution[e] = static_cast<F>(g[e]);
     out.gap_open = md.model.kind == ops::detail::SwKind::Linear ? F(0) : static_cast<F>(g[A * A]);
