@@ -167,6 +167,22 @@ TEST_CASE("CNVSegmentation: tau from 2.3e-308 to 1e20 in double, float and the f
     }
 }
 
+TEST_CASE("CNVSegmentation: a log partition past float's range is refused, not NaN; double computes it",
+          "[variant][cnv][numerics][errors]") {
+    // τ·log Z ≈ τ·n·log K = 1e38 · 10 · log 3: beyond float's 3.4e38 (it was NaN), not double's.
+    CNVSegmentation cnv;
+    const std::vector<double> y{0, 0.01, -0.02, 0.5, 0.52, 0.49, 0, 0.0, -0.5, -0.51};
+    const std::vector<float> yf(y.begin(), y.end());
+    ad::Binder<double> bind;
+    const auto r = cnv.apply(bind, std::span<const double>(y), 1e38);
+    CHECK(r.log_partition == Approx(1e38 * 10 * std::log(3.0)).epsilon(1e-6));
+    for (const double g : r.posteriors) CHECK(g == Approx(1.0 / 3.0).epsilon(1e-9));
+    ad::Binder<float> fbind;
+    CHECK_THROWS_WITH(cnv.apply(fbind, std::span<const float>(yf), 1e38),
+                      Catch::Matchers::Contains("CNVSegmentation: the log partition") &&
+                          Catch::Matchers::Contains("range of float") && Catch::Matchers::Contains("compute in double"));
+}
+
 TEST_CASE("CNVSegmentation: exact posteriors on a tiny chain by enumeration", "[variant][cnv]") {
     CNVSegmentation cnv(CNVSegmentationConfig{.state_means = {0.0, 1.0}, .noise_sd = 0.5, .switch_penalty = 1.5});
     const std::vector<double> y{0.1, 0.9, 0.4, 1.2};

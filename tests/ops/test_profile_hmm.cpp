@@ -516,6 +516,20 @@ TEST_CASE("ProfileHmm: tau far below 1e-4, ties included: finite, posteriors tha
     }
 }
 
+TEST_CASE("ProfileHmm: a score past float's range at a huge tau is refused, not NaN; double computes it",
+          "[ops][hmm][numerics][errors]") {
+    // F_τ ≈ τ·log(number of paths) ≈ 1e38 · 10: beyond float's 3.4e38 (it was NaN), not double's.
+    const auto b = batch({"ACGTACGTTTGACA", "AC", "GGGGGGGGGGGGGGGGGGGGGG"});
+    ProfileHmm hmm({.alphabet = dna, .length = 6, .temperature = 1e38});
+    ad::Binder<double> dbind;
+    const auto d = hmm.apply(dbind, b);
+    for (std::size_t n = 0; n < b.size(); ++n) CHECK(std::isfinite(d.score[n]));
+    CHECK(d.score[0] > 3.4e38);
+    ad::Binder<float> fbind;
+    CHECK_THROWS_WITH(hmm.apply(fbind, b), Contains("ProfileHmm::apply: score of sequence 0 is not finite") &&
+                                               Contains("range of float") && Contains("compute in double"));
+}
+
 TEST_CASE("ProfileHmm: DiffBio's defaults (P = 100, A = 20) give finite scores for any length", "[ops][hmm]") {
     ProfileHmm hmm;
     CHECK(hmm.match_logits().size() == 100 * 20);

@@ -787,7 +787,7 @@ public:
             }
         }
         for (std::size_t n = 0; n < N; ++n) out.null_log_likelihood.push_back(passive<T>(nul[n]));
-        finish(out);
+        finish(out, temperature());
         return out;
     }
 
@@ -838,7 +838,7 @@ public:
                 }
             }
         }
-        finish(out);
+        finish(out, temperature());
         return out;
     }
 
@@ -1040,7 +1040,8 @@ private:
     }
 
     template <class R>
-    static void finish(ProfileHmmScores<R>& out) {
+    static void finish(ProfileHmmScores<R>& out, double tau) {
+        check_results_finite(std::span<const R>(out.score), tau, "ProfileHmm::apply", "score of sequence");
         const double inv_ln2 = 1.0 / std::numbers::ln2;
         for (std::size_t n = 0; n < out.score.size(); ++n) {
             out.bits.push_back(out.score[n] * inv_ln2);

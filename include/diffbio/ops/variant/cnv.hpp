@@ -218,7 +218,8 @@ public:
 
     /// Soft segmentation of y (see the header comment). τ: the config's temperature, or `tau`
     /// when given (> 0). ad::Var: one fused tape node; other scalars: apply_generic.
-    /// Errors: InvalidArgument for an empty or non-finite y or a bad τ.
+    /// Errors: InvalidArgument for an empty or non-finite y or a bad τ, or a log partition beyond
+    /// the scalar's range (τ near float's largest value).
     template <class T, class Y>
     CNVSegmentationResult<promote_t<T, Y>> apply(ad::Binder<T>& bind, std::span<const Y> y, double tau = 0.0) const {
         using R = promote_t<T, Y>;
@@ -277,6 +278,7 @@ public:
         CNVSegmentationResult<R> out;
         out.states = K;
         out.log_partition = tau_lse(tmp, tr); // F = τ·log Z
+        check_result_finite(out.log_partition, t, "CNVSegmentation", "the log partition τ·log Z");
         out.posteriors.resize(n * K);
         out.smoothed.resize(n);
         out.boundaries.resize(n);
@@ -469,6 +471,7 @@ private:
                                 sm = ov.subspan(1 + n * K + n, n);
         const double logz = detail::cnv_forward_backward<double>(a, w, K, alpha, beta, gam, bnd);
         ov[0] = t * logz;
+        check_result_finite(ov[0], t, "CNVSegmentation", "the log partition τ·log Z");
         for (std::size_t i = 0; i < n; ++i) {
             double s = 0.0;
             for (std::size_t k = 0; k < K; ++k) s += gam[i * K + k] * mus[k];
