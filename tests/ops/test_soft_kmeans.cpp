@@ -3,7 +3,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <span>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <diffbio/ad/binder.hpp>
@@ -59,35 +62,48 @@ TEST_CASE("soft_assign: hand-computed assignments and labels", "[ops][soft-kmean
 }
 
 TEST_CASE("soft_assign: exponentials across the range, subnormal and underflowing entries included", "[ops][soft-kmeans][numerics]") {
-    // one point at 0, 1-D centroids μ_k = √d_k: the scores are E_k = fl(μ_k²) and m = 0, so
+    // one point at 0, 1-D centroids ±√d_j in adjacent pairs: their mean, the kernels' frame, is
+    // exactly 0 (each pair sums to 0), so the scores are E_k = fl(μ_k²) and m = 0, and
     // r_k = e^{−E_k/τ} / Σ_j e^{−E_j/τ} with τ = 1, computed here with std::exp
+    const auto plus_minus = [](const auto& v) {
+        std::vector<std::decay_t<decltype(v[0])>> out;
+        for (const auto e : v) {
+            out.push_back(e);
+            out.push_back(-e);
+        }
+        return out;
+    };
     const std::vector<double> d{0.0, 0.5, 3.0, 20.0, 300.0, 700.0, 720.0, 745.0, 800.0, 1e5};
-    std::vector<double> mu;
-    for (const double v : d) mu.push_back(std::sqrt(v));
+    std::vector<double> root;
+    for (const double v : d) root.push_back(std::sqrt(v));
+    const std::vector<double> mu = plus_minus(root);
     const std::vector<double> x{0.0};
-    const auto r = ops::soft_assign(std::span<const double>(x), 1, std::span<const double>(mu), d.size(), 1.0);
+    const auto r = ops::soft_assign(std::span<const double>(x), 1, std::span<const double>(mu), mu.size(), 1.0);
     double s = 0.0;
     for (const double m : mu) s += std::exp(-(m * m));
-    for (std::size_t k = 0; k < d.size(); ++k) {
+    for (std::size_t k = 0; k < mu.size(); ++k) {
         CHECK(r[k] == Approx(std::exp(-(mu[k] * mu[k])) / s).epsilon(1e-15).margin(std::numeric_limits<double>::min()));
     }
-    CHECK(r[6] > 0.0);  // e^-720: subnormal, not flushed
-    CHECK(r[8] == 0.0); // e^-800 underflows
+    CHECK(r[2 * 6] > 0.0);  // e^-720: subnormal, not flushed
+    CHECK(r[2 * 8] == 0.0); // e^-800 underflows
     // float: normal down to e^-87, subnormal below, 0 below e^-104
     const std::vector<float> df{0.0f, 0.25f, 7.0f, 60.0f, 86.0f, 90.0f, 100.0f, 110.0f};
-    std::vector<float> muf;
-    for (const float v : df) muf.push_back(std::sqrt(v));
+    std::vector<float> rootf;
+    for (const float v : df) rootf.push_back(std::sqrt(v));
+    const std::vector<float> muf = plus_minus(rootf);
     const std::vector<float> xf{0.0f};
-    const auto rf = ops::soft_assign(std::span<const float>(xf), 1, std::span<const float>(muf), df.size(), 1.0f);
+    const auto rf = ops::soft_assign(std::span<const float>(xf), 1, std::span<const float>(muf), muf.size(), 1.0f);
     float sf = 0.0f;
     for (const float m : muf) sf += std::exp(-(m * m));
-    for (std::size_t k = 0; k < 5; ++k) CHECK(rf[k] == Approx(std::exp(-(muf[k] * muf[k])) / sf).epsilon(4e-7).margin(0.0));
-    CHECK(rf[5] > 0.0f);
-    CHECK(rf[7] == 0.0f);
+    for (std::size_t k = 0; k < 2 * 5; ++k) CHECK(rf[k] == Approx(std::exp(-(muf[k] * muf[k])) / sf).epsilon(4e-7).margin(0.0));
+    CHECK(rf[2 * 5] > 0.0f);
+    CHECK(rf[2 * 7] == 0.0f);
     // many entries (the vectorised loop's body, not only its remainder) against std::exp
-    const std::size_t K = 200;
-    std::vector<double> mus(K);
-    for (std::size_t k = 0; k < K; ++k) mus[k] = std::sqrt(0.37 * static_cast<double>(k) * static_cast<double>(k % 7 + 1));
+    const std::size_t half = 100;
+    std::vector<double> rs_root(half);
+    for (std::size_t k = 0; k < half; ++k) rs_root[k] = std::sqrt(0.37 * static_cast<double>(k) * static_cast<double>(k % 7 + 1));
+    const std::vector<double> mus = plus_minus(rs_root);
+    const std::size_t K = mus.size();
     // (the operator scales by 1/τ: the reference uses the same arguments, else their rounding,
     // amplified by |t| up to ~1e3, would dominate; subnormal results to within DBL_MIN)
     const double inv_tau = 1.0 / 3.0;
@@ -96,6 +112,63 @@ TEST_CASE("soft_assign: exponentials across the range, subnormal and underflowin
     for (const double m : mus) ss += std::exp(-(m * m) * inv_tau);
     for (std::size_t k = 0; k < K; ++k) {
         CHECK(rs[k] == Approx(std::exp(-(mus[k] * mus[k]) * inv_tau) / ss).epsilon(1e-15).margin(std::numeric_limits<double>::min()));
+    }
+}
+
+TEST_CASE("soft_assign and hard labels: an offset the data share costs no digits", "[ops][soft-kmeans][numerics]") {
+    // Points and centroids 1 apart around a common offset. The expansion ‖μ‖² − 2 x·μ lost every
+    // digit of the distances to the offset: float at 1e4 saw the two nearest centroids as a tie
+    // (0.5), at 1e5 the farther one won (p = 0 for 0.98). The reference: exact distances of the
+    // same inputs in double, then the softmax.
+    const std::size_t n = 40, F = 3, K = 4;
+    const double tau = 0.5;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<double> u(-1.5, 1.5);
+    std::vector<double> xs(n * F), ms(K * F);
+    for (double& v : xs) v = u(rng);
+    for (double& v : ms) v = u(rng);
+    const auto reference = [&](const auto& x, const auto& mu) {
+        std::vector<double> p(n * K), d(K);
+        std::vector<int> labels(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            for (std::size_t k = 0; k < K; ++k) {
+                d[k] = 0.0;
+                for (std::size_t f = 0; f < F; ++f) {
+                    const double t = static_cast<double>(x[i * F + f]) - static_cast<double>(mu[k * F + f]);
+                    d[k] += t * t;
+                }
+            }
+            std::size_t best = 0;
+            for (std::size_t k = 1; k < K; ++k) best = d[k] < d[best] ? k : best;
+            labels[i] = static_cast<int>(best);
+            double z = 0.0;
+            for (std::size_t k = 0; k < K; ++k) z += std::exp(-(d[k] - d[best]) / tau);
+            for (std::size_t k = 0; k < K; ++k) p[i * K + k] = std::exp(-(d[k] - d[best]) / tau) / z;
+        }
+        return std::pair{p, labels};
+    };
+    for (const double offset : {0.0, 1e3, 1e4, 1e5}) {
+        INFO("float, offset " << offset);
+        std::vector<float> x(n * F), mu(K * F);
+        for (std::size_t j = 0; j < x.size(); ++j) x[j] = static_cast<float>(offset + xs[j]);
+        for (std::size_t j = 0; j < mu.size(); ++j) mu[j] = static_cast<float>(offset + ms[j]);
+        const auto [p_ref, l_ref] = reference(x, mu);
+        std::vector<int> labels;
+        const auto p = ops::soft_assign(std::span<const float>(x), n, std::span<const float>(mu), K, static_cast<float>(tau), &labels);
+        for (std::size_t j = 0; j < p.size(); ++j) CHECK(static_cast<double>(p[j]) == Approx(p_ref[j]).margin(2e-5));
+        CHECK(labels == l_ref);
+    }
+    for (const double offset : {0.0, 1e6, 1e9}) {
+        INFO("double, offset " << offset);
+        std::vector<double> x(n * F), mu(K * F);
+        for (std::size_t j = 0; j < x.size(); ++j) x[j] = offset + xs[j];
+        for (std::size_t j = 0; j < mu.size(); ++j) mu[j] = offset + ms[j];
+        const auto [p_ref, l_ref] = reference(x, mu);
+        std::vector<int> labels;
+        const auto p = ops::soft_assign(std::span<const double>(x), n, std::span<const double>(mu), K, tau, &labels);
+        for (std::size_t j = 0; j < p.size(); ++j) CHECK(p[j] == Approx(p_ref[j]).margin(1e-9));
+        CHECK(labels == l_ref);
+        CHECK(ops::hard_assign(x, n, mu, K) == l_ref);
     }
 }
 

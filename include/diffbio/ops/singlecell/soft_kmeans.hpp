@@ -2,16 +2,19 @@
 // SoftKMeans: k-means with soft assignments that gradients flow through.
 //
 // Points x [n × F] (row-major), centroids μ [K × F], temperature τ > 0:
-//   D_ik = ‖x_i − μ_k‖² = ‖x_i‖² + E_ik,  E_ik = ‖μ_k‖² − 2 x_i·μ_k   squared distances
+//   D_ik = ‖x_i − μ_k‖² = ‖x_i − c‖² + E_ik,  E_ik = ‖μ_k − c‖² − 2 (x_i − c)·(μ_k − c)
+// squared distances, in a frame centred on the centroids' mean c (an offset the data share costs
+// the expansion no digits; D is the same for any c)
 //   r_ik = softmax_k(−D_ik/τ) = e^{−(D_ik − m_i)/τ} / Σ_j e^{−(D_ij − m_i)/τ},  m_i = min_k D_ik
 // D_ik − m_i = E_ik − min_j E_ij: the kernels compute only the scores E (one GEMM X·Mᵀ, as
-// scikit-learn), never ‖x_i‖², which cancels. Every exponent is ≤ 0 and the nearest centroid
+// scikit-learn), never ‖x_i − c‖², which cancels. Every exponent is ≤ 0 and the nearest centroid
 // contributes e^0 = 1, so the sum is ≥ 1: no overflow, no division by 0, no NaN for any τ in
 // [1e-4, 1e4] (and beyond). Hard labels are argmin_k E_ik, the lowest index on exact ties (as
 // scikit-learn, whose labels are the argmin of the same scores).
 //
 // Gradients (one reverse sweep, all GEMMs), with G_ik = r_ik (r̄_ik − Σ_j r̄_ij r_ij), D̄ = −G/τ:
 //   x̄_i = 2 (Σ_k D̄_ik) x_i − 2 (D̄ M)_i          μ̄_k = 2 (Σ_i D̄_ik) μ_k − 2 (D̄ᵀ X)_k
+// (computed with x − c and μ − c, whose c terms cancel)
 //   τ̄   = Σ_ik G_ik (D_ik − m_i)/τ²
 // (the derivative of the exact squared distance).
 //
@@ -140,15 +143,53 @@ std::vector<V> row_norms2(const V* mu, std::size_t K, std::size_t F) {
     return out;
 }
 
-/// Scores E_ik = ‖μ_k‖² − 2 x_i·μ_k of `rows` points starting at x: the squared distances less
-/// ‖x_i‖² (scikit-learn's form), one GEMM (the −2 goes into its α) and a broadcast add.
+/// The centroids in a frame centred on their mean c (per feature), with their squared norms.
+/// Distances are the same between x − c and μ − c, and in the expansion ‖μ − c‖² − 2 (x − c)·(μ − c)
+/// an offset that the data share no longer costs digits: without it, float points at 1e4 ± 1 saw
+/// two centroids 1 apart as a tie, and at 1e5 the farther one won.
 template <class V>
-void block_scores(const V* x, std::size_t rows, std::size_t F, const V* mu, const V* mu_norm2, std::size_t K, Mat<V>& E) {
+struct CentredCentroids {
+    std::vector<V> c;  ///< [F] the centroids' mean
+    std::vector<V> mu; ///< [K × F] μ_k − c
+    std::vector<V> mn; ///< [K] ‖μ_k − c‖²
+};
+
+template <class V>
+CentredCentroids<V> centred(const V* mu, std::size_t K, std::size_t F) {
+    CentredCentroids<V> out;
+    std::vector<double> sum(F, 0.0);
+    for (std::size_t k = 0; k < K; ++k) {
+        for (std::size_t f = 0; f < F; ++f) sum[f] += static_cast<double>(mu[k * F + f]);
+    }
+    out.c.resize(F);
+    for (std::size_t f = 0; f < F; ++f) out.c[f] = static_cast<V>(sum[f] / static_cast<double>(K));
+    out.mu.resize(K * F);
+    for (std::size_t k = 0; k < K; ++k) {
+        for (std::size_t f = 0; f < F; ++f) out.mu[k * F + f] = mu[k * F + f] - out.c[f];
+    }
+    out.mn = row_norms2(out.mu.data(), K, F);
+    return out;
+}
+
+/// The `rows` points starting at x in the centroids' frame: Xc = X − c.
+template <class V>
+void centre_rows(const V* x, std::size_t rows, std::size_t F, const CentredCentroids<V>& cc, Mat<V>& Xc) {
     const Eigen::Map<const Mat<V>> X(x, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(F));
-    const Eigen::Map<const Mat<V>> M(mu, static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
-    const Eigen::Map<const Eigen::Matrix<V, 1, Eigen::Dynamic>> mn(mu_norm2, static_cast<Eigen::Index>(K));
+    const Eigen::Map<const Eigen::Matrix<V, 1, Eigen::Dynamic>> c(cc.c.data(), static_cast<Eigen::Index>(F));
+    Xc = X.rowwise() - c;
+}
+
+/// Scores E_ik = ‖μ_k − c‖² − 2 (x_i − c)·(μ_k − c) of `rows` points starting at x: the squared
+/// distances less ‖x_i − c‖² (scikit-learn's form, in the centroids' frame), one GEMM (the −2
+/// goes into its α) and a broadcast add. Xc: the points in that frame.
+template <class V>
+void block_scores(const V* x, std::size_t rows, std::size_t F, const CentredCentroids<V>& cc, std::size_t K, Mat<V>& Xc,
+                  Mat<V>& E) {
+    centre_rows(x, rows, F, cc, Xc);
+    const Eigen::Map<const Mat<V>> M(cc.mu.data(), static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
+    const Eigen::Map<const Eigen::Matrix<V, 1, Eigen::Dynamic>> mn(cc.mn.data(), static_cast<Eigen::Index>(K));
     E.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(K));
-    E.noalias() = (V(-2) * X) * M.transpose();
+    E.noalias() = (V(-2) * Xc) * M.transpose();
     E.rowwise() += mn;
 }
 
@@ -252,19 +293,19 @@ void exp_nonpositive(const V* t, V* out, std::size_t n) {
 template <class V, class P>
 void forward(const P& policy, const V* x, std::size_t n, std::size_t F, const V* mu, std::size_t K, V tau, V* p, int* labels,
              double* dmin) {
-    const std::vector<V> mn = row_norms2(mu, K, F);
+    const CentredCentroids<V> cc = centred(mu, K, F);
     const V inv = V(1) / tau;
     using RowArray = Eigen::Map<Eigen::Array<V, 1, Eigen::Dynamic>>;
     for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t) {
-        thread_local Mat<V> E;
-        block_scores(x + i0 * F, i1 - i0, F, mu, mn.data(), K, E);
+        thread_local Mat<V> Xc, E;
+        block_scores(x + i0 * F, i1 - i0, F, cc, K, Xc, E);
         for (std::size_t i = i0; i < i1; ++i) {
             V* e = E.data() + (i - i0) * K;
             V m;
             const std::size_t best = row_argmin(e, K, m);
             if (labels != nullptr) labels[i] = static_cast<int>(best);
             if (dmin != nullptr) {
-                const V d = Eigen::Map<const Eigen::Matrix<V, 1, Eigen::Dynamic>>(x + i * F, static_cast<Eigen::Index>(F)).squaredNorm() + m;
+                const V d = Xc.row(static_cast<Eigen::Index>(i - i0)).squaredNorm() + m;
                 dmin[i] = d > V(0) ? static_cast<double>(d) : 0.0;
             }
             if (p != nullptr) {
@@ -286,13 +327,13 @@ void forward(const P& policy, const V* x, std::size_t n, std::size_t F, const V*
 template <class P>
 void hard_pass(const P& policy, const double* x, std::size_t n, std::size_t F, const double* mu, std::size_t K, int* labels, double* sums,
                double* counts, double* inertia) {
-    const std::vector<double> mn = row_norms2(mu, K, F);
+    const CentredCentroids<double> cc = centred(mu, K, F);
     const auto T = static_cast<std::size_t>(exec::thread_count(policy));
     std::vector<double> sum_part(sums != nullptr ? T * K * F : 0, 0.0), count_part(counts != nullptr ? T * K : 0, 0.0);
     std::vector<double> inertia_part(T, 0.0);
     for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t t) {
-        thread_local Mat<double> E;
-        block_scores(x + i0 * F, i1 - i0, F, mu, mn.data(), K, E);
+        thread_local Mat<double> Xc, E;
+        block_scores(x + i0 * F, i1 - i0, F, cc, K, Xc, E);
         double* st = sums != nullptr ? sum_part.data() + t * K * F : nullptr;
         double* ct = counts != nullptr ? count_part.data() + t * K : nullptr;
         double acc = inertia_part[t];
@@ -363,14 +404,17 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
         mu_part[t] = Mat<double>::Zero(static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
         col_part[t].assign(K, 0.0);
     }
-    const Eigen::Map<const Mat<double>> M(mu, static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
+    // In the centroids' frame (as the forward): the c terms of x̄ and μ̄ cancel exactly, since
+    // Σ_k D̄_ik c and (Σ_i D̄_ik) c appear once with each sign.
+    const CentredCentroids<double> cc = centred(mu, K, F);
+    const Eigen::Map<const Mat<double>> M(cc.mu.data(), static_cast<Eigen::Index>(K), static_cast<Eigen::Index>(F));
     const double inv = 1.0 / tau;
     using Row = Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>>;
     using RowOut = Eigen::Map<Eigen::Array<double, 1, Eigen::Dynamic>>;
     const auto Ki = static_cast<Eigen::Index>(K);
     for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t t) {
         const auto rows = static_cast<Eigen::Index>(i1 - i0);
-        thread_local Mat<double> Dbar, XB;
+        thread_local Mat<double> Dbar, XB, X;
         Dbar.resize(rows, Ki);
         double tb = 0.0;
         double* colsum = mubar != nullptr ? col_part[t].data() : nullptr;
@@ -386,7 +430,7 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
             }
         }
         tau_part[t] += tb;
-        const Eigen::Map<const Mat<double>> X(x + i0 * F, rows, static_cast<Eigen::Index>(F));
+        centre_rows(x + i0 * F, i1 - i0, F, cc, X);
         if (xbar != nullptr) {
             XB.noalias() = -2.0 * (Dbar * M);
             for (Eigen::Index i = 0; i < rows; ++i) {
@@ -401,7 +445,7 @@ void backward(const P& policy, const double* x, std::size_t n, std::size_t F, co
         for (std::size_t t = 0; t < T; ++t) {
             for (std::size_t k = 0; k < K; ++k) {
                 for (std::size_t f = 0; f < F; ++f) {
-                    mubar[k * F + f] += mu_part[t](static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(f)) + 2.0 * col_part[t][k] * mu[k * F + f];
+                    mubar[k * F + f] += mu_part[t](static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(f)) + 2.0 * col_part[t][k] * cc.mu[k * F + f];
                 }
             }
         }
@@ -571,20 +615,20 @@ std::vector<promote_t<S, C, Tau>> soft_assign(const P& policy, std::span<const S
         kmeans_detail::soft_assign_node(policy, x, n, centroids, K, tau, lab, std::span<ad::Var>(out));
         return out;
     } else {
-        // Dual (and other AD scalars): the same formulas, element by element.
+        // Dual (and other AD scalars, small problems): the squared distances themselves, element
+        // by element (no expansion, so no digits lost to an offset), then the same softmax.
         using std::exp;
         std::vector<R> p(n * K, passive<R>(0.0));
-        std::vector<R> mn(K, passive<R>(0.0));
-        for (std::size_t k = 0; k < K; ++k) {
-            for (std::size_t f = 0; f < F; ++f) mn[k] = mn[k] + centroids[k * F + f] * centroids[k * F + f];
-        }
-        std::vector<R> d(K, passive<R>(0.0)); // the scores E_ik = ‖μ_k‖² − 2 x_i·μ_k (D_ik − ‖x_i‖²)
+        std::vector<R> d(K, passive<R>(0.0)); // D_ik
         for (std::size_t i = 0; i < n; ++i) {
             std::size_t best = 0;
             for (std::size_t k = 0; k < K; ++k) {
-                R dot = passive<R>(0.0);
-                for (std::size_t f = 0; f < F; ++f) dot = dot + x[i * F + f] * centroids[k * F + f];
-                d[k] = mn[k] - 2.0 * dot;
+                R sq = passive<R>(0.0);
+                for (std::size_t f = 0; f < F; ++f) {
+                    const R diff = x[i * F + f] - centroids[k * F + f];
+                    sq = sq + diff * diff;
+                }
+                d[k] = sq;
                 if (primal(d[k]) < primal(d[best])) best = k;
             }
             if (lab != nullptr) lab[i] = static_cast<int>(best);

@@ -28,9 +28,12 @@
 // inertia, shift and τ̄ add per-block double partials with atomicAdd (order varies; ~1e-16
 // relative). Against the Cpu backend: doubles agree to rounding (tested at 1e-10 relative), floats
 // to the float rounding of the GEMM-form distances (tested at 1e-5 relative for τ ~ 1 on data of
-// unit scale). As on the CPU, the GEMM form has absolute errors ~ u·‖x_i‖·‖μ_k‖ in E, so labels
-// of points whose two nearest centroids are that close may differ from the CPU's, and at τ → 0
-// the soft assignments of such points too.
+// unit scale). The GEMM form has absolute errors ~ u·‖x_i‖·‖μ_k‖ in E, so labels of points
+// whose two nearest centroids are that close may differ from the CPU's, and at τ → 0 the soft
+// assignments of such points too. The CPU kernels compute in a frame centred on the centroids'
+// mean, where those norms are the data's spread; these kernels do not yet (not run on a GPU
+// since): centre data that lie far from the origin for their spread (float at 1e4 ± 1 loses
+// every digit of the distances) before calling them.
 //
 // Two levels of API (namespace diffbio::ops::cuda):
 //   * device pointers with a KMeansWorkspace<T> (a cuBLAS handle and grown-on-demand scratch,
