@@ -172,6 +172,26 @@ TEST_CASE("soft_assign and hard labels: an offset the data share costs no digits
     }
 }
 
+TEST_CASE("soft k-means: squared distances beyond the scalar's range are refused, not NaN", "[ops][soft-kmeans][numerics][errors]") {
+    // Two points on two centroids 1e20 apart: their squared distance, 1e40, is past float's 3.4e38
+    // (float gave NaN and both labels 0); double holds it. Lloyd's double pass at 1e160 likewise.
+    const std::vector<float> xf{0.0f, 1e20f}, muf{0.0f, 1e20f};
+    CHECK_THROWS_WITH(ops::soft_assign(std::span<const float>(xf), 2, std::span<const float>(muf), 2, 1.0f),
+                      Contains("soft k-means: the squared distances") && Contains("range of float") &&
+                          Contains("compute in double"));
+    const std::vector<double> xd{0.0, 1e20}, mud{0.0, 1e20};
+    std::vector<int> labels;
+    const auto p = ops::soft_assign(std::span<const double>(xd), 2, std::span<const double>(mud), 2, 1.0, &labels);
+    CHECK(p == std::vector<double>{1.0, 0.0, 0.0, 1.0});
+    CHECK(labels == std::vector<int>{0, 1});
+    const std::vector<double> xh{0.0, 1e160}, muh{0.0, 1e160};
+    CHECK_THROWS_WITH(ops::hard_assign(xh, 2, muh, 2), Contains("k-means (Lloyd)") && Contains("range of double"));
+    // as far from the origin, but close together: the centred frame keeps them representable
+    const std::vector<float> xo{1e30f, 1e30f}, muo{1e30f};
+    const auto po = ops::soft_assign(std::span<const float>(xo), 2, std::span<const float>(muo), 1, 1.0f);
+    CHECK(po == std::vector<float>{1.0f, 1.0f});
+}
+
 TEST_CASE("soft_assign_into writes soft_assign's values into the caller's buffer", "[ops][soft-kmeans]") {
     const std::size_t n = 700, F = 6, K = 9;
     const auto x = blobs(n, F, K, 2.0, 31);

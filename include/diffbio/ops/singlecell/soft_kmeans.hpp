@@ -53,10 +53,13 @@
 // moves them to far points; its result differs only when a cluster empties).
 //
 // Errors: InvalidArgument for K = 0, K > n in initialisation/fit, τ ≤ 0 or not finite, NaN or
-// infinite data or centroids (naming the first bad entry); ShapeError for sizes that disagree.
+// infinite data or centroids (naming the first bad entry), data so spread that squared distances
+// may leave the scalar's range (float: ~1e19 from the centroids' mean; OverflowWatch); ShapeError
+// for sizes that disagree.
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -193,6 +196,49 @@ void block_scores(const V* x, std::size_t rows, std::size_t F, const CentredCent
     E.rowwise() += mn;
 }
 
+/// The first row of a block whose scores might overflow V (reported after the parallel loop), or
+/// n when none does. |E_ik| and every partial sum of its GEMM are at most (‖x_i − c‖ + ‖μ_k − c‖)²
+/// (Cauchy-Schwarz), so a block passes when that is below a quarter of V's largest value: when a
+/// point's and a centroid's distances from the centroids' mean add up to at most ~9.2e18 in float,
+/// ~6.7e153 in double.
+class OverflowWatch {
+public:
+    explicit OverflowWatch(std::size_t n) : first_(n), n_(n) {}
+
+    template <class V>
+    void check_block(const Mat<V>& Xc, V mu_max_norm2, std::size_t i0) {
+        using std::sqrt;
+        const V x_max_norm2 = Xc.rows() > 0 ? Xc.rowwise().squaredNorm().maxCoeff() : V(0);
+        const V r = sqrt(x_max_norm2) + sqrt(mu_max_norm2);
+        if (r * r <= std::numeric_limits<V>::max() / V(4)) return;
+        std::size_t cur = first_.load(std::memory_order_relaxed);
+        while (i0 < cur && !first_.compare_exchange_weak(cur, i0, std::memory_order_relaxed)) {
+        }
+    }
+
+    /// Throws InvalidArgument naming the first block's first row when one might overflow.
+    template <class V>
+    void throw_if_any(const char* where) const {
+        const std::size_t i = first_.load();
+        if (i == n_) return;
+        constexpr bool f32 = std::is_same_v<V, float>;
+        throw InvalidArgument(std::string(where) + ": the squared distances between the points (from point " +
+                              std::to_string(i) + ") and the centroids may exceed the range of " +
+                              (f32 ? "float" : "double") + " (largest " +
+                              diffbio::detail::format_value(static_cast<double>(std::numeric_limits<V>::max())) +
+                              "): " + (f32 ? "compute in double or scale the data" : "scale the data"));
+    }
+
+private:
+    std::atomic<std::size_t> first_;
+    std::size_t n_;
+};
+
+template <class V>
+V max_of(const std::vector<V>& v) {
+    return v.empty() ? V(0) : *std::max_element(v.begin(), v.end());
+}
+
 /// The smallest of e[0..K) into m, and its lowest index.
 template <class V>
 std::size_t row_argmin(const V* e, std::size_t K, V& m) {
@@ -294,11 +340,14 @@ template <class V, class P>
 void forward(const P& policy, const V* x, std::size_t n, std::size_t F, const V* mu, std::size_t K, V tau, V* p, int* labels,
              double* dmin) {
     const CentredCentroids<V> cc = centred(mu, K, F);
+    const V mu_max = max_of(cc.mn);
     const V inv = V(1) / tau;
+    OverflowWatch watch(n);
     using RowArray = Eigen::Map<Eigen::Array<V, 1, Eigen::Dynamic>>;
     for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t) {
         thread_local Mat<V> Xc, E;
         block_scores(x + i0 * F, i1 - i0, F, cc, K, Xc, E);
+        watch.check_block(Xc, mu_max, i0);
         for (std::size_t i = i0; i < i1; ++i) {
             V* e = E.data() + (i - i0) * K;
             V m;
@@ -317,6 +366,7 @@ void forward(const P& policy, const V* x, std::size_t n, std::size_t F, const V*
             }
         }
     });
+    watch.throw_if_any<V>("soft k-means");
 }
 
 /// One labelling pass of Lloyd's algorithm (double) over blocks of points: labels [n] (nearest
@@ -328,12 +378,15 @@ template <class P>
 void hard_pass(const P& policy, const double* x, std::size_t n, std::size_t F, const double* mu, std::size_t K, int* labels, double* sums,
                double* counts, double* inertia) {
     const CentredCentroids<double> cc = centred(mu, K, F);
+    const double mu_max = max_of(cc.mn);
+    OverflowWatch watch(n);
     const auto T = static_cast<std::size_t>(exec::thread_count(policy));
     std::vector<double> sum_part(sums != nullptr ? T * K * F : 0, 0.0), count_part(counts != nullptr ? T * K : 0, 0.0);
     std::vector<double> inertia_part(T, 0.0);
     for_blocks(policy, n, block_rows(K), [&](std::size_t i0, std::size_t i1, std::size_t t) {
         thread_local Mat<double> Xc, E;
         block_scores(x + i0 * F, i1 - i0, F, cc, K, Xc, E);
+        watch.check_block(Xc, mu_max, i0);
         double* st = sums != nullptr ? sum_part.data() + t * K * F : nullptr;
         double* ct = counts != nullptr ? count_part.data() + t * K : nullptr;
         double acc = inertia_part[t];
@@ -359,6 +412,7 @@ void hard_pass(const P& policy, const double* x, std::size_t n, std::size_t F, c
         }
         inertia_part[t] = acc;
     });
+    watch.throw_if_any<double>("k-means (Lloyd)");
     for (std::size_t t = 0; t < T; ++t) {
         if (sums != nullptr) {
             for (std::size_t j = 0; j < K * F; ++j) sums[j] = t == 0 ? sum_part[j] : sums[j] + sum_part[t * K * F + j];
@@ -630,6 +684,10 @@ std::vector<promote_t<S, C, Tau>> soft_assign(const P& policy, std::span<const S
                 }
                 d[k] = sq;
                 if (primal(d[k]) < primal(d[best])) best = k;
+            }
+            if (!std::isfinite(primal(d[best]))) {
+                throw InvalidArgument("soft_assign: the squared distances of point " + std::to_string(i) +
+                                      " to the centroids exceed the range of its scalar: scale the data");
             }
             if (lab != nullptr) lab[i] = static_cast<int>(best);
             const R m = d[best];

@@ -31,9 +31,9 @@
 // unit scale). The GEMM form has absolute errors ~ u·‖x_i‖·‖μ_k‖ in E, so labels of points
 // whose two nearest centroids are that close may differ from the CPU's, and at τ → 0 the soft
 // assignments of such points too. The CPU kernels compute in a frame centred on the centroids'
-// mean, where those norms are the data's spread; these kernels do not yet (not run on a GPU
-// since): centre data that lie far from the origin for their spread (float at 1e4 ± 1 loses
-// every digit of the distances) before calling them.
+// mean, where those norms are the data's spread, and refuse data whose squared distances may
+// leave T's range; these kernels do neither yet (not run on a GPU since): centre data that lie
+// far from the origin for their spread (float at 1e4 ± 1 loses every digit of the distances).
 //
 // Two levels of API (namespace diffbio::ops::cuda):
 //   * device pointers with a KMeansWorkspace<T> (a cuBLAS handle and grown-on-demand scratch,
