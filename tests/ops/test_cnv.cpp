@@ -181,6 +181,11 @@ TEST_CASE("CNVSegmentation: a log partition past float's range is refused, not N
     CHECK_THROWS_WITH(cnv.apply(fbind, std::span<const float>(yf), 1e38),
                       Catch::Matchers::Contains("CNVSegmentation: the log partition") &&
                           Catch::Matchers::Contains("range of float") && Catch::Matchers::Contains("compute in double"));
+    // the data can overflow it too: emissions −(y − μ)²/2σ² of y = 1e20
+    const std::vector<float> big{0.0f, 1e20f, 0.5f};
+    CHECK_THROWS_WITH(cnv.apply(fbind, std::span<const float>(big)), Catch::Matchers::Contains("signal's scale"));
+    const std::vector<double> bigd(big.begin(), big.end());
+    CHECK(std::isfinite(cnv.apply(bind, std::span<const double>(bigd)).log_partition));
 }
 
 TEST_CASE("CNVSegmentation: exact posteriors on a tiny chain by enumeration", "[variant][cnv]") {

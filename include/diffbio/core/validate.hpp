@@ -145,14 +145,15 @@ struct innermost_value {
 };
 
 template <class S>
-[[noreturn]] void throw_result_overflow(const std::string& what, double value, double tau, const char* where) {
+[[noreturn]] void throw_result_overflow(const std::string& what, double value, double tau, const char* where,
+                                        const char* remedy) {
     using V = typename innermost_value<S>::type;
     constexpr bool is_float = std::is_same_v<V, float>;
     throw InvalidArgument(std::string(where) + ": " + what + " is not finite (" + format_value(value) +
                           ") at temperature " + format_value(tau) + ": it exceeds the range of " +
                           (is_float ? "float" : "double") + " (largest " +
                           format_value(static_cast<double>(std::numeric_limits<V>::max())) + "); " +
-                          (is_float ? "compute in double or lower the temperature" : "lower the temperature"));
+                          (is_float ? "compute in double or " : "") + remedy);
 }
 } // namespace detail
 
@@ -160,17 +161,22 @@ template <class S>
 /// exceeds the largest x by up to τ·log(number of terms), so at a temperature near its type's
 /// largest value (float: 3.4e38) the result does not fit in it. Throws InvalidArgument
 /// "<where>: <what> is not finite (inf) at temperature <τ>: it exceeds the range of float (largest
-/// 3.4028234663852886e+38); compute in double or lower the temperature".
+/// 3.4028234663852886e+38); compute in double or <remedy>" (default remedy: "lower the
+/// temperature"; an operator whose data can overflow it too says so).
 template <class S>
-void check_result_finite(const S& y, double tau, const char* where, const char* what) {
-    if (!std::isfinite(primal(y))) detail::throw_result_overflow<S>(what, primal(y), tau, where);
+void check_result_finite(const S& y, double tau, const char* where, const char* what,
+                         const char* remedy = "lower the temperature") {
+    if (!std::isfinite(primal(y))) detail::throw_result_overflow<S>(what, primal(y), tau, where, remedy);
 }
 
 /// The same for a batch of results; the message names the first bad one: "<what> <i> is not finite ...".
 template <class S>
-void check_results_finite(std::span<const S> v, double tau, const char* where, const char* what) {
+void check_results_finite(std::span<const S> v, double tau, const char* where, const char* what,
+                          const char* remedy = "lower the temperature") {
     const std::size_t i = first_nonfinite(v);
-    if (i != v.size()) detail::throw_result_overflow<S>(std::string(what) + " " + std::to_string(i), primal(v[i]), tau, where);
+    if (i != v.size()) {
+        detail::throw_result_overflow<S>(std::string(what) + " " + std::to_string(i), primal(v[i]), tau, where, remedy);
+    }
 }
 
 /// Two extents that must agree.

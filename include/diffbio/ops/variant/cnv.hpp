@@ -278,7 +278,8 @@ public:
         CNVSegmentationResult<R> out;
         out.states = K;
         out.log_partition = tau_lse(tmp, tr); // F = τ·log Z
-        check_result_finite(out.log_partition, t, "CNVSegmentation", "the log partition τ·log Z");
+        check_result_finite(out.log_partition, t, "CNVSegmentation", "the log partition τ·log Z",
+                            "lower the temperature or the signal's scale");
         out.posteriors.resize(n * K);
         out.smoothed.resize(n);
         out.boundaries.resize(n);
@@ -471,7 +472,8 @@ private:
                                 sm = ov.subspan(1 + n * K + n, n);
         const double logz = detail::cnv_forward_backward<double>(a, w, K, alpha, beta, gam, bnd);
         ov[0] = t * logz;
-        check_result_finite(ov[0], t, "CNVSegmentation", "the log partition τ·log Z");
+        check_result_finite(ov[0], t, "CNVSegmentation", "the log partition τ·log Z",
+                            "lower the temperature or the signal's scale");
         for (std::size_t i = 0; i < n; ++i) {
             double s = 0.0;
             for (std::size_t k = 0; k < K; ++k) s += gam[i * K + k] * mus[k];
