@@ -1190,6 +1190,29 @@ TEST_CASE("SmithWaterman at huge temperatures and scores: as the reference recur
     CHECK_THROWS_WITH(SmithWaterman(gcfg).value_and_grad<float>(gb.pairs, w1),
                       Contains("gap penalty of magnitude 2e+20 is above the float kernels' limit of 1e+20"));
     CHECK(SmithWaterman(gcfg).value_and_grad<double>(gb.pairs, w1).score[0] == Approx(-6e20).epsilon(1e-12));
+    // Profiles scale the substitution scores: a cell's score is at most (A · max|x|)² · max|S|, so
+    // one-hot rows times 1e9 (a bound of 3.2e19) run in float, and times 1e10 (3.2e21) are refused;
+    // double computes both as the reference recursion.
+    SmithWaterman psw(proper_configs(1.0)[0]);
+    for (const double scale : {1e9, 1e10}) {
+        INFO("profile scale " << scale);
+        std::vector<double> hot(4 * 4, 0.0);
+        for (std::size_t i = 0; i < 4; ++i) hot[i * 4 + i] = scale;
+        const std::vector<ops::ProfilePair<double>> prof{{hot, hot}};
+        ad::Binder<double> pdb;
+        const double ref = psw.reference(pdb, prof[0]).score;
+        CHECK(ref == Approx(4 * 2 * scale * scale).epsilon(1e-12));
+        ad::Binder<float> pfb;
+        const std::vector<float> hotf(hot.begin(), hot.end());
+        const std::vector<ops::ProfilePair<float>> proff{{hotf, hotf}};
+        if (scale < 1e10) {
+            CHECK(static_cast<double>(psw.apply(pfb, proff).score[0]) == Approx(ref).epsilon(1e-6));
+        } else {
+            CHECK_THROWS_WITH(psw.apply(pfb, proff), Contains("(profile weights included) or gap penalty of magnitude "
+                                                             "3.2e+21 is above the float kernels' limit"));
+        }
+        CHECK(psw.apply(pdb, prof).score[0] == Approx(ref).epsilon(1e-12));
+    }
 }
 
 TEST_CASE("SmithWaterman::value_and_grad rejects mismatched or non-finite weights", "[ops][sw][errors]") {

@@ -443,8 +443,8 @@ public:
                                            const AlignOptions& opt = {}, const P& policy = {}) const {
         using R = promote_t<T, X>;
         check_parameters("SmithWaterman::apply");
-        check_kernel_range<R>("SmithWaterman::apply");
         check_pairs(pairs, "SmithWaterman::apply");
+        check_kernel_range<R>("SmithWaterman::apply", profile_score_scale(pairs));
         AlignmentScores<R> out;
         if constexpr (soft::detail::is_var_v<R>) {
             out.score = scores_var_profiles(bind, pairs, policy);
@@ -687,15 +687,30 @@ private:
 
     /// τ and the scores within what the kernels of R compute (sw_simd_max_temperature: float 1e27,
     /// double 1e296; sw_simd_max_score: 1e20, 1e290); Var runs the double kernels, Dual the
-    /// reference recursion (any value).
+    /// reference recursion (any value). A cell's substitution score is at most max|S| times
+    /// `score_scale` (profiles: (A · their largest magnitude)², see profile_score_scale).
     template <class R>
-    void check_kernel_range(const char* where) const {
+    void check_kernel_range(const char* where, double score_scale = 1.0) const {
         if constexpr (soft::detail::is_var_v<R> || std::is_floating_point_v<R>) {
             using F = std::conditional_t<std::is_same_v<R, float>, float, double>;
-            double big = std::max(std::fabs(gap_open_.values()[0]), std::fabs(gap_extend_.values()[0]));
-            for (const double v : substitution_.values()) big = std::max(big, std::fabs(v));
+            double s_max = 0.0;
+            for (const double v : substitution_.values()) s_max = std::max(s_max, std::fabs(v));
+            const double big = std::max({std::fabs(gap_open_.values()[0]), std::fabs(gap_extend_.values()[0]),
+                                         s_max * score_scale});
             detail::check_sw_kernel_range<F>(cfg_.hard ? 0.0 : tau_value(), big, where); // hard: no τ
         }
+    }
+
+    /// (A · max |profile value|)²: a profile cell's score Σ_ab x_a S_ab y_b is at most max|S| times it.
+    template <class X>
+    double profile_score_scale(std::span<const ProfilePair<X>> pairs) const {
+        double v = 0.0;
+        for (const ProfilePair<X>& pr : pairs) {
+            for (const X& e : pr.query) v = std::max(v, std::fabs(primal(e)));
+            for (const X& e : pr.target) v = std::max(v, std::fabs(primal(e)));
+        }
+        const double row = static_cast<double>(alphabet_size()) * v;
+        return row * row;
     }
 
     void check_pairs(std::span<const CodePair> pairs, const char* where) const {

@@ -91,7 +91,7 @@ void check_sw_kernel_range(double tau, double max_abs_score, const char* where) 
                               why);
     }
     if (max_abs_score > sw_simd_max_score<F>) {
-        throw InvalidArgument(std::string(where) + ": a substitution score or gap penalty of magnitude " +
+        throw InvalidArgument(std::string(where) + ": a substitution score (profile weights included) or gap penalty of magnitude " +
                               fmt(max_abs_score) + " is above the " + (f32 ? "float" : "double") +
                               " kernels' limit of " + fmt(sw_simd_max_score<F>) + why);
     }
