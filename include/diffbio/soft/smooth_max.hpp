@@ -46,18 +46,20 @@ inline double smooth_max_kernel(std::span<const double> x, double tau, double* p
 } // namespace detail
 
 namespace detail {
-/// smooth_max of a span; `where` names the public function in messages.
+/// smooth_max of a non-empty span at a checked τ (a loop that checked them once calls this per
+/// step); `where` names the public function (or operator) in messages, `what` the result and
+/// `remedy` what to change when it leaves its type's range (check_result_finite).
 template <class X, class Tau>
-promote_t<X, Tau> smooth_max_span(std::span<const X> x, const Tau& tau, const char* where) {
+promote_t<X, Tau> smooth_max_checked_tau(std::span<const X> x, const Tau& tau, const char* where,
+                                         const char* what = "the result",
+                                         const char* remedy = "lower the temperature") {
     using R = promote_t<X, Tau>;
-    check_temperature(tau, where);
-    if (x.empty()) throw InvalidArgument(std::string(where) + ": input is empty");
     if constexpr (detail::is_var_v<R>) {
         ad::Tape& tape = ad::Tape::active();
         const std::span<const double> saved = detail::saved_values(tape, x);
         const double sv = detail::primal_scalar(tau);
         const double y[1] = {detail::smooth_max_kernel(detail::forward_values(tape, x, saved), sv, nullptr)};
-        check_result_finite(y[0], sv, where, "the result");
+        check_result_finite(y[0], sv, where, what, remedy);
         auto out = tape.record_node({detail::node_inputs(x), detail::node_input(tau)}, y,
                                     [saved, sv](const ad::NodeGrad& g) {
                                         const auto xv = detail::input_values<X>(g, 0, saved);
@@ -85,9 +87,17 @@ promote_t<X, Tau> smooth_max_span(std::span<const X> x, const Tau& tau, const ch
         R z = passive<R>(0.0);
         for (const X& v : x) z = z + exp((v - mt) / tau);
         const R y = mt + tau * log(z);
-        check_result_finite(y, primal(tau), where, "the result");
+        check_result_finite(y, primal(tau), where, what, remedy);
         return y;
     }
+}
+
+/// smooth_max of a span with its checks: τ (check_temperature) and a non-empty x.
+template <class X, class Tau>
+promote_t<X, Tau> smooth_max_span(std::span<const X> x, const Tau& tau, const char* where) {
+    check_temperature(tau, where);
+    if (x.empty()) throw InvalidArgument(std::string(where) + ": input is empty");
+    return smooth_max_checked_tau(x, tau, where);
 }
 } // namespace detail
 

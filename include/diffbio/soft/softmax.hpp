@@ -38,13 +38,11 @@ inline void softmax_kernel(std::span<const double> x, double tau, double* p) {
 }
 } // namespace detail
 
-/// softmax(x/τ) into out (same size as x).
+namespace detail {
+/// softmax(x/τ) into out for a non-empty x, an out of its size and a checked τ (a loop that
+/// checked them once calls this per step).
 template <class X, class Tau, class R>
-void softmax(std::span<const X> x, const Tau& tau, std::span<R> out) {
-    static_assert(std::is_same_v<R, promote_t<X, Tau>>, "softmax: output scalar must be the promoted type of x and tau");
-    check_temperature(tau, "softmax");
-    if (x.empty()) throw InvalidArgument("softmax: input is empty");
-    check_size(out.size(), x.size(), "softmax", "output");
+void softmax_checked(std::span<const X> x, const Tau& tau, std::span<R> out) {
     if constexpr (detail::is_var_v<R>) {
         ad::Tape& tape = ad::Tape::active();
         const std::span<const double> saved = detail::saved_values(tape, x);
@@ -84,6 +82,17 @@ void softmax(std::span<const X> x, const Tau& tau, std::span<R> out) {
         }
         for (std::size_t i = 0; i < x.size(); ++i) out[i] = out[i] / z;
     }
+}
+} // namespace detail
+
+/// softmax(x/τ) into out (same size as x).
+template <class X, class Tau, class R>
+void softmax(std::span<const X> x, const Tau& tau, std::span<R> out) {
+    static_assert(std::is_same_v<R, promote_t<X, Tau>>, "softmax: output scalar must be the promoted type of x and tau");
+    check_temperature(tau, "softmax");
+    if (x.empty()) throw InvalidArgument("softmax: input is empty");
+    check_size(out.size(), x.size(), "softmax", "output");
+    detail::softmax_checked(x, tau, out);
 }
 
 /// softmax(x/τ) as a new vector.

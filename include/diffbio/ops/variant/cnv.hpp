@@ -19,7 +19,8 @@
 // a classic algorithm.
 // Scalars: double, float, ad::Dual, ad::Var (parameters through Binder<T>, y plain or T).
 // double, float and Dual run the recursion in ordinary generic arithmetic (apply_generic), in
-// score units with τ-soft maxima m + τ·log Σ exp((x − m)/τ), so that nothing overflows as τ → 0.
+// score units with τ-soft maxima m + τ·log Σ exp((x − m)/τ) (soft::smooth_max) and
+// soft::softmax, so that nothing overflows as τ → 0.
 // Both paths normalise γ_t and the pair marginals behind b_t per position, which keeps every row
 // a distribution at any τ (dividing by the global Z instead would carry a rounding error of
 // |score|·ε/τ into the exponent). Finite for every τ > 0 in double (τ below 1.2e-38 computes as
@@ -33,7 +34,8 @@
 //        times (γ̄, b̄); the Hessian is symmetric, so this is the directional derivative of
 //        (γ, b) along (γ̄, b̄): one forward-mode (Dual<double>) pass of the same recursion.
 // τ is a fixed number (not learnable): no adjoint goes to it. apply_generic keeps the plain
-// recursion on the tape (O(n·K²) records) as the reference the fused node is tested against.
+// recursion on the tape (O(n·K) records: each soft max and softmax is one node of its own) as
+// the reference the fused node is tested against.
 // Cost O(n·K²) time for apply_generic; the fused node's recursion is O(n·K) (the stay/switch
 // transition structure: Σ_{j≠k} e^{α(j)} = S − e^{α(k)}), its backward about twice that; O(n·K)
 // memory.
@@ -57,6 +59,8 @@
 #include <diffbio/core/scalar_traits.hpp>
 #include <diffbio/core/validate.hpp>
 #include <diffbio/soft/detail/ad_operand.hpp>
+#include <diffbio/soft/smooth_max.hpp>
+#include <diffbio/soft/softmax.hpp>
 
 namespace diffbio::ops {
 
@@ -277,9 +281,7 @@ public:
         for (std::size_t k = 0; k < K; ++k) tmp[k] = alpha[(n - 1) * K + k];
         CNVSegmentationResult<R> out;
         out.states = K;
-        out.log_partition = tau_lse(tmp, tr); // F = τ·log Z
-        check_result_finite(out.log_partition, t, "CNVSegmentation", "the log partition τ·log Z",
-                            "lower the temperature or the signal's scale");
+        out.log_partition = tau_lse(tmp, tr); // F = τ·log Z (finite, or tau_lse threw)
         out.posteriors.resize(n * K);
         out.smoothed.resize(n);
         out.boundaries.resize(n);
@@ -506,32 +508,22 @@ private:
         }
     }
 
-    /// τ-soft max of v: m + τ·log Σ exp((x − m)/τ), m the largest (on the primal).
+    /// τ-soft max of v, m + τ·log Σ exp((x − m)/τ) with m the largest (soft::smooth_max without
+    /// its per-call checks: τ was checked once, v has K ≥ 1 entries); a value past the scalar's
+    /// range names the temperature and the signal's scale.
     template <class R>
     static R tau_lse(const std::vector<R>& v, const R& tau) {
-        using std::exp;
-        using std::log;
-        double m = primal(v[0]);
-        for (const R& x : v) m = std::max(m, primal(x));
-        R s = passive<R>(0.0);
-        for (const R& x : v) s = s + exp((x - passive<R>(m)) / tau);
-        return passive<R>(m) + tau * log(s);
+        return soft::detail::smooth_max_checked_tau(std::span<const R>(v), tau, "CNVSegmentation",
+                                                    "a soft maximum of the recursion",
+                                                    "lower the temperature or the signal's scale");
     }
 
-    /// exp((x − m)/τ) / Σ, max-shifted: the largest entry's term is exactly 1, so the sum is ≥ 1.
+    /// softmax((x − m)/τ) of v (soft::softmax without its per-call checks, as tau_lse).
     template <class R>
     static std::vector<R> tau_softmax(const std::vector<R>& v, const R& tau) {
-        using std::exp;
-        double m = primal(v[0]);
-        for (const R& x : v) m = std::max(m, primal(x));
-        std::vector<R> e(v.size());
-        R s = passive<R>(0.0);
-        for (std::size_t k = 0; k < v.size(); ++k) {
-            e[k] = exp((v[k] - passive<R>(m)) / tau);
-            s = s + e[k];
-        }
-        for (R& x : e) x = x / s;
-        return e;
+        std::vector<R> out(v.size());
+        soft::detail::softmax_checked(std::span<const R>(v), tau, std::span<R>(out));
+        return out;
     }
 
     CNVSegmentationConfig cfg_;
