@@ -13,8 +13,10 @@
 //
 // Tolerances, relative to max(1, |cpu|): double 1e-12 (assignments), 1e-10 (gradients, centroids,
 // inertia); float 1e-5 (the project's float bar) on data of unit scale with τ ≥ 0.5, where the
-// float rounding of the GEMM-form distances stays far below it. Labels must agree except where
-// the two nearest centroids are within 1e-5 (float) / 1e-12 (double) of each other.
+// float rounding of the GEMM-form distances stays far below it, also on the same data moved
+// 1e4–1e5 (float) and 1e6–1e9 (double) from the origin (the kernels' centred frame). Labels must
+// agree except where the two nearest centroids are within 1e-5 (float) / 1e-12 (double) of each
+// other. The host API refuses data whose squared distances would leave the scalar's range.
 
 #include <diffbio/ops/singlecell/cuda/soft_kmeans.cuh>
 
@@ -175,18 +177,43 @@ void gemm(HostGemm, cublasOperation_t ta, cublasOperation_t tb, std::size_t m, s
 }
 namespace kd = ops::cuda::kmeans_cuda_detail;
 
+/// The device path's centred frame (kmeans_cuda_detail::centre) on the host: c by the kernels'
+/// own centroid_mean, then x − c, μ − c and ‖μ_k − c‖² (sequential over F, as row_norms2).
+template <class T>
+struct HostFrame {
+    std::vector<T> x, mu, mn;
+};
+template <class T>
+HostFrame<T> host_frame(const std::vector<T>& x, std::size_t n, std::size_t F, const std::vector<T>& mu, std::size_t K) {
+    std::vector<T> c(F);
+    for (std::size_t f = 0; f < F; ++f) c[f] = kk::centroid_mean(mu.data(), K, F, f);
+    HostFrame<T> fr{std::vector<T>(n * F), std::vector<T>(K * F), std::vector<T>(K, T(0))};
+    for (std::size_t j = 0; j < n * F; ++j) fr.x[j] = x[j] - c[j % F];
+    for (std::size_t j = 0; j < K * F; ++j) fr.mu[j] = mu[j] - c[j % F];
+    for (std::size_t k = 0; k < K; ++k) {
+        for (std::size_t f = 0; f < F; ++f) fr.mn[k] += fr.mu[k * F + f] * fr.mu[k * F + f];
+    }
+    return fr;
+}
+
+/// The problem moved by `offset` (every coordinate, points and centroids), rounded to T (so that
+/// a float run and its double reference see the same inputs).
+template <class T>
+Problem shifted(Problem p, double offset) {
+    for (double& v : p.x) v = static_cast<double>(static_cast<T>(v + offset));
+    for (double& v : p.mu) v = static_cast<double>(static_cast<T>(v + offset));
+    return p;
+}
+
 template <class T>
 void emulated_forward(const Problem& p, double tau, double rel, const char* tname) {
     const auto x = as<T>(p.x), mu = as<T>(p.mu);
-    std::vector<T> mn(p.K, T(0));
-    for (std::size_t k = 0; k < p.K; ++k) {
-        for (std::size_t f = 0; f < p.F; ++f) mn[k] += mu[k * p.F + f] * mu[k * p.F + f];
-    }
+    const HostFrame<T> fr = host_frame(x, p.n, p.F, mu, p.K);
     std::vector<T> rows(p.n * p.K);
     std::vector<int> labels(p.n, -1);
-    kd::gemm_x_mt(HostGemm{}, x.data(), p.n, p.F, mu.data(), p.K, T(-2), rows.data());
+    kd::gemm_x_mt(HostGemm{}, fr.x.data(), p.n, p.F, fr.mu.data(), p.K, T(-2), rows.data());
     for (std::size_t i = 0; i < p.n; ++i) {
-        kk::assign_row<T, kk::SerialLanes>(i, mn.data(), p.K, T(1) / static_cast<T>(tau), true, rows.data() + i * p.K, labels.data(), 0, 1);
+        kk::assign_row<T, kk::SerialLanes>(i, fr.mn.data(), p.K, T(1) / static_cast<T>(tau), true, rows.data() + i * p.K, labels.data(), 0, 1);
     }
     std::vector<int> cpu_labels;
     const auto cpu = ops::soft_assign(exec::Cpu{}, std::span<const T>(x), p.n, std::span<const T>(mu), p.K, static_cast<T>(tau), &cpu_labels);
@@ -195,30 +222,27 @@ void emulated_forward(const Problem& p, double tau, double rel, const char* tnam
     expect_labels(labels, cpu_labels, p, rel, what + " labels");
 }
 
-/// backward_row (one lane) with the device path's composition and GEMM calls: x̄ = 2 (Σ_k D̄_ik) x_i
-/// − 2 D̄·M, μ̄ = 2 (Σ_i D̄_ik) μ_k − 2 D̄ᵀ·X, τ̄ = Σ G (D − m) / τ²; and the soft centroid update
-/// S = Rᵀ·X.
+/// backward_row (one lane) with the device path's composition and GEMM calls, in the centred
+/// frame: x̄ = 2 (Σ_k D̄_ik) (x_i − c) − 2 D̄·(M − c), μ̄ = 2 (Σ_i D̄_ik) (μ_k − c) − 2 D̄ᵀ·(X − c),
+/// τ̄ = Σ G (D − m) / τ²; and the soft centroid update S = Rᵀ·X.
 void emulated_backward(const Problem& p, double tau, const std::vector<double>& rbar, const CpuGrads& want) {
     const std::size_t n = p.n, F = p.F, K = p.K;
     const auto r = ops::soft_assign(exec::Cpu{}, std::span<const double>(p.x), n, std::span<const double>(p.mu), K, tau);
-    std::vector<double> mn(K, 0.0);
-    for (std::size_t k = 0; k < K; ++k) {
-        for (std::size_t f = 0; f < F; ++f) mn[k] += p.mu[k * F + f] * p.mu[k * F + f];
-    }
+    const HostFrame<double> fr = host_frame(p.x, n, F, p.mu, K);
     std::vector<double> db(n * K), rs(n);
-    kd::gemm_x_mt(HostGemm{}, p.x.data(), n, F, p.mu.data(), K, -2.0, db.data());
+    kd::gemm_x_mt(HostGemm{}, fr.x.data(), n, F, fr.mu.data(), K, -2.0, db.data());
     double tb = 0.0;
     for (std::size_t i = 0; i < n; ++i) {
-        tb += kk::backward_row<double, kk::SerialLanes>(i, mn.data(), K, tau, r.data(), rbar.data(), true, db.data() + i * K, rs.data(), 0, 1);
+        tb += kk::backward_row<double, kk::SerialLanes>(i, fr.mn.data(), K, tau, r.data(), rbar.data(), true, db.data() + i * K, rs.data(), 0, 1);
     }
     std::vector<double> gx(n * F, 0.0), gm(K * F, 0.0), cs(K, 0.0);
     for (std::size_t i = 0; i < n; ++i) {
-        for (std::size_t f = 0; f < F; ++f) gx[i * F + f] += rs[i] * p.x[i * F + f];
+        for (std::size_t f = 0; f < F; ++f) gx[i * F + f] += rs[i] * fr.x[i * F + f];
         for (std::size_t k = 0; k < K; ++k) cs[k] += db[i * K + k];
     }
-    kd::gemm_a_m(HostGemm{}, db.data(), n, K, p.mu.data(), F, -2.0, 1.0, gx.data());
-    for (std::size_t j = 0; j < K * F; ++j) gm[j] += 2.0 * cs[j / F] * p.mu[j];
-    kd::gemm_at_x(HostGemm{}, db.data(), n, K, p.x.data(), F, -2.0, 1.0, gm.data());
+    kd::gemm_a_m(HostGemm{}, db.data(), n, K, fr.mu.data(), F, -2.0, 1.0, gx.data());
+    for (std::size_t j = 0; j < K * F; ++j) gm[j] += 2.0 * cs[j / F] * fr.mu[j];
+    kd::gemm_at_x(HostGemm{}, db.data(), n, K, fr.x.data(), F, -2.0, 1.0, gm.data());
     const std::string what = "host-run backward_row tau " + std::to_string(tau);
     expect_all_close(gx, want.x, 1e-10, what + " points gradient");
     expect_all_close(gm, want.mu, 1e-10, what + " centroids gradient");
@@ -241,6 +265,10 @@ void check_validation() {
     x[2] = std::nanf("");
     expect_throw([&] { (void)ops::cuda::hard_assign<float>(p, x, 2, mu, 1); }, "entry 2", "a NaN point");
     expect_throw([&] { (void)ops::cuda::lloyd<float>(p, std::vector<float>{0.f}, 1, std::vector<float>{0.f, 1.f}, 2); }, "exceeds", "K > n");
+    // squared distances past float's range (1e40), refused before anything runs, as on the CPU
+    const std::vector<float> far{0.f, 1e20f};
+    expect_throw([&] { (void)ops::cuda::soft_assign<float>(p, far, 2, far, 2, 1.0f); }, "range of float", "points 1e20 apart (soft_assign)");
+    expect_throw([&] { (void)ops::cuda::lloyd<float>(p, far, 2, far, 2); }, "range of float", "points 1e20 apart (lloyd)");
 }
 
 // ---- Part 2: the GPU -------------------------------------------------------------------------
@@ -377,6 +405,15 @@ int main() {
         const auto rbar = random_rbar(small.n * small.K);
         emulated_backward(small, tau, rbar, cpu_grads(small, tau, rbar));
     }
+    // Far from the origin: in the centred frame the distances keep their digits (uncentred, float
+    // at 1e4 lost them all and the labels failed); gradients in double at 1e6.
+    for (const double offset : {1e4, 1e5}) emulated_forward<float>(shifted<float>(small, offset), 0.5, 1e-5, "float, offset");
+    for (const double offset : {1e6, 1e9}) emulated_forward<double>(shifted<double>(small, offset), 0.5, 1e-12, "double, offset");
+    {
+        const Problem far = shifted<double>(small, 1e6);
+        const auto rbar = random_rbar(far.n * far.K);
+        emulated_backward(far, 0.5, rbar, cpu_grads(far, 0.5, rbar));
+    }
     check_validation();
     std::printf("host-run kernels and validation: %d failures\n", failures);
     if (failures != 0) return 1;
@@ -398,6 +435,8 @@ int main() {
     gpu_soft<float>(b, 1.0, 1e-5, 1e-5, "float");
     gpu_soft<double>(a, 1e4, 1e-12, 1e-10, "double");
     gpu_soft<float>(a, 1e4, 1e-5, 1e-5, "float");
+    gpu_soft<float>(shifted<float>(a, 1e4), 0.5, 1e-5, 1e-5, "float, offset 1e4");
+    gpu_soft<double>(shifted<double>(a, 1e6), 0.5, 1e-12, 1e-10, "double, offset 1e6");
     gpu_extreme_tau<double>(a, 1e-12, "double");
     gpu_extreme_tau<float>(a, 1e-5, "float");
     gpu_degenerate<double>(1e-12, "double");

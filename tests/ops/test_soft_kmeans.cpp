@@ -190,6 +190,12 @@ TEST_CASE("soft k-means: squared distances beyond the scalar's range are refused
     const std::vector<float> xo{1e30f, 1e30f}, muo{1e30f};
     const auto po = ops::soft_assign(std::span<const float>(xo), 2, std::span<const float>(muo), 1, 1.0f);
     CHECK(po == std::vector<float>{1.0f, 1.0f});
+    // the same check on its own (the CUDA host entry points run it before the device does anything)
+    CHECK_THROWS_WITH(ops::kmeans_detail::check_distance_range(xf.data(), 2, 1, muf.data(), 2, "where"),
+                      Contains("where: the squared distances between the points (from point 0)") && Contains("range of float"));
+    CHECK_NOTHROW(ops::kmeans_detail::check_distance_range(xo.data(), 2, 1, muo.data(), 1, "where"));
+    CHECK_NOTHROW(ops::kmeans_detail::check_distance_range(xd.data(), 2, 1, mud.data(), 2, "where"));
+    CHECK_THROWS_WITH(ops::kmeans_detail::check_distance_range(xh.data(), 2, 1, muh.data(), 2, "where"), Contains("range of double"));
 }
 
 TEST_CASE("soft_assign_into writes soft_assign's values into the caller's buffer", "[ops][soft-kmeans]") {

@@ -239,6 +239,23 @@ V max_of(const std::vector<V>& v) {
     return v.empty() ? V(0) : *std::max_element(v.begin(), v.end());
 }
 
+/// The kernels' range check on its own, one pass over the points (for backends that do not
+/// centre the points on the host, e.g. CUDA's): throws OverflowWatch's InvalidArgument when the
+/// squared distances between x [n × F] and μ [K × F] may leave V's range.
+template <class V>
+void check_distance_range(const V* x, std::size_t n, std::size_t F, const V* mu, std::size_t K, const char* where) {
+    const CentredCentroids<V> cc = centred(mu, K, F);
+    const V mu_max = max_of(cc.mn);
+    OverflowWatch watch(n);
+    Mat<V> Xc;
+    const std::size_t rows = block_rows(K);
+    for (std::size_t i0 = 0; i0 < n; i0 += rows) {
+        centre_rows(x + i0 * F, std::min(rows, n - i0), F, cc, Xc);
+        watch.check_block(Xc, mu_max, i0);
+    }
+    watch.throw_if_any<V>(where);
+}
+
 /// The smallest of e[0..K) into m, and its lowest index.
 template <class V>
 std::size_t row_argmin(const V* e, std::size_t K, V& m) {

@@ -6,17 +6,22 @@
 //
 // Kernels (row-major x [n × F], μ [K × F], r [n × K]; cuBLAS is column-major, so a row-major
 // [a × b] matrix is passed as the column-major [b × a] one, i.e. its transpose):
-//   distances   the scores E_ik = ‖μ_k‖² − 2 x_i·μ_k = D_ik − ‖x_i‖² (scikit-learn's form: ‖x_i‖²
-//               cancels in D_ik − min_j D_ij and in the argmin, so no clamp is needed): −2·X·Mᵀ by
-//               one cuBLAS GEMM (Sgemm/Dgemm, α = −2, default math mode: no TF32), ‖μ_k‖² one
-//               thread per centroid (sequential over F, as the CPU), then ONE WARP PER ROW: E_ik,
-//               the minimum m_i with the lowest index on exact ties (warp argmin), r_ik =
-//               e^{−(E_ik − m_i)/τ} / Σ_j … written in place. All in T, as the CPU float/double
-//               kernel.
+//   frame       as the CPU kernels, in a frame centred on the centroids' mean c (per feature,
+//               summed in double in k order: the CPU's c to the bit): x − c and μ − c by two
+//               elementwise kernels (the points' copy is n × F scratch), ‖μ_k − c‖² one thread per
+//               centroid (sequential over F, as the CPU). Distances are the same in this frame;
+//               an offset the data share no longer costs the GEMM form its digits.
+//   distances   the scores E_ik = ‖μ_k − c‖² − 2 (x_i − c)·(μ_k − c) = D_ik − ‖x_i − c‖²
+//               (scikit-learn's form: ‖x_i − c‖² cancels in D_ik − min_j D_ij and in the argmin,
+//               so no clamp is needed): −2·Xc·Mcᵀ by one cuBLAS GEMM (Sgemm/Dgemm, α = −2,
+//               default math mode: no TF32), then ONE WARP PER ROW: E_ik, the minimum m_i with the
+//               lowest index on exact ties (warp argmin), r_ik = e^{−(E_ik − m_i)/τ} / Σ_j …
+//               written in place. All in T, as the CPU float/double kernel.
 //   backward    one warp per row (recomputing E when ∂L/∂τ is wanted, by the same GEMM):
 //               G_ik = r_ik (r̄_ik − Σ_j r̄_ij r_ij), D̄ = −G/τ (in double, stored as T), 2 Σ_k D̄_ik;
 //               x̄ += 2 (Σ_k D̄_ik) x_i then x̄ += −2 D̄·M (GEMM, β = 1); μ̄ += 2 (Σ_i D̄_ik) μ_k then
-//               μ̄ += −2 D̄ᵀ·X (GEMM, β = 1); τ̄ += Σ G_ik (E_ik − m_i) / τ² (double).
+//               μ̄ += −2 D̄ᵀ·X (GEMM, β = 1), all with the centred x − c and μ − c (whose c terms
+//               cancel exactly); τ̄ += Σ G_ik (E_ik − m_i) / τ² (double).
 //   centroids   soft update μ_k = Σ_i r_ik x_i / Σ_i r_ik: S = Rᵀ·X by GEMM, column sums of R in
 //               double (column-parallel blocks over row chunks, one double atomicAdd per column
 //               and block); a centroid with Σ_i r_ik ≤ 0 keeps its previous value.
@@ -28,12 +33,12 @@
 // inertia, shift and τ̄ add per-block double partials with atomicAdd (order varies; ~1e-16
 // relative). Against the Cpu backend: doubles agree to rounding (tested at 1e-10 relative), floats
 // to the float rounding of the GEMM-form distances (tested at 1e-5 relative for τ ~ 1 on data of
-// unit scale). The GEMM form has absolute errors ~ u·‖x_i‖·‖μ_k‖ in E, so labels of points
-// whose two nearest centroids are that close may differ from the CPU's, and at τ → 0 the soft
-// assignments of such points too. The CPU kernels compute in a frame centred on the centroids'
-// mean, where those norms are the data's spread, and refuse data whose squared distances may
-// leave T's range; these kernels do neither yet (not run on a GPU since): centre data that lie
-// far from the origin for their spread (float at 1e4 ± 1 loses every digit of the distances).
+// unit scale, and on data 1e4 and 1e5 from the origin). The GEMM form has absolute errors
+// ~ u·‖x_i − c‖·‖μ_k − c‖ in E, so labels of points whose two nearest centroids are that close
+// may differ from the CPU's, and at τ → 0 the soft assignments of such points too.
+// Range: the host entry points refuse, as the CPU kernels do, data whose squared distances may
+// leave T's range (kmeans_detail::check_distance_range, one host pass over the points: float
+// ~9e18 from the centroids' mean); the device-pointer functions leave that to their caller.
 //
 // Two levels of API (namespace diffbio::ops::cuda):
 //   * device pointers with a KMeansWorkspace<T> (a cuBLAS handle and grown-on-demand scratch,
@@ -41,7 +46,7 @@
 //     lloyd_step, kmeans_inertia. Asynchronous on the policy's stream unless they return a host
 //     number (∂L/∂τ, Lloyd statistics: one synchronisation). A workspace serves one stream at a
 //     time. Scratch (grown on demand, kept): n × K T (backward, labels-only and Lloyd calls),
-//     max(n, K × F) + K T, and K × F + K + 2 doubles.
+//     max(n, K × F) T, the centred frame n × F + F + K × F + K T, and K × F + K + 2 doubles.
 //   * host convenience on host data (copies in, runs, copies out; synchronous): soft_assign,
 //     soft_assign_backward, hard_assign, soft_centroid_update, lloyd_step, lloyd (the CPU loop of
 //     scikit-learn's Lloyd on the GPU, returning LloydResult), and soft_kmeans_apply /
@@ -111,7 +116,9 @@ public:
     /// which waits for the device).
     T* matrix(std::size_t count) { return grow(matrix_, count); }
     T* vectors(std::size_t count) { return grow(vectors_, count); }
-    T* small(std::size_t count) { return grow(small_, count); }
+    /// The points and the centroids in the frame centred on the centroids' mean.
+    T* points(std::size_t count) { return grow(points_, count); }
+    T* frame(std::size_t count) { return grow(frame_, count); }
     double* doubles(std::size_t count) { return grow(doubles_, count); }
     int* ints(std::size_t count) { return grow(ints_, count); }
 
@@ -122,7 +129,7 @@ private:
         return b.data();
     }
     cublasHandle_t handle_ = nullptr;
-    exec::cuda::DeviceBuffer<T> matrix_, vectors_, small_;
+    exec::cuda::DeviceBuffer<T> matrix_, vectors_, points_, frame_;
     exec::cuda::DeviceBuffer<double> doubles_;
     exec::cuda::DeviceBuffer<int> ints_;
 };
@@ -259,6 +266,33 @@ __device__ inline double block_sum(double v) {
         for (unsigned k = 0; k < blockDim.x / warp; ++k) total += warp_totals[k];
     }
     return total;
+}
+
+/// Feature f of the centroids' mean c = Σ_k μ_k / K, summed in double in k order and rounded to T
+/// (the CPU's kmeans_detail::centred, to the bit).
+template <class T>
+DIFFBIO_HD T centroid_mean(const T* mu, std::size_t K, std::size_t F, std::size_t f) {
+    double s = 0.0;
+    for (std::size_t k = 0; k < K; ++k) s += static_cast<double>(mu[k * F + f]);
+    return static_cast<T>(s / static_cast<double>(K));
+}
+
+template <class T>
+__global__ void centroid_means(const T* __restrict__ mu, std::size_t K, std::size_t F, T* __restrict__ c) {
+    for (std::size_t f = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; f < F;
+         f += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+        c[f] = centroid_mean(mu, K, F, f);
+    }
+}
+
+/// out [rows × F] = a − c (each row less the centroids' mean): points or centroids in the frame
+/// centred on c.
+template <class T>
+__global__ void centre_rows(const T* __restrict__ a, std::size_t rows, std::size_t F, const T* __restrict__ c, T* __restrict__ out) {
+    for (std::size_t idx = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; idx < rows * F;
+         idx += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+        out[idx] = a[idx] - c[idx % F];
+    }
 }
 
 template <class T>
@@ -468,6 +502,36 @@ void launch_column_sums(const exec::Cuda& p, const T* a, std::size_t n, std::siz
 
 inline unsigned row_grid(std::size_t n) { return exec::cuda::grid_size(n * kmeans_kernels::warp); }
 
+/// Points and centroids in the frame centred on the centroids' mean c (device pointers into the
+/// workspace): x − c [n × F], μ − c [K × F] and ‖μ_k − c‖² [K]. Distances are the same in this
+/// frame, and the GEMM form ‖μ_k − c‖² − 2 (x_i − c)·(μ_k − c) no longer loses the digits of an
+/// offset the data share (the CPU kernels' frame: kmeans_detail::centred).
+template <class T>
+struct CentredFrame {
+    const T* x;
+    const T* mu;
+    const T* mn;
+};
+
+/// Launches the centring on p.stream. Scratch: n × F T (points) and F + K × F + K T (frame).
+template <class T>
+CentredFrame<T> centre(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* x, std::size_t n, std::size_t F, const T* mu, std::size_t K) {
+    T* fr = ws.frame(F + K * F + K);
+    T* c = fr;
+    T* muc = fr + F;
+    T* mn = muc + K * F;
+    T* xc = ws.points(n * F);
+    kmeans_kernels::centroid_means<T><<<exec::cuda::grid_size(F), exec::cuda::block_size, 0, p.stream>>>(mu, K, F, c);
+    exec::cuda::check_launch("kmeans centroid_means");
+    kmeans_kernels::centre_rows<T><<<exec::cuda::grid_size(K * F), exec::cuda::block_size, 0, p.stream>>>(mu, K, F, c, muc);
+    exec::cuda::check_launch("kmeans centre_rows (centroids)");
+    kmeans_kernels::row_norms2<T><<<exec::cuda::grid_size(K), exec::cuda::block_size, 0, p.stream>>>(muc, K, F, mn);
+    exec::cuda::check_launch("kmeans row_norms2");
+    kmeans_kernels::centre_rows<T><<<exec::cuda::grid_size(n * F), exec::cuda::block_size, 0, p.stream>>>(x, n, F, c, xc);
+    exec::cuda::check_launch("kmeans centre_rows (points)");
+    return {xc, muc, mn};
+}
+
 inline double fetch_scalar(const exec::Cuda& p, const double* d) {
     double host = 0.0;
     exec::cuda::check(cudaMemcpyAsync(&host, d, sizeof(double), cudaMemcpyDeviceToHost, p.stream), "cudaMemcpyAsync D2H");
@@ -478,8 +542,9 @@ inline double fetch_scalar(const exec::Cuda& p, const double* d) {
 } // namespace kmeans_cuda_detail
 
 /// Forward on device data: assignments [n × K] = softmax_k(−D_ik/τ) (may be null) and labels [n]
-/// (may be null) of points x [n × F] to centroids mu [K × F]. Asynchronous. Scratch: K T, and n × K
-/// T when assignments is null. Throws InvalidArgument for n, K or F = 0 and τ ≤ 0 or not finite.
+/// (may be null) of points x [n × F] to centroids mu [K × F]. Asynchronous. Scratch: the centred
+/// frame (n × F + F + K × F + K T), and n × K T when assignments is null. Does not check that the
+/// squared distances stay within T's range (the host entry points do: check_distance_range). Throws InvalidArgument for n, K or F = 0 and τ ≤ 0 or not finite.
 template <class T>
 void soft_assign_forward(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* x, std::size_t n, std::size_t F, const T* mu,
                          std::size_t K, T tau, T* assignments, int* labels) {
@@ -490,11 +555,9 @@ void soft_assign_forward(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* x
     check_temperature(tau, where, "tau");
     if (assignments == nullptr && labels == nullptr) return;
     T* rows = assignments != nullptr ? assignments : ws.matrix(n * K);
-    T* mn = ws.small(K);
-    kmeans_kernels::row_norms2<T><<<exec::cuda::grid_size(K), exec::cuda::block_size, 0, p.stream>>>(mu, K, F, mn);
-    exec::cuda::check_launch("kmeans row_norms2");
-    d::gemm_x_mt(ws.cublas(p), x, n, F, mu, K, T(-2), rows);
-    kmeans_kernels::assign_rows<T><<<d::row_grid(n), exec::cuda::block_size, 0, p.stream>>>(n, mn, K, T(1) / tau, assignments != nullptr,
+    const d::CentredFrame<T> fr = d::centre(p, ws, x, n, F, mu, K);
+    d::gemm_x_mt(ws.cublas(p), fr.x, n, F, fr.mu, K, T(-2), rows);
+    kmeans_kernels::assign_rows<T><<<d::row_grid(n), exec::cuda::block_size, 0, p.stream>>>(n, fr.mn, K, T(1) / tau, assignments != nullptr,
                                                                                            rows, labels);
     exec::cuda::check_launch("kmeans assign_rows");
 }
@@ -502,7 +565,7 @@ void soft_assign_forward(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* x
 /// Backward on device data (the CPU Var node's gradients): from the forward's assignments p and
 /// their adjoint pbar (both [n × K]), ACCUMULATES ∂L/∂x into x_grad [n × F] and ∂L/∂μ into
 /// centroids_grad [K × F] (device, each may be null) and adds ∂L/∂τ into *tau_grad (a HOST double,
-/// may be null; synchronises p.stream). Scratch: n × K + n + K T, K + 1 doubles.
+/// may be null; synchronises p.stream). Scratch: n × K + n T, the centred frame, K + 1 doubles.
 template <class T>
 void soft_assign_backward(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* x, std::size_t n, std::size_t F, const T* mu,
                           std::size_t K, T tau, const T* assignments, const T* assignments_grad, T* x_grad, T* centroids_grad,
@@ -516,29 +579,26 @@ void soft_assign_backward(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* 
     const bool with_tau = tau_grad != nullptr;
     T* db = ws.matrix(n * K);
     T* tv = ws.vectors(n);
-    T* mn = ws.small(K);
     double* dv = ws.doubles(K + 1); // [0] Σ G (D − m), [1..K] column sums of D̄
     exec::cuda::check(cudaMemsetAsync(dv, 0, (K + 1) * sizeof(double), p.stream), "cudaMemsetAsync");
     cublasHandle_t h = ws.cublas(p);
-    if (with_tau) {
-        kmeans_kernels::row_norms2<T><<<exec::cuda::grid_size(K), exec::cuda::block_size, 0, p.stream>>>(mu, K, F, mn);
-        exec::cuda::check_launch("kmeans row_norms2");
-        d::gemm_x_mt(h, x, n, F, mu, K, T(-2), db);
-    }
+    // In the centroids' frame, as the forward: the c terms of x̄ and μ̄ cancel exactly.
+    const d::CentredFrame<T> fr = d::centre(p, ws, x, n, F, mu, K);
+    if (with_tau) d::gemm_x_mt(h, fr.x, n, F, fr.mu, K, T(-2), db);
     kmeans_kernels::backward_rows<T><<<d::row_grid(n), exec::cuda::block_size, 0, p.stream>>>(
-        n, mn, K, static_cast<double>(tau), assignments, assignments_grad, with_tau, db, x_grad != nullptr ? tv : nullptr, dv);
+        n, fr.mn, K, static_cast<double>(tau), assignments, assignments_grad, with_tau, db, x_grad != nullptr ? tv : nullptr, dv);
     exec::cuda::check_launch("kmeans backward_rows");
     if (x_grad != nullptr) {
-        kmeans_kernels::add_row_scaled<T><<<exec::cuda::grid_size(n * F), exec::cuda::block_size, 0, p.stream>>>(x, n, F, tv, x_grad);
+        kmeans_kernels::add_row_scaled<T><<<exec::cuda::grid_size(n * F), exec::cuda::block_size, 0, p.stream>>>(fr.x, n, F, tv, x_grad);
         exec::cuda::check_launch("kmeans add_row_scaled");
-        d::gemm_a_m(h, db, n, K, mu, F, T(-2), T(1), x_grad);
+        d::gemm_a_m(h, db, n, K, fr.mu, F, T(-2), T(1), x_grad);
     }
     if (centroids_grad != nullptr) {
         d::launch_column_sums<T>(p, db, n, K, dv + 1);
-        kmeans_kernels::add_centroid_scaled<T><<<exec::cuda::grid_size(K * F), exec::cuda::block_size, 0, p.stream>>>(mu, K, F, dv + 1,
+        kmeans_kernels::add_centroid_scaled<T><<<exec::cuda::grid_size(K * F), exec::cuda::block_size, 0, p.stream>>>(fr.mu, K, F, dv + 1,
                                                                                                                      centroids_grad);
         exec::cuda::check_launch("kmeans add_centroid_scaled");
-        d::gemm_at_x(h, db, n, K, x, F, T(-2), T(1), centroids_grad);
+        d::gemm_at_x(h, db, n, K, fr.x, F, T(-2), T(1), centroids_grad);
     }
     if (with_tau) {
         const double acc = d::fetch_scalar(p, dv);
@@ -577,8 +637,8 @@ double kmeans_inertia(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* x, s
 /// One Lloyd iteration on device data: labels [n] = argmin_k ‖x_i − μ_k‖² (lowest index on ties),
 /// and, when new_centroids [K × F] is not null, the means of each label's points (an empty
 /// cluster keeps its centroid; new_centroids may equal mu). Returns the inertia (with mu) and the
-/// squared centroid shift (0 without an update). Synchronises p.stream. Scratch: n × K + K T,
-/// K × F + K + 2 doubles.
+/// squared centroid shift (0 without an update). Synchronises p.stream. Scratch: n × K T, the
+/// centred frame, K × F + K + 2 doubles.
 template <class T>
 LloydStepStats lloyd_step(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* x, std::size_t n, std::size_t F, const T* mu, std::size_t K,
                           int* labels, T* new_centroids) {
@@ -611,13 +671,14 @@ LloydStepStats lloyd_step(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* 
 
 namespace kmeans_cuda_detail {
 
-/// The CPU's checks: shapes (returns F), τ, finite data.
+/// The CPU's checks: shapes (returns F), finite data, squared distances within T's range.
 template <class T>
 std::size_t validate(std::span<const T> x, std::size_t n, std::span<const T> centroids, std::size_t K, const char* where) {
     const std::size_t F = kmeans_detail::check_shapes(x.size(), n, centroids.size(), K, where);
     kmeans_detail::check_all_finite(x, where, "points");
     kmeans_detail::check_all_finite(centroids, where, "centroids");
     check_dims(n, F, K, where);
+    kmeans_detail::check_distance_range(x.data(), n, F, centroids.data(), K, where);
     return F;
 }
 
