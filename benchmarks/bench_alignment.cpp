@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <map>
 #include <random>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -59,10 +60,13 @@ struct Batch {
     double cells = 0.0;
 };
 
-/// `count` pairs of `len` × `len` random DNA codes, the targets 70% identical to their queries.
-const Batch& batch(std::size_t count, std::size_t len) {
-    static std::map<std::pair<std::size_t, std::size_t>, Batch> cache;
-    auto it = cache.find({count, len});
+/// `count` pairs of `len` × `len` random DNA codes, the targets 70% identical to their queries
+/// (related: each target base is its query's with probability 0.7, else random), or drawn
+/// independently of them (unrelated: the kernels' worst case, where no cell's adjoint or end
+/// weight underflows to 0 and none can be skipped).
+const Batch& batch(std::size_t count, std::size_t len, bool unrelated = false) {
+    static std::map<std::tuple<std::size_t, std::size_t, bool>, Batch> cache;
+    auto it = cache.find({count, len, unrelated});
     if (it != cache.end()) return it->second;
     std::mt19937 rng(11);
     std::uniform_int_distribution<int> base(0, 3);
@@ -75,12 +79,12 @@ const Batch& batch(std::size_t count, std::size_t len) {
         b.t[k].resize(len);
         for (std::size_t i = 0; i < len; ++i) {
             b.q[k][i] = static_cast<std::uint8_t>(base(rng));
-            b.t[k][i] = u(rng) < 0.7 ? b.q[k][i] : static_cast<std::uint8_t>(base(rng));
+            b.t[k][i] = !unrelated && u(rng) < 0.7 ? b.q[k][i] : static_cast<std::uint8_t>(base(rng));
         }
     }
     for (std::size_t k = 0; k < count; ++k) b.pairs.push_back({b.q[k], b.t[k]});
     b.cells = static_cast<double>(count * len * len);
-    return cache.emplace(std::pair{count, len}, std::move(b)).first->second;
+    return cache.emplace(std::tuple{count, len, unrelated}, std::move(b)).first->second;
 }
 
 ops::SmithWaterman aligner(SwKind kind, std::size_t checkpoint = 0, bool keep_tables = true) {
@@ -224,9 +228,9 @@ BENCHMARK_TEMPLATE(BM_profile_pair_grad, SwKind::Affine)->Arg(1000)->Unit(benchm
 
 // ---- the SIMD kernels through the public API -----------------------------------------------------
 
-template <class F, SwKind Kind>
+template <class F, SwKind Kind, bool Unrelated = false>
 void BM_forward(benchmark::State& state) {
-    const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)));
+    const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)), Unrelated);
     const ops::SmithWaterman sw = aligner(Kind);
     with_policy(static_cast<int>(state.range(2)), [&](const auto& policy) {
         ad::Binder<F> bind;
@@ -240,9 +244,9 @@ void BM_forward(benchmark::State& state) {
 
 /// Kept: the caller's SwWorkspace; Fresh: no table cache (each call allocates and first-touches
 /// its tables); neither: the operator's own cache (the default), as in a training loop.
-template <class F, SwKind Kind, bool Checkpoint, bool Kept = false, bool Tau = false, bool Fresh = false>
+template <class F, SwKind Kind, bool Checkpoint, bool Kept = false, bool Tau = false, bool Fresh = false, bool Unrelated = false>
 void BM_forward_backward_impl(benchmark::State& state) {
-    const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)));
+    const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)), Unrelated);
     const std::size_t k = Checkpoint ? static_cast<std::size_t>(std::sqrt(static_cast<double>(state.range(1)))) : 0;
     const ops::SmithWaterman sw = aligner(Kind, 0, !Fresh);
     const std::vector<double> weights(b.pairs.size(), 1.0);
@@ -305,6 +309,18 @@ void BM_forward_backward_tau(benchmark::State& state) {
 void shapes_tau(benchmark::internal::Benchmark* b) {
     b->Args({1024, 150, 1})->Args({64, 1000, 1})->Unit(benchmark::kMillisecond);
 }
+/// Unrelated pairs (batch above): forward and forward+backward where nothing can be skipped.
+template <class F, SwKind Kind>
+void BM_forward_unrelated(benchmark::State& state) {
+    BM_forward<F, Kind, true>(state);
+}
+template <class F, SwKind Kind>
+void BM_forward_backward_unrelated(benchmark::State& state) {
+    BM_forward_backward_impl<F, Kind, false, false, false, false, true>(state);
+}
+BENCHMARK_TEMPLATE(BM_forward_unrelated, float, SwKind::Linear)->Apply(shapes_tau);
+BENCHMARK_TEMPLATE(BM_forward_backward_unrelated, float, SwKind::Linear)->Apply(shapes_tau);
+BENCHMARK_TEMPLATE(BM_forward_backward_unrelated, float, SwKind::Affine)->Apply(shapes_tau);
 BENCHMARK_TEMPLATE(BM_forward_backward_tau, float, SwKind::Linear)->Apply(shapes_tau);
 BENCHMARK_TEMPLATE(BM_forward_backward_tau, float, SwKind::Affine)->Apply(shapes_tau);
 BENCHMARK_TEMPLATE(BM_forward_backward_tau, double, SwKind::Linear)->Apply(shapes_tau);
@@ -318,8 +334,9 @@ BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Linear)->Apply(shape
 BENCHMARK_TEMPLATE(BM_forward_backward_ckpt, float, SwKind::Affine)->Apply(shapes_ckpt);
 
 #if defined(DIFFBIO_BENCH_PARASAIL)
+template <bool Unrelated = false>
 void BM_parasail_sw_striped_16(benchmark::State& state) {
-    const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)));
+    const Batch& b = batch(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)), Unrelated);
     parasail_matrix_t* matrix = parasail_matrix_create("ACGT", 2, -1);
     std::vector<std::string> q, t;
     for (std::size_t k = 0; k < b.pairs.size(); ++k) {
@@ -342,7 +359,8 @@ void BM_parasail_sw_striped_16(benchmark::State& state) {
     parasail_matrix_free(matrix);
     state.SetItemsProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * b.cells));
 }
-BENCHMARK(BM_parasail_sw_striped_16)->Args({1024, 150})->Args({64, 1000})->Args({1, 1000})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_parasail_sw_striped_16, false)->Args({1024, 150})->Args({64, 1000})->Args({1, 1000})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_parasail_sw_striped_16, true)->Args({1024, 150})->Args({64, 1000})->Unit(benchmark::kMillisecond);
 #endif
 
 } // namespace

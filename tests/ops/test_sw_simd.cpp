@@ -184,3 +184,98 @@ TEST_CASE("Checkpointed SIMD backward equals the scalar backward (every k, incl.
 TEST_CASE("SIMD backward equals the scalar backward (float, every model)", "[ops][sw_simd]") {
     check_backward_codes<float>(1e-5, 30, 1.0, 29);
 }
+
+namespace {
+
+/// A copy of q with substitutions (probability sub per base) and single-base insertions and
+/// deletions (probability indel each): a homolog whose alignment path wanders off the diagonal.
+std::vector<std::uint8_t> mutate(std::mt19937& rng, const std::vector<std::uint8_t>& q, double sub, double indel, std::size_t A) {
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::uniform_int_distribution<int> code(0, static_cast<int>(A) - 1);
+    std::vector<std::uint8_t> t;
+    for (const std::uint8_t c : q) {
+        const double r = u(rng);
+        if (r < indel) continue; // deletion
+        if (r < 2 * indel) t.push_back(static_cast<std::uint8_t>(code(rng))); // insertion before c
+        t.push_back(u(rng) < sub ? static_cast<std::uint8_t>(code(rng)) : c);
+    }
+    return t;
+}
+
+/// Long pairs in one batch: homologs with indels (each lane's path its own), homologs inside random
+/// flanks (local alignments in the middle of the table) and unrelated pairs, 60–320 bp.
+CodeBatch long_batch(std::mt19937& rng, std::size_t count, std::size_t A) {
+    std::uniform_int_distribution<std::size_t> len(60, 320);
+    CodeBatch b;
+    for (std::size_t k = 0; k < count; ++k) {
+        std::vector<std::uint8_t> q = random_codes(rng, len(rng), A), t;
+        if (k % 4 == 3) {
+            t = random_codes(rng, len(rng), A);
+        } else {
+            t = mutate(rng, q, 0.2, 0.02, A);
+            if (k % 4 == 2) {
+                std::vector<std::uint8_t> flanked = random_codes(rng, 40, A);
+                flanked.insert(flanked.end(), t.begin(), t.end());
+                const auto tail = random_codes(rng, 25, A);
+                flanked.insert(flanked.end(), tail.begin(), tail.end());
+                t = std::move(flanked);
+            }
+        }
+        b.q.push_back(std::move(q));
+        b.t.push_back(std::move(t));
+    }
+    return b;
+}
+
+/// Soft local linear (the kernel that skips cells): SIMD forward and backward of long pairs at
+/// temperatures where most of each table's posteriors and end weights underflow to exactly 0,
+/// against the scalar double kernels, with ∂/∂τ and without, full table and checkpointed.
+template <class F>
+void check_backward_underflow(double rel, double tau, std::size_t checkpoint) {
+    std::mt19937 rng(23);
+    const std::size_t A = 4;
+    const CodeBatch b = long_batch(rng, 40, A);
+    const auto pairs = b.pairs();
+    const std::vector<double> S = random_matrix<double>(rng, A, false);
+    const std::vector<F> Sf(S.begin(), S.end());
+    const SwScalars<double> p{3.0, 1.0, tau};
+    const SwScalars<F> pf{F(3), F(1), static_cast<F>(tau)};
+    std::vector<double> fbar(pairs.size());
+    std::uniform_real_distribution<double> u(-1.0, 2.0);
+    for (double& v : fbar) v = u(rng);
+    for (const bool dtau : {true, false}) {
+        const SwModel md{SwKind::Linear, true, false, dtau};
+        std::vector<double> want_scores;
+        const SwBatchGrads want = scalar_grads(md, p, S, A, pairs, fbar, want_scores);
+        std::vector<F> got_scores(pairs.size());
+        SwBatchGrads got;
+        sw_simd_value_and_grad_codes<F, double>(md, pf, Sf.data(), A, pairs, fbar.data(), got_scores.data(), got, 1, checkpoint);
+        INFO("tau " << tau << " checkpoint " << checkpoint << " dtau " << dtau);
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            CHECK(std::fabs(got_scores[k] - want_scores[k]) <= rel * std::max(1.0, std::fabs(want_scores[k])));
+        }
+        double scale = 1.0;
+        for (double v : want.Sbar) scale = std::max(scale, std::fabs(v));
+        for (std::size_t e = 0; e < A * A; ++e) {
+            INFO("S entry " << e << ": simd " << got.Sbar[e] << ", scalar " << want.Sbar[e]);
+            CHECK(std::fabs(got.Sbar[e] - want.Sbar[e]) <= rel * scale);
+        }
+        auto close = [&](double a, double w) { return std::fabs(a - w) <= rel * std::max(scale, std::fabs(w)); };
+        INFO("extend " << got.g.extend << " vs " << want.g.extend << ", tau " << got.g.tau << " vs " << want.g.tau);
+        CHECK(close(got.g.extend, want.g.extend));
+        CHECK(close(got.g.tau, dtau ? want.g.tau : 0.0));
+    }
+}
+
+} // namespace
+
+TEST_CASE("SIMD soft local backward where posteriors underflow: skipped cells change nothing", "[ops][sw_simd]") {
+    // the kernel skips a cell whose adjoint and end weight are 0 in every lane (and a whole row's end
+    // weights from the forward's row maxima): long homologs at low τ leave most cells at exactly 0
+    for (const double tau : {0.02, 0.3}) {
+        check_backward_underflow<double>(1e-10, tau, 0);
+        check_backward_underflow<double>(1e-10, tau, 17);
+    }
+    check_backward_underflow<float>(1e-4, 0.3, 0);
+}
+

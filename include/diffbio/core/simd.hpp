@@ -27,6 +27,8 @@
 //                                  stays NaN.
 //   simd::exp_nonpos(p)            the same for x ≤ 0 only (skips the clamp above: the soft max's
 //                                  max-shifted exponents)
+//   simd::exp_zero_below<T>        the bound below which both give exactly 0
+//   simd::any(m)                   whether any lane of a mask is set
 //   simd::log_normal(p)            log for normal, positive, finite x only (skips the special cases)
 //   simd::log(p)                   natural log per lane. float: |error| ≤ 1.2e-7 absolute where
 //                                  |log x| < 1, ≤ 2e-7 relative elsewhere; double: ≤ 4e-16 absolute /
@@ -63,6 +65,8 @@
 #if defined(__AVX512F__) && !defined(__CUDACC__)
 #include <immintrin.h>
 #define DIFFBIO_SIMD_AVX512 1
+#elif defined(__SSE2__) && !defined(__CUDACC__)
+#include <immintrin.h> // simd::any's lane tests
 #endif
 
 namespace diffbio::simd {
@@ -103,6 +107,11 @@ inline constexpr int native_bytes = 16;
 
 template <class T>
 inline constexpr int native_lanes = native_bytes / static_cast<int>(sizeof(T));
+
+/// exp and exp_nonpos give exactly 0 below this (float: −87.3, double: −708.3), so that a kernel
+/// may skip a term whose every lane's exponent is below it without changing a bit.
+template <class T>
+inline constexpr T exp_zero_below = sizeof(T) == 4 ? T(-87.3f) : T(-708.3);
 
 namespace detail {
 template <class T, int N>
@@ -195,7 +204,7 @@ DIFFBIO_FORCE_INLINE R exp_raw(const R& x0) {
     using IR = typename vec_of<I, sizeof(R) / sizeof(T)>::type;
     constexpr bool f32 = sizeof(T) == 4;
     constexpr T hi = f32 ? T(88.7f) : T(709.7);
-    constexpr T lo = f32 ? T(-87.3f) : T(-708.3);
+    constexpr T lo = exp_zero_below<T>;
     // shifter 1.5·2^23 (float) / 1.5·2^52 (double): adding it rounds to an integer n kept in the low bits
     constexpr T shifter = f32 ? T(12582912.0f) : T(6755399441055744.0);
     constexpr I shifter_bits = f32 ? I(0x4B400000) : I(0x4338000000000000LL);
@@ -449,6 +458,39 @@ template <class T, int N>
 inline pack<T, N> select(const mask<T, N>& m, const pack<T, N>& a, const pack<T, N>& b) {
     DIFFBIO_SIMD_LANEWISE(m.v[g] ? a.v[g] : b.v[g]);
 }
+/// Whether any lane of m is set: one test of the OR of its sub-registers (for branches that skip
+/// work no lane needs).
+template <class T, int N>
+DIFFBIO_FORCE_INLINE bool any(const mask<T, N>& m) {
+    using R = typename mask<T, N>::raw;
+    R acc = m.v[0];
+    DIFFBIO_SIMD_UNROLL for (int g = 1; g < mask<T, N>::G; ++g) acc |= m.v[g];
+#if defined(DIFFBIO_SIMD_AVX512)
+    if constexpr (sizeof(R) == 64) {
+        __m512i x;
+        std::memcpy(&x, &acc, sizeof(x));
+        return _mm512_test_epi32_mask(x, x) != 0;
+    }
+#endif
+#if defined(__AVX__) && !defined(__CUDACC__)
+    if constexpr (sizeof(R) == 32) {
+        __m256i x;
+        std::memcpy(&x, &acc, sizeof(x));
+        return _mm256_testz_si256(x, x) == 0;
+    }
+#endif
+#if defined(__SSE2__) && !defined(__CUDACC__)
+    if constexpr (sizeof(R) == 16) {
+        __m128i x;
+        std::memcpy(&x, &acc, sizeof(x));
+        return _mm_movemask_epi8(x) != 0; // mask lanes are all ones or all zeros
+    }
+#endif
+    bool hit = false;
+    for (int l = 0; l < mask<T, N>::W; ++l) hit = hit || acc[l] != 0;
+    return hit;
+}
+
 /// Lane-wise min/max; a NaN in `a` is kept.
 template <class T, int N>
 inline pack<T, N> min(const pack<T, N>& a, const pack<T, N>& b) {

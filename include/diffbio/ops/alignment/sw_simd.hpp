@@ -267,9 +267,12 @@ struct SwVRows {
 /// Per-lane facts the backward needs besides the table, gathered by the forward: local hard, the
 /// first maximum of M in row-major order and its cell (bi, bj) (0, 0: the empty alignment wins);
 /// compat, the max over the in-range H and how many cells tie with it.
+/// Soft local linear: row_max[i] = max_j (s_ij + max(P_i−1,j−1, 0)), the bound on row i's M that
+/// lets the backward skip rows whose end weights are all 0 (when not null: the forward writes it).
 template <class V>
 struct SwVExtra {
     V best, bi, bj, mx, ties;
+    V* row_max = nullptr;
 };
 
 /// The rows a forward pass computes: lo = 0 from the borders (with the scores); lo > 0 rows lo..hi
@@ -330,7 +333,8 @@ DIFFBIO_FORCE_INLINE V sw_vlinear_local_cell(const V& s, const V& pd, const V& p
 /// the row into the running (max, sum) once per row.
 template <bool Local, class F, int L, class Fill>
 void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const Fill& fill, F* sbuf,
-                          const SwVRows<simd::pack<F, L>>& rows, F* out, std::size_t first, std::size_t last) {
+                          const SwVRows<simd::pack<F, L>>& rows, F* out, std::size_t first, std::size_t last,
+                          simd::pack<F, L>* row_max = nullptr) {
     using V = simd::pack<F, L>;
     const SwSoft<V> t{V::broadcast(p.tau), V::broadcast(F(1) / p.tau)};
     const V e = V::broadcast(p.extend), zero = V::broadcast(F(0)), one = V::broadcast(F(1));
@@ -363,19 +367,26 @@ void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const
             return sw_vsmax3<false>(s + pd, pu - e, pl - e, t);
         }
     };
-    // the end sum of row slot r (local scoring)
-    auto end_row = [&](int r) {
+    // the end sum of row slot r, row i (local scoring)
+    auto end_row = [&](int r, std::size_t i) {
         if constexpr (Local) {
             if (!scoring) return;
             const V R = rmax[r];
+            if (row_max != nullptr) row_max[i] = R;
             V acc = zero;
-            for (std::size_t j = 1; j <= N; ++j) acc += simd::exp_nonpos((eM[r][j] - R) * t.inv) * eA[r][j];
+            const V flush = V::broadcast(simd::exp_zero_below<F>);
+            for (std::size_t j = 1; j <= N; ++j) {
+                // cells far below the row's best in every lane add exactly 0: skip their exp
+                const V x = (eM[r][j] - R) * t.inv;
+                if (simd::any(!(x < flush))) acc += simd::exp_nonpos(x) * eA[r][j];
+            }
             const V d = R - gmax;
             const V ex = simd::exp_nonpos(simd::neg_abs(d) * t.inv);
             gsum = simd::select(d <= zero, gsum + acc * ex, gsum * ex + acc);
             gmax = simd::max(gmax, R);
         } else {
             (void)r;
+            (void)i;
         }
     };
     auto capture = [&](std::size_t i, const V* P) {
@@ -426,8 +437,8 @@ void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const
             bl = bc;
         }
         if (N >= 1) Pb[N] = cell(V::load(sbuf2 + (N - 1) * L), bd, al, bl, 1, N);
-        end_row(0);
-        end_row(1);
+        end_row(0, i);
+        end_row(1, i + 1);
         capture(i, Pa);
         capture(i + 1, Pb);
     }
@@ -445,7 +456,7 @@ void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const
             pl = c;
             pd = pu;
         }
-        end_row(0);
+        end_row(0, i);
         capture(i, P);
     }
     if constexpr (Local) {
@@ -480,7 +491,8 @@ void sw_vforward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, const F
     }
     if (track) ex->best = ex->bi = ex->bj = V::broadcast(F(0));
     if constexpr (!Hard) { // soft: no M plane, two rows at a time
-        sw_vlinear_soft_rows<Local, F, L>(p, g, fill, sbuf, rows, out, std::max<std::size_t>(rr.lo, 1), M);
+        sw_vlinear_soft_rows<Local, F, L>(p, g, fill, sbuf, rows, out, std::max<std::size_t>(rr.lo, 1), M,
+                                          ex != nullptr ? ex->row_max : nullptr);
         return;
     }
     SwVEnd<Hard, V> end;
@@ -914,6 +926,77 @@ DIFFBIO_FORCE_INLINE void sw_vlinear_local_back(const V& a, const V& s, const V&
     wd = simd::select(pd >= zero, iz2, wb);
 }
 
+/// One row i of the soft local linear reverse sweep (sw_vlinear_local_back per cell), one hardware
+/// register of lanes at a time: the lanes are independent pairs, and the sweep's only chain along
+/// the row is a ← cur[j − 1] + a·wl (one multiply-add), so a single register has parallelism
+/// enough, where a whole L-lane pack (two to four registers) kept ~25 packs live and spilled them to
+/// the stack. The chain and the two contributions to each prev[j] are carried in registers: every
+/// prev[j] (row i − 1's adjoints, j = 0..N) is stored once, never loaded, so prev needs no zeroing.
+/// cur[j] enters with row i + 1's contributions; arow gets ∂/∂M of the row (for the sink).
+template <class F, int L>
+DIFFBIO_FORCE_INLINE void sw_vlinear_local_back_row(const SwSoft<simd::pack<F, L>>& t, const simd::pack<F, L>& e, std::size_t N,
+                                                    const simd::pack<F, L>* Pi, const simd::pack<F, L>* Pu, const F* sbuf,
+                                                    const simd::pack<F, L>& Fv, const simd::pack<F, L>& fb,
+                                                    const simd::pack<F, L>* row_max, simd::pack<F, L>* cur, simd::pack<F, L>* prev, simd::pack<F, L>* arow,
+                                                    SwVGrads<simd::pack<F, L>>& acc, simd::pack<F, L>& ent) {
+    using V = simd::pack<F, L>;
+    constexpr int W = V::W;
+    using H = simd::pack<F, W>;
+    const auto part = [](const V& v, int h) {
+        H r;
+        r.v[0] = v.v[h];
+        return r;
+    };
+    for (int h = 0; h < V::G; ++h) {
+        const std::size_t o = static_cast<std::size_t>(h) * W;
+        const auto ld = [o](const V* q) DIFFBIO_INLINE_LAMBDA { return H::load(reinterpret_cast<const F*>(q) + o); };
+        const auto st = [o](V* q, const H& x) DIFFBIO_INLINE_LAMBDA { x.store(reinterpret_cast<F*>(q) + o); };
+        const SwSoft<H> th{part(t.tau, h), part(t.inv, h)};
+        const H eh = part(e, h), Fh = part(Fv, h), fbh = part(fb, h);
+        H tau = part(acc.tau, h), en = part(ent, h), ext = part(acc.extend, h);
+        const H zero = H::broadcast(F(0)), flush = H::broadcast(simd::exp_zero_below<F>);
+        // A cell whose adjoint is 0 and whose end weight e^{(M − F)/τ} is 0 in every lane (far from
+        // every lane's alignments: the posteriors underflowed) adds exactly 0 everywhere: skip it.
+        // Where the row's largest M (from the forward) gives every lane an end weight of 0, the
+        // adjoint alone decides, and skipped cells read nothing from the table; elsewhere the
+        // cell's own te (sw_vlinear_local_back's, bit for bit) is tested.
+        const bool far = row_max != nullptr && !simd::any(!((part(*row_max, h) - Fh) * th.inv < flush));
+        H a = ld(cur + N);
+        H pend = zero; // aM·wd of cell j + 1, for prev[j]
+        for (std::size_t j = N; j > 0; --j) {
+            const auto skip = [&]() DIFFBIO_INLINE_LAMBDA {
+                st(prev + j, pend);
+                pend = zero;
+                st(arow + j - 1, zero);
+                a = ld(cur + j - 1);
+            };
+            if (far && !simd::any(a != zero)) {
+                skip();
+                continue;
+            }
+            const H pd = ld(Pu + j - 1);
+            const H s = H::load(sbuf + (j - 1) * L + o);
+            if (!far && !simd::any((a != zero) | !((s + simd::max(pd, zero) - Fh) * th.inv < flush))) {
+                skip();
+                continue;
+            }
+            H aM, wu, wl, wd;
+            sw_vlinear_local_back(a, s, pd, ld(Pu + j) - eh, ld(Pi + j - 1) - eh, Fh, fbh, th, acc.dtau, tau, en, aM, wu, wl, wd);
+            st(prev + j, pend + a * wu);
+            ext -= a * (wu + wl);
+            pend = aM * wd;
+            st(arow + j - 1, aM);
+            a = ld(cur + j - 1) + a * wl;
+        }
+        // column 0: P_i0 = P_{i−1,0} − e
+        st(prev, pend + a);
+        ext -= a;
+        acc.tau.v[h] = tau.v[0];
+        ent.v[h] = en.v[0];
+        acc.extend.v[h] = ext.v[0];
+    }
+}
+
 /// Linear reverse sweep. Hard reads M from the table; soft local takes M = s + smax(0, P↖) from the
 /// cell's score and P↖ (the forward keeps P only) without its log (sw_vlinear_local_back); soft
 /// global M = s + P↖.
@@ -955,39 +1038,35 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
         const V* Pu = tab.row(0, i - 1);
         const V* Mi = Hard ? tab.row(1, i) : nullptr;
         if constexpr (!Hard) fill(i - 1, sbuf.data());
+        if constexpr (Local && !Hard) {
+            sw_vlinear_local_back_row(t, e, N, Pi, Pu, sbuf.data(), Fv, fb, ex.row_max != nullptr ? ex.row_max + i : nullptr, cur, prev,
+                                      arow, acc, ent);
+            sink_row(i - 1, arow);
+            std::swap(cur, prev); // every entry of the new prev is written before it is read
+            continue;
+        }
         const V iv = V::broadcast(static_cast<F>(i));
         for (std::size_t j = N; j > 0; --j) {
             const V a = cur[j];
             const V pd = Pu[j - 1];
-            V aM;
-            if constexpr (Local && !Hard) {
-                V wu, wl, wd;
-                sw_vlinear_local_back(a, V::load(sbuf.data() + (j - 1) * L), pd, Pu[j] - e, Pi[j - 1] - e, Fv, fb, t,
-                                      acc.dtau, acc.tau, ent, aM, wu, wl, wd);
-                prev[j] += a * wu;
-                cur[j - 1] += a * wl;
-                acc.extend -= a * (wu + wl);
-                prev[j - 1] += aM * wd;
+            V Mv;
+            if constexpr (Hard) {
+                Mv = Mi[j];
             } else {
-                V Mv;
-                if constexpr (Hard) {
-                    Mv = Mi[j];
-                } else {
-                    Mv = V::load(sbuf.data() + (j - 1) * L) + pd;
-                }
-                acc.tau += a * sw_vweights<Hard, 3>({Mv, Pu[j] - e, Pi[j - 1] - e}, t, w3, acc.dtau);
-                aM = a * w3[0];
-                prev[j] += a * w3[1];
-                cur[j - 1] += a * w3[2];
-                acc.extend -= a * (w3[1] + w3[2]);
-                if constexpr (Local) {
-                    aM += simd::select((bi == iv) & (bj == V::broadcast(static_cast<F>(j))), fb, zero);
-                    // M = s + max(0, P_d): the first maximum takes it
-                    (void)sw_vweights<Hard, 2>({zero, pd}, t, w2, false);
-                    prev[j - 1] += aM * w2[1];
-                } else {
-                    prev[j - 1] += aM;
-                }
+                Mv = V::load(sbuf.data() + (j - 1) * L) + pd;
+            }
+            acc.tau += a * sw_vweights<Hard, 3>({Mv, Pu[j] - e, Pi[j - 1] - e}, t, w3, acc.dtau);
+            V aM = a * w3[0];
+            prev[j] += a * w3[1];
+            cur[j - 1] += a * w3[2];
+            acc.extend -= a * (w3[1] + w3[2]);
+            if constexpr (Local) {
+                aM += simd::select((bi == iv) & (bj == V::broadcast(static_cast<F>(j))), fb, zero);
+                // M = s + max(0, P_d): the first maximum takes it
+                (void)sw_vweights<Hard, 2>({zero, pd}, t, w2, false);
+                prev[j - 1] += aM * w2[1];
+            } else {
+                prev[j - 1] += aM;
             }
             arow[j - 1] = aM;
         }
@@ -1324,7 +1403,7 @@ struct SwWaveWork; // sw_wavefront.hpp
 
 template <class F, int L>
 struct SwVGradWork {
-    std::vector<simd::pack<F, L>> table, block, rows, adj;
+    std::vector<simd::pack<F, L>> table, block, rows, adj, row_max;
     std::vector<F> sbuf;
     std::vector<double> Sbar;
     SwGrads g;
@@ -1348,6 +1427,10 @@ void sw_vgroup_value_and_grad(const SwModel& md, const SwScalars<F>& p, const Sw
     using Mode = typename SwVRows<V>::Mode;
     const std::size_t S = sw_vtable_states(md), W = g.N + 1;
     SwVExtra<V> ex{};
+    if (md.kind == SwKind::Linear && md.local && !md.hard) {
+        w.row_max.resize(g.M + 1);
+        ex.row_max = w.row_max.data();
+    }
     if (checkpoint == 0 || checkpoint >= g.M) {
         diffbio::detail::reserve_hinted(w.table, S * (g.M + 1) * W); // long pairs: 100s of MB, few page faults
         w.table.resize(S * (g.M + 1) * W);
@@ -1443,6 +1526,13 @@ struct SwVCodeFill {
         std::array<std::array<double, L>, 8> tot{};
         for (std::size_t j0 = 0; j0 < N;) {
             const std::size_t j1 = j0 + std::min(B, N - j0);
+            // a block of adjoints that are all 0 (far from every lane's alignments) adds exactly 0
+            auto nonzero = a[j0] != zero;
+            for (std::size_t j = j0 + 1; j < j1; ++j) nonzero = nonzero | (a[j] != zero);
+            if (!simd::any(nonzero)) {
+                j0 = j1;
+                continue;
+            }
             std::array<V, 8> acc;
             for (std::size_t k = 0; k < A; ++k) acc[k] = zero;
             for (std::size_t j = j0; j < j1; ++j) {
