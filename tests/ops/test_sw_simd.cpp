@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <diffbio/ops/alignment/sw_kernel.hpp>
@@ -227,9 +228,10 @@ CodeBatch long_batch(std::mt19937& rng, std::size_t count, std::size_t A) {
     return b;
 }
 
-/// Soft local linear (the kernel that skips cells): SIMD forward and backward of long pairs at
-/// temperatures where most of each table's posteriors and end weights underflow to exactly 0,
-/// against the scalar double kernels, with ∂/∂τ and without, full table and checkpointed.
+/// The soft models whose reverse sweeps skip cells (linear local, affine local and global): SIMD
+/// forward and backward of long pairs at temperatures where most of each table's posteriors and
+/// end weights underflow to exactly 0, against the scalar double kernels, with ∂/∂τ and without,
+/// full table and checkpointed.
 template <class F>
 void check_backward_underflow(double rel, double tau, std::size_t checkpoint) {
     std::mt19937 rng(23);
@@ -243,14 +245,16 @@ void check_backward_underflow(double rel, double tau, std::size_t checkpoint) {
     std::vector<double> fbar(pairs.size());
     std::uniform_real_distribution<double> u(-1.0, 2.0);
     for (double& v : fbar) v = u(rng);
-    for (const bool dtau : {true, false}) {
-        const SwModel md{SwKind::Linear, true, false, dtau};
+    for (const auto& [kind, local, dtau] : {std::tuple{SwKind::Linear, true, true}, std::tuple{SwKind::Linear, true, false},
+                                             std::tuple{SwKind::Affine, true, true}, std::tuple{SwKind::Affine, true, false},
+                                             std::tuple{SwKind::Affine, false, true}}) {
+        const SwModel md{kind, local, false, dtau};
         std::vector<double> want_scores;
         const SwBatchGrads want = scalar_grads(md, p, S, A, pairs, fbar, want_scores);
         std::vector<F> got_scores(pairs.size());
         SwBatchGrads got;
         sw_simd_value_and_grad_codes<F, double>(md, pf, Sf.data(), A, pairs, fbar.data(), got_scores.data(), got, 1, checkpoint);
-        INFO("tau " << tau << " checkpoint " << checkpoint << " dtau " << dtau);
+        INFO(model_name(md) << " tau " << tau << " checkpoint " << checkpoint << " dtau " << dtau);
         for (std::size_t k = 0; k < pairs.size(); ++k) {
             CHECK(std::fabs(got_scores[k] - want_scores[k]) <= rel * std::max(1.0, std::fabs(want_scores[k])));
         }
@@ -262,6 +266,7 @@ void check_backward_underflow(double rel, double tau, std::size_t checkpoint) {
         }
         auto close = [&](double a, double w) { return std::fabs(a - w) <= rel * std::max(scale, std::fabs(w)); };
         INFO("extend " << got.g.extend << " vs " << want.g.extend << ", tau " << got.g.tau << " vs " << want.g.tau);
+        CHECK(close(got.g.open, want.g.open));
         CHECK(close(got.g.extend, want.g.extend));
         CHECK(close(got.g.tau, dtau ? want.g.tau : 0.0));
     }

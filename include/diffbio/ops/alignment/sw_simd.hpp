@@ -1242,7 +1242,7 @@ void sw_vbackward_affine_fast(const SwScalars<F>& p, const SwGroupShape<L>& g, T
                               std::vector<simd::pack<F, L>>& adj) {
     using V = simd::pack<F, L>;
     const SwAffinePull<Local, V> pull(p.open, p.extend, p.tau);
-    const V zero = V::broadcast(F(0)), inv = pull.c.t.inv;
+    const V zero = V::broadcast(F(0)), inv = pull.c.t.inv, flush = V::broadcast(simd::exp_zero_below<F>);
     const std::size_t M = g.M, N = g.N, w = N + 2;
     adj.assign(5 * w, zero);
     V* dX = adj.data(); // X̄ and M̄ of the row below (column N + 1: 0)
@@ -1266,10 +1266,24 @@ void sw_vbackward_affine_fast(const SwScalars<F>& p, const SwGroupShape<L>& g, T
         }
         V ybar = zero; // Ȳ of (i, j + 1)
         for (std::size_t j = N + 1; j-- > 0;) {
-            V mbar, xbar;
-            pull(Mi[j], Xi[j], Yi[j], dX[j], ybar, Local ? dM[j + 1] : dM[j + 1] + fin[j], acc, mbar, xbar, ybar);
+            const V xd = dX[j], gM = Local ? dM[j + 1] : dM[j + 1] + fin[j];
+            // a cell whose incoming adjoints (and, local, end weight) are 0 in every lane adds
+            // exactly 0 everywhere (far from every lane's alignments): skip it, and the X and Y
+            // planes' reads
+            auto live = (xd != zero) | (ybar != zero) | (gM != zero);
+            V tt;
             if constexpr (Local) {
-                const V tt = (Mi[j] - Fv) * inv;
+                tt = (Mi[j] - Fv) * inv;
+                live = live | !(tt < flush);
+            }
+            if (!simd::any(live)) {
+                nM[j] = zero;
+                nX[j] = zero;
+                continue; // (Ȳ stays 0)
+            }
+            V mbar, xbar;
+            pull(Mi[j], Xi[j], Yi[j], xd, ybar, gM, acc, mbar, xbar, ybar);
+            if constexpr (Local) {
                 const V ws = simd::exp(tt);
                 if (acc.dtau) ent -= ws * tt;
                 mbar += fb * ws;
