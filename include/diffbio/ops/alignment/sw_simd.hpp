@@ -374,12 +374,7 @@ void sw_vlinear_soft_rows(const SwScalars<F>& p, const SwGroupShape<L>& g, const
             const V R = rmax[r];
             if (row_max != nullptr) row_max[i] = R;
             V acc = zero;
-            const V flush = V::broadcast(simd::exp_zero_below<F>);
-            for (std::size_t j = 1; j <= N; ++j) {
-                // cells far below the row's best in every lane add exactly 0: skip their exp
-                const V x = (eM[r][j] - R) * t.inv;
-                if (simd::any(!(x < flush))) acc += simd::exp_nonpos(x) * eA[r][j];
-            }
+            for (std::size_t j = 1; j <= N; ++j) acc += simd::exp_nonpos((eM[r][j] - R) * t.inv) * eA[r][j];
             const V d = R - gmax;
             const V ex = simd::exp_nonpos(simd::neg_abs(d) * t.inv);
             gsum = simd::select(d <= zero, gsum + acc * ex, gsum * ex + acc);
