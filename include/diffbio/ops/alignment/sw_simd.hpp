@@ -1043,6 +1043,15 @@ void sw_vbackward_linear(const SwScalars<F>& p, const SwGroupShape<L>& g, Tab& t
         const V iv = V::broadcast(static_cast<F>(i));
         for (std::size_t j = N; j > 0; --j) {
             const V a = cur[j];
+            // a cell whose adjoint is 0 in every lane (and, local hard, no lane's end cell) adds
+            // exactly 0 everywhere: off the hard paths almost every cell, and far from the soft
+            // global alignments, where the posteriors underflowed
+            if (!simd::any(a != zero)) {
+                if (!Local || !simd::any((bi == iv) & (bj == V::broadcast(static_cast<F>(j))))) {
+                    arow[j - 1] = zero;
+                    continue;
+                }
+            }
             const V pd = Pu[j - 1];
             V Mv;
             if constexpr (Hard) {
