@@ -544,7 +544,8 @@ inline double fetch_scalar(const exec::Cuda& p, const double* d) {
 /// Forward on device data: assignments [n × K] = softmax_k(−D_ik/τ) (may be null) and labels [n]
 /// (may be null) of points x [n × F] to centroids mu [K × F]. Asynchronous. Scratch: the centred
 /// frame (n × F + F + K × F + K T), and n × K T when assignments is null. Does not check that the
-/// squared distances stay within T's range (the host entry points do: check_distance_range). Throws InvalidArgument for n, K or F = 0 and τ ≤ 0 or not finite.
+/// squared distances stay within T's range (the host entry points do: check_distance_range).
+/// Throws InvalidArgument for n, K or F = 0 and τ ≤ 0 or not finite.
 template <class T>
 void soft_assign_forward(const exec::Cuda& p, KMeansWorkspace<T>& ws, const T* x, std::size_t n, std::size_t F, const T* mu,
                          std::size_t K, T tau, T* assignments, int* labels) {
