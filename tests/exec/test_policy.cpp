@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <cstddef>
 #include <type_traits>
+#include <vector>
 
 #include <diffbio/exec/policy.hpp>
 
@@ -22,4 +25,33 @@ TEST_CASE("thread counts of the host policies", "[exec][policy]") {
     CHECK(exec::thread_count(exec::CpuParallel{}) >= 1);
 #endif
     CHECK(exec::Cuda{}.stream == nullptr);
+}
+
+TEST_CASE("for_each_range covers [0, n) once in contiguous ranges", "[exec][policy]") {
+    // each call marks its range; every index must be marked exactly once, and the number of calls
+    // tells whether the work was split (CpuParallel with several threads and items) or not
+    const auto run = [](const auto& policy, std::size_t n) {
+        std::vector<int> hits(n, 0);
+        std::atomic<int> calls{0};
+        exec::for_each_range(policy, n, [&](std::size_t lo, std::size_t hi) {
+            CHECK(lo < hi);
+            CHECK(hi <= n);
+            for (std::size_t i = lo; i < hi; ++i) ++hits[i];
+            ++calls;
+        });
+        for (std::size_t i = 0; i < n; ++i) CHECK(hits[i] == 1);
+        return calls.load();
+    };
+    CHECK(run(exec::Cpu{}, 1000) == 1);
+    CHECK(run(exec::CpuParallel{1}, 1000) == 1);
+    CHECK(run(exec::CpuParallel{3}, 1) == 1);
+#if defined(_OPENMP)
+    CHECK(run(exec::CpuParallel{3}, 1000) == 3);
+    CHECK(run(exec::CpuParallel{4}, 3) == 3); // a thread with an empty share is not called
+#endif
+    // n = 0: a single call, on the empty range [0, 0)
+    std::size_t seen_lo = 1, seen_hi = 1;
+    exec::for_each_range(exec::CpuParallel{2}, 0, [&](std::size_t lo, std::size_t hi) { seen_lo = lo, seen_hi = hi; });
+    CHECK(seen_lo == 0);
+    CHECK(seen_hi == 0);
 }

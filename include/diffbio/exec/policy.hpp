@@ -79,6 +79,28 @@ inline std::size_t this_thread_index() {
 #endif
 }
 
+/// Runs body(lo, hi) over [0, n) in contiguous ranges: with CpuParallel (more than one thread and
+/// one item), once per thread of an OpenMP region on its share (this_thread_range; empty shares
+/// skipped); otherwise once, on [0, n). body must be safe to run at once on disjoint ranges and
+/// must not throw (an exception cannot leave an OpenMP region).
+template <class P, class Body>
+    requires HostPolicy<P>
+void for_each_range(const P& policy, std::size_t n, Body&& body) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<P>, CpuParallel>) {
+        const int threads = thread_count(policy);
+        if (threads > 1 && n > 1) {
+            DIFFBIO_OMP(parallel num_threads(threads))
+            {
+                const Range r = this_thread_range(n);
+                if (r.hi > r.lo) body(r.lo, r.hi);
+            }
+            return;
+        }
+    }
+    (void)policy;
+    body(std::size_t{0}, n);
+}
+
 /// For static_assert in a backend's primary template: false, but only once instantiated.
 template <class...>
 inline constexpr bool dependent_false = false;

@@ -143,15 +143,7 @@ LisiResult lisi(Policy policy, std::span<const double> x, std::size_t dim, const
             r.per_cell[i] = 1.0 / simpson;
         }
     };
-    if constexpr (std::is_same_v<Policy, exec::CpuParallel>) {
-        DIFFBIO_OMP(parallel num_threads(exec::thread_count(policy))) {
-            const auto rg = exec::this_thread_range(n);
-            body(rg.lo, rg.hi);
-        }
-    } else {
-        (void)policy;
-        body(0, n);
-    }
+    exec::for_each_range(policy, n, body);
     double total = 0.0;
     for (double v : r.per_cell) total += v;
     r.mean = total / static_cast<double>(n);

@@ -106,15 +106,7 @@ std::vector<double> silhouette_samples(Policy policy, std::span<const double> x,
             s[i] = m > 0.0 ? (b - a) / m : 0.0;
         }
     };
-    if constexpr (std::is_same_v<Policy, exec::CpuParallel>) {
-        DIFFBIO_OMP(parallel num_threads(exec::thread_count(policy))) {
-            const auto r = exec::this_thread_range(n);
-            body(r.lo, r.hi);
-        }
-    } else {
-        (void)policy;
-        body(0, n);
-    }
+    exec::for_each_range(policy, n, body);
     return s;
 }
 

@@ -286,19 +286,9 @@ void forward(const P& policy, const AlignedBatch& b, const PileupRegion& reg, co
             forward_dispatch_g<C, false>(b, reg, lo, hi, src, out);
         }
     };
-    if constexpr (std::is_same_v<P, exec::CpuParallel>) {
-        const int threads = exec::thread_count(policy);
-        if (threads > 1 && L > 1) {
-            DIFFBIO_OMP(parallel num_threads(threads))
-            {
-                const exec::Range r = exec::this_thread_range(L);
-                if (r.hi > r.lo) run(reg.start + static_cast<std::int64_t>(r.lo), reg.start + static_cast<std::int64_t>(r.hi));
-            }
-            return;
-        }
-    }
-    (void)policy;
-    run(reg.start, reg.end);
+    exec::for_each_range(policy, L, [&](std::size_t lo, std::size_t hi) {
+        run(reg.start + static_cast<std::int64_t>(lo), reg.start + static_cast<std::int64_t>(hi));
+    });
 }
 
 /// Backward of forward() on doubles: accumulates into the (possibly null) gradients of a, b
