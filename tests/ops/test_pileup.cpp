@@ -386,6 +386,40 @@ TEST_CASE("Pileup gradients: read weights, gates, soft bases (Dual, Var, finite 
     }
 }
 
+TEST_CASE("Pileup gradients from the reads' own bases: read weights and gates, N spread or not",
+          "[ops][pileup][grad]") {
+    // no soft bases: the kernel takes each base's code (r1 holds an N, counted as 1/4 of each base
+    // with n_as_uniform, else only in the coverage)
+    const AlignedBatch b = small_batch();
+    const std::size_t N = b.num_reads(), M = b.num_bases();
+    std::vector<double> x;
+    for (std::size_t i = 0; i < N; ++i) x.push_back(0.6 + 0.1 * static_cast<double>(i));
+    for (std::size_t m = 0; m < M; ++m) x.push_back(0.3 + 0.02 * static_cast<double>(m));
+    for (bool n_uniform : {false, true}) {
+        for (bool softmax : {false, true}) {
+            ops::PileupConfig cfg;
+            cfg.n_as_uniform = n_uniform;
+            cfg.apply_softmax = softmax;
+            cfg.temperature = 0.7;
+            ops::DifferentiablePileup pile(cfg);
+            auto f = [&](auto xs) {
+                using T = std::remove_cv_t<typename decltype(xs)::element_type>;
+                auto bind = make_binder<T>();
+                ops::PileupInputs<T, T, T> in{xs.first(N), xs.subspan(N, M), {}};
+                const auto r = pile.apply(bind, b, region, in);
+                std::vector<T> out;
+                for (const auto* v : {&r.counts, &r.coverage, &r.frequencies, &r.mean_quality}) {
+                    out.insert(out.end(), v->begin(), v->end());
+                }
+                return out;
+            };
+            diffbio::test::AdTolerance tol;
+            tol.float_rel = 1e-4;
+            diffbio::test::expect_ad(f, x, tol);
+        }
+    }
+}
+
 TEST_CASE("Pileup gradients: quality transform parameters a, b", "[ops][pileup][grad]") {
     const AlignedBatch b = small_batch();
     auto loss_of = [&](auto& bind, const ops::DifferentiablePileup& pile) {
