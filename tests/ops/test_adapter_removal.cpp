@@ -205,3 +205,36 @@ TEST_CASE("AdapterRemoval min_score: gradients on both branches of max(tau_m w, 
     const std::vector<double> x(b.one_hot.begin(), b.one_hot.end());
     diffbio::test::expect_ad(retention_of_reads(ar, b), x, {.check_float = false});
 }
+
+TEST_CASE("AdapterRemoval min_score: at the tie tau_m w == min_score both modes take the fraction branch",
+          "[ops][adapter][ad][min_score]") {
+    // ACGT, m 2, τ_m 0.5: θ = max(0.5·2·ov, 3) ties exactly at ov 3 (the start 5 of each 8-base
+    // read). The branch taken there decides ∂/∂τ_m: the fused node's backward and the Dual forward
+    // must agree, and equal the one-sided difference from above (where the fraction holds).
+    const ReadBatch b = batch_of({"TTACGTAC", "GACGTTAA"});
+    const ops::AdapterRemovalConfig cfg{.adapter_sequence = "ACGT", .temperature = 1.5, .match_threshold = 0.5,
+                                        .min_overlap = 2, .min_score = 3.0};
+    ops::AdapterRemoval ar(cfg);
+    const auto loss = weighted_output(ar, b);
+    ad::Tape tape;
+    ad::ScopedTape scope(tape);
+    ad::Binder<ad::Var> bv(tape);
+    tape.backward(loss(bv));
+    bv.accumulate_grad();
+    const double g_var = ar.match_threshold().grad()[0];
+    ad::Binder<ad::Dual<double>> bd;
+    bd.seed(ar.match_threshold(), 0);
+    const double g_dual = loss(bd).tangent;
+    auto at = [&](double tm) {
+        ops::AdapterRemovalConfig c = cfg;
+        c.match_threshold = tm;
+        const ops::AdapterRemoval a2(c);
+        ad::Binder<double> b0;
+        return weighted_output(a2, b)(b0);
+    };
+    const double h = 1e-6;
+    const double right = (at(0.5 + h) - at(0.5)) / h, left = (at(0.5) - at(0.5 - h)) / h;
+    CHECK(g_var == Approx(g_dual).epsilon(1e-10));
+    CHECK(g_var == Approx(right).epsilon(1e-4));
+    CHECK(std::fabs(right - left) > 1e-3 * std::fabs(right)); // a real kink (0.5% here): the branches differ
+}
