@@ -9,6 +9,8 @@
 //                              with a static_assert naming the header.
 //
 // Each operation has a backend template specialised per policy (Backend<exec::Cpu>, ...).
+// Host helpers: thread_count(policy); this_thread_range(n) and this_thread_index() inside an
+// OpenMP region; for_each_range(policy, n, body), a body over contiguous per-thread ranges.
 
 #include <cstddef>
 #include <type_traits>
