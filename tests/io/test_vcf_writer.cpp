@@ -30,6 +30,8 @@ std::vector<io::VcfRecord> records() {
     return {
         {.contig = "chr1", .pos = 0, .ref = "A", .alts = {"T"}, .qual = 37.5, .depth = 12, .genotype = {0, 1},
          .genotype_quality = 30, .genotype_probs = {0.001f, 0.9f, 0.099f}},
+        // a depth of 0 is a value (DP=0), not the missing depth (−1)
+        {.contig = "chr1", .pos = 500, .ref = "C", .alts = {"A"}, .qual = 3.0, .depth = 0, .genotype = {0, 0}},
         {.contig = "chr1", .pos = 999, .id = "rs1", .ref = "G", .alts = {"C"}, .qual = 99.0, .depth = 40, .genotype = {1, 1},
          .genotype_quality = 60, .genotype_probs = {0.0f, 0.01f, 0.99f}},
         {.contig = "gi|9626243|ref|NC_001416.1|", .pos = 1355, .ref = "A", .alts = {"G", "T"}, .filter = "", .genotype = {1, 2}},
@@ -75,7 +77,8 @@ void check_read_back(const std::string& path) {
         CHECK(sites[k].filters == (want[k].filter.empty() ? std::vector<std::string>{} : std::vector<std::string>{"PASS"}));
     }
     CHECK(sites[0].alt_allele_count() == 1);
-    CHECK(sites[1].alt_allele_count() == 2);
+    CHECK(sites[1].alt_allele_count() == 0);
+    CHECK(sites[2].alt_allele_count() == 2);
     CHECK(sites[0].is_snv());
 }
 
@@ -88,7 +91,7 @@ TEST_CASE("VcfWriter: VCF, VCF.gz and BCF read back with htslib", "[io][vcf]") {
         {
             io::VcfWriter out(f.path(), header());
             for (const auto& r : records()) out.write(r);
-            CHECK(out.records() == 3);
+            CHECK(out.records() == 4);
             out.close();
         }
         check_read_back(f.path());
@@ -107,6 +110,7 @@ TEST_CASE("VcfWriter: the plain text is VCF 4.2 with 1-based positions", "[io][v
     CHECK(text.find("##source=diffbio_test") != std::string::npos);
     CHECK(text.find("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tsim\n") != std::string::npos);
     CHECK(text.find("\nchr1\t1\t.\tA\tT\t37.5\tPASS\tDP=12\tGT:GQ:GP\t0/1:30:0.001,0.9,0.099\n") != std::string::npos);
+    CHECK(text.find("\nchr1\t501\t.\tC\tA\t3\tPASS\tDP=0\tGT\t0/0\n") != std::string::npos);
     CHECK(text.find("\nchr1\t1000\trs1\tG\tC\t99\tPASS\tDP=40\tGT:GQ:GP\t1/1:60:0,0.01,0.99\n") != std::string::npos);
     CHECK(text.find("\ngi|9626243|ref|NC_001416.1|\t1356\t.\tA\tG,T\t.\t.\t.\tGT\t1/2\n") != std::string::npos);
 }
@@ -125,10 +129,11 @@ TEST_CASE("VcfWriter: bcftools view reads the output", "[io][vcf][peer]") {
         }
         const std::string q = run("bcftools query -f '%CHROM\\t%POS\\t%REF\\t%ALT\\t%INFO/DP[\\t%GT\\t%GQ]\\n' '" + f.path() + "'");
         CHECK(q == "chr1\t1\tA\tT\t12\t0/1\t30\n"
+                   "chr1\t501\tC\tA\t0\t0/0\t.\n"
                    "chr1\t1000\tG\tC\t40\t1/1\t60\n"
                    "gi|9626243|ref|NC_001416.1|\t1356\tA\tG,T\t.\t1/2\t.\n");
         // bcftools' own validation pass: view the file and count its records
-        CHECK(run("bcftools view -H '" + f.path() + "' | wc -l") == "3\n");
+        CHECK(run("bcftools view -H '" + f.path() + "' | wc -l") == "4\n");
     }
 }
 
