@@ -14,10 +14,11 @@ export BUILD_DIR="$build_dir"
 # when its package is absent): htslib-test and seqprep-data (FASTQ/FASTA files the io tests compare
 # against htslib and check by hand), libparasail-dev (Smith-Waterman parity), bowtie2-examples
 # (lambda phage reads and reference), hmmer-examples (profile HMM), samtools, samtools-test and bwa
-# (pileup parity with samtools mpileup), r-cran-seurat (count-matrix test data) and python3-sklearn
-# (clustering metrics against scikit-learn).
+# (pileup parity with samtools mpileup), bcftools (reads back the VCF/BCF that VcfWriter writes),
+# r-cran-seurat (count-matrix test data) and python3-sklearn (clustering metrics against
+# scikit-learn).
 bash "$repo/scripts/setup.sh" htslib-test seqprep-data libparasail-dev bowtie2-examples hmmer-examples \
-  samtools samtools-test bwa r-cran-seurat python3-sklearn
+  samtools samtools-test bwa bcftools r-cran-seurat python3-sklearn
 bash "$repo/scripts/build.sh"
 
 # How many tests are registered?
