@@ -355,67 +355,42 @@ TEST_CASE("Pileup: CpuParallel equals Cpu bit for bit; float close to double", "
 }
 
 TEST_CASE("Pileup gradients: read weights, gates, soft bases (Dual, Var, finite differences)", "[ops][pileup][grad]") {
+    // With soft bases, and without: then the kernel takes each base's code (r1 holds an N, counted
+    // as 1/4 of each base with n_as_uniform, else only in the coverage).
     const AlignedBatch b = small_batch();
     const std::size_t N = b.num_reads(), M = b.num_bases();
-    std::vector<double> x;
-    for (std::size_t i = 0; i < N; ++i) x.push_back(0.6 + 0.1 * static_cast<double>(i));
-    for (std::size_t m = 0; m < M; ++m) x.push_back(0.3 + 0.02 * static_cast<double>(m));
-    for (std::size_t m = 0; m < M; ++m) {
-        for (std::size_t c = 0; c < 4; ++c) x.push_back(0.1 + 0.05 * static_cast<double>((m + 3 * c) % 7));
-    }
-    for (bool softmax : {false, true}) {
-        ops::PileupConfig cfg;
-        cfg.apply_softmax = softmax;
-        cfg.temperature = 0.7;
-        ops::DifferentiablePileup pile(cfg);
-        auto f = [&](auto xs) {
-            using T = std::remove_cv_t<typename decltype(xs)::element_type>;
-            auto bind = make_binder<T>();
-            ops::PileupInputs<T, T, T> in{xs.first(N), xs.subspan(N, M), xs.subspan(N + M, 4 * M)};
-            const auto r = pile.apply(bind, b, region, in);
-            std::vector<T> out;
-            for (const auto* v : {&r.counts, &r.coverage, &r.quality_sum, &r.deletions, &r.insertions, &r.frequencies,
-                                  &r.mean_quality}) {
-                out.insert(out.end(), v->begin(), v->end());
+    for (bool soft : {true, false}) {
+        std::vector<double> x;
+        for (std::size_t i = 0; i < N; ++i) x.push_back(0.6 + 0.1 * static_cast<double>(i));
+        for (std::size_t m = 0; m < M; ++m) x.push_back(0.3 + 0.02 * static_cast<double>(m));
+        for (std::size_t m = 0; soft && m < M; ++m) {
+            for (std::size_t c = 0; c < 4; ++c) x.push_back(0.1 + 0.05 * static_cast<double>((m + 3 * c) % 7));
+        }
+        for (bool n_uniform : {false, true}) {
+            for (bool softmax : {false, true}) {
+                INFO("soft bases " << soft << ", n_as_uniform " << n_uniform << ", softmax " << softmax);
+                ops::PileupConfig cfg;
+                cfg.n_as_uniform = n_uniform;
+                cfg.apply_softmax = softmax;
+                cfg.temperature = 0.7;
+                ops::DifferentiablePileup pile(cfg);
+                auto f = [&](auto xs) {
+                    using T = std::remove_cv_t<typename decltype(xs)::element_type>;
+                    auto bind = make_binder<T>();
+                    const std::span<const T> sb = soft ? std::span<const T>(xs.subspan(N + M, 4 * M)) : std::span<const T>();
+                    ops::PileupInputs<T, T, T> in{xs.first(N), xs.subspan(N, M), sb};
+                    const auto r = pile.apply(bind, b, region, in);
+                    std::vector<T> out;
+                    for (const auto* v : {&r.counts, &r.coverage, &r.quality_sum, &r.deletions, &r.insertions,
+                                          &r.frequencies, &r.mean_quality}) {
+                        out.insert(out.end(), v->begin(), v->end());
+                    }
+                    return out;
+                };
+                diffbio::test::AdTolerance tol;
+                tol.float_rel = 1e-4;
+                diffbio::test::expect_ad(f, x, tol);
             }
-            return out;
-        };
-        diffbio::test::AdTolerance tol;
-        tol.float_rel = 1e-4;
-        diffbio::test::expect_ad(f, x, tol);
-    }
-}
-
-TEST_CASE("Pileup gradients from the reads' own bases: read weights and gates, N spread or not",
-          "[ops][pileup][grad]") {
-    // no soft bases: the kernel takes each base's code (r1 holds an N, counted as 1/4 of each base
-    // with n_as_uniform, else only in the coverage)
-    const AlignedBatch b = small_batch();
-    const std::size_t N = b.num_reads(), M = b.num_bases();
-    std::vector<double> x;
-    for (std::size_t i = 0; i < N; ++i) x.push_back(0.6 + 0.1 * static_cast<double>(i));
-    for (std::size_t m = 0; m < M; ++m) x.push_back(0.3 + 0.02 * static_cast<double>(m));
-    for (bool n_uniform : {false, true}) {
-        for (bool softmax : {false, true}) {
-            ops::PileupConfig cfg;
-            cfg.n_as_uniform = n_uniform;
-            cfg.apply_softmax = softmax;
-            cfg.temperature = 0.7;
-            ops::DifferentiablePileup pile(cfg);
-            auto f = [&](auto xs) {
-                using T = std::remove_cv_t<typename decltype(xs)::element_type>;
-                auto bind = make_binder<T>();
-                ops::PileupInputs<T, T, T> in{xs.first(N), xs.subspan(N, M), {}};
-                const auto r = pile.apply(bind, b, region, in);
-                std::vector<T> out;
-                for (const auto* v : {&r.counts, &r.coverage, &r.frequencies, &r.mean_quality}) {
-                    out.insert(out.end(), v->begin(), v->end());
-                }
-                return out;
-            };
-            diffbio::test::AdTolerance tol;
-            tol.float_rel = 1e-4;
-            diffbio::test::expect_ad(f, x, tol);
         }
     }
 }
