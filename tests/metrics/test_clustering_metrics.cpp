@@ -163,6 +163,13 @@ TEST_CASE("soft silhouette: one-hot equals hard, a hand-computed soft case", "[m
     CHECK(m::soft_silhouette(std::span<const double>(x3), 1, std::span<const double>(p3), 2) ==
           Approx(23.0 / 84.0).epsilon(1e-15));
 
+    // The same points, P_1 = (¾, ¼): d_0 = (1, 13/5), d_1 = (1, 2), d_2 = (18/7, 2), so s = 8/13 for
+    // point 0, ¾·½ + ¼·(−½) = ¼ for point 1 (each membership weighted by its P), 2/9 for point 2;
+    // S = (8/13 + 1/4 + 2/9)/3 = 509/1404.
+    const std::vector<double> p3b = {1.0, 0.0, 0.75, 0.25, 0.0, 1.0};
+    CHECK(m::soft_silhouette(std::span<const double>(x3), 1, std::span<const double>(p3b), 2) ==
+          Approx(509.0 / 1404.0).epsilon(1e-15));
+
     const std::vector<double> bad = {1.0, 0.0, -0.5, 1.5, 0.0, 1.0};
     CHECK_THROWS_WITH(m::soft_silhouette(std::span<const double>(x3), 1, std::span<const double>(bad), 2),
                       Catch::Contains("p[2] must be finite and >= 0"));
