@@ -621,6 +621,23 @@ TEST_CASE("ProfileHmm::from_msa: match columns, weighted counts and pseudocounts
     double total = 0.0;
     for (double v : pw.match[3]) total += v;
     CHECK(total == Approx(1.0).epsilon(1e-12));
+    // Henikoff weights over the match columns 0, 1, 3, 4: 1/(types·count) per residue. Columns 0
+    // and 3 give ¼ each, column 1 (s3 a gap) ⅓ to s1, s2, s4, column 4 (T A T T: two types) 1/6 to
+    // each T and ½ to s2's A: raw (1, 4/3, 2/3, 1), summing to 4 already. Match state 3 with α = 1:
+    // T (1 + 2/3 + 1 + ¼)/5 = 7/12, A (4/3 + ¼)/5 = 19/60, C and G ¼/5.
+    CHECK(pw.match[3][3] == Approx(7.0 / 12.0).epsilon(1e-12));
+    CHECK(pw.match[3][0] == Approx(19.0 / 60.0).epsilon(1e-12));
+    CHECK(pw.match[3][1] == Approx(0.05).epsilon(1e-12));
+    CHECK(pw.match[0][0] == Approx(4.25 / 5.0).epsilon(1e-12));
+    // An ambiguous residue counts as the background: rows AC and NC, background (.1, .2, .3, .4), no
+    // weights, α = 1: column 0 has A 1 + N's (.1, .2, .3, .4) + α·background, over 2 + 1.
+    const ProfileHmm amb = ProfileHmm::from_msa(ops::Msa{{"s1", "s2"}, {"AC", "NC"}},
+                                                {.alphabet = dna, .background = {0.1, 0.2, 0.3, 0.4}},
+                                                {.position_weights = false});
+    const Probabilities pa(amb);
+    CHECK(pa.match[0][0] == Approx(1.2 / 3.0).epsilon(1e-12));
+    CHECK(pa.match[0][1] == Approx(0.4 / 3.0).epsilon(1e-12));
+    CHECK(pa.match[0][3] == Approx(0.8 / 3.0).epsilon(1e-12));
 }
 
 TEST_CASE("ProfileHmm::from_msa on HMMER's globins4 tutorial alignment", "[ops][hmm][msa]") {
