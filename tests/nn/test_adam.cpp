@@ -26,6 +26,16 @@ TEST_CASE("Adam: the first three steps equal hand-computed optax values", "[nn][
     CHECK(adam.step_count() == 3);
 }
 
+TEST_CASE("Adam: eps_root goes under the square root (optax)", "[nn][adam]") {
+    // θ0 = 1, lr = 0.1, g = 0.5, eps_root = 0.01: θ1 = 1 − 0.1·0.5/(√(0.25 + 0.01) + 1e-8)
+    // (0.90196078… if it were added outside the root).
+    Parameter theta("theta", 1.0);
+    diffbio::nn::Adam adam({&theta}, {.learning_rate = 0.1, .eps_root = 0.01});
+    theta.grad()[0] = 0.5;
+    adam.step();
+    CHECK(theta[0] == Approx(0.9019419343539848).epsilon(1e-15));
+}
+
 TEST_CASE("Adam is elementwise over several parameters", "[nn][adam]") {
     Parameter a("a", std::vector<double>{1.0, 1.0});
     Parameter b("b", 1.0);
