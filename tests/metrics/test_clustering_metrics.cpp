@@ -282,6 +282,19 @@ TEST_CASE("iLISI: separated batches give 1, an evenly mixed simplex gives the ha
     const auto r3 = m::lisi(diffbio::exec::CpuParallel{2}, std::span<const double>(e9), 9, b3);
     for (double v : r3.per_cell) CHECK(v == Approx(64.0 / 22.0).epsilon(1e-12));
 
+    // An even number of cells with unequal LISI: the median averages the two middle values.
+    // Six cells on a line, 3 neighbours, perplexity above 3 (uniform weights). Cells 7, 20 and 28
+    // see three batches among their neighbours (LISI 3); cells 4, 12, 27 see batch shares
+    // (2/3, 1/3), LISI 9/5. Sorted: 9/5, 9/5, 9/5, 3, 3, 3 -> median 12/5.
+    const std::vector<double> line = {4.0, 7.0, 12.0, 20.0, 27.0, 28.0};
+    const std::vector<int> line_batch = {0, 2, 1, 2, 0, 2};
+    const auto rl = m::lisi(std::span<const double>(line), 1, line_batch, {.perplexity = 30.0, .n_neighbors = 3});
+    const std::vector<double> want = {1.8, 3.0, 1.8, 3.0, 1.8, 3.0};
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(rl.per_cell[i] == Approx(want[i]).epsilon(1e-12));
+    CHECK(rl.median == Approx(2.4).epsilon(1e-12));
+    CHECK(rl.mean == Approx(2.4).epsilon(1e-12));
+    CHECK(rl.scaled_median == Approx(0.7).epsilon(1e-12));
+
     // Batches drawn from one distribution mix well: mean iLISI near 2.
     std::vector<double> y;
     std::vector<int> yb;
