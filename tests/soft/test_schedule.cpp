@@ -15,6 +15,12 @@ TEST_CASE("exponential schedule decays to its floor", "[soft][schedule]") {
     CHECK_THROWS_AS(soft::ExponentialSchedule(0.0, 0.1, 0.5), diffbio::InvalidArgument);
     CHECK_THROWS_AS(soft::ExponentialSchedule(1.0, 0.1, 1.5), diffbio::InvalidArgument);
     CHECK_THROWS_AS(soft::ExponentialSchedule(1.0, -0.1, 0.5), diffbio::InvalidArgument);
+    // decay is in (0, 1]: 0 would jump to the floor at step 1, 1 holds tau0 (annealing off).
+    CHECK_THROWS_WITH(soft::ExponentialSchedule(1.0, 0.1, 0.0), Catch::Contains("'decay' must be in (0, 1]"));
+    CHECK_THROWS_AS(soft::ExponentialSchedule(1.0, 0.1, std::nan("")), diffbio::InvalidArgument);
+    const soft::ExponentialSchedule hold(0.7, 0.1, 1.0);
+    CHECK(hold(0) == 0.7);
+    CHECK(hold(1000) == 0.7);
 }
 
 TEST_CASE("linear schedule interpolates and then holds", "[soft][schedule]") {

@@ -105,6 +105,25 @@ TEST_CASE("segment_sum passes expect_ad in values and weights (Var: fused node)"
     expect_ad(fp, p);
 }
 
+TEST_CASE("segment_sum without weights passes expect_ad in values (unit weights in the fused backward)",
+          "[soft][segment-sum][ad]") {
+    const std::vector<double> p{0.2, 0.8, 1.0, -0.5, 0.3, 0.3, 2.0, 0.1};
+    const std::vector<std::int32_t> id{2, 0, 2, -1};
+    auto f = [&id](auto policy) {
+        return [&id, policy](auto v) {
+            using T = std::remove_cvref_t<decltype(v[0])>;
+            using W = std::conditional_t<std::is_same_v<T, float>, float, double>; // passive, empty
+            return soft::segment_sum(policy, v, 2, std::span<const W>(), std::span<const std::int32_t>(id), 3);
+        };
+    };
+    expect_ad(f(exec::Cpu{}), p);
+    expect_ad(f(exec::CpuParallel{2}), p);
+    // And the value: segment 2 holds entries 0 and 2, segment 1 is empty, entry 3 is dropped.
+    const auto out = f(exec::Cpu{})(std::span<const double>(p));
+    const std::vector<double> want{1.0, -0.5, 0.0, 0.0, 0.5, 1.1};
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(out[i] == Approx(want[i]).epsilon(1e-15));
+}
+
 TEST_CASE("pileup-style counting: data bases, learnable quality gate, one node each", "[soft][segment-sum][node]") {
     const std::vector<double> q{30, 10, 25, 21, 40};
     Tape tape;
