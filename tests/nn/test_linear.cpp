@@ -154,6 +154,10 @@ TEST_CASE("linear passes expect_ad in x, W and b (fused node for Var)", "[nn][li
                            nn::Activation::sigmoid}) {
         INFO("activation " << nn::activation_name(act));
         expect_ad([act](auto v) { return nn::linear(v.first(6), 2, v.subspan(6, 6), v.subspan(12, 2), 3, 2, act, 0.1); }, p);
+        // A single row (one sample): the same checks, x = the first row only.
+        std::vector<double> p1(x23.begin(), x23.begin() + 3);
+        p1.insert(p1.end(), p.begin() + 6, p.end());
+        expect_ad([act](auto v) { return nn::linear(v.first(3), 1, v.subspan(3, 6), v.subspan(9, 2), 3, 2, act, 0.1); }, p1);
     }
     // Plain data x with AD parameters (x is saved by the node, not recorded).
     expect_ad(
@@ -171,7 +175,7 @@ TEST_CASE("Linear: CpuParallel row blocks agree with Cpu, values and gradients",
     const std::size_t rows = 301; // several blocks of >= 64 rows
     std::vector<double> x(rows * 6);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i));
-    std::vector<double> vals[2], gx[2], gw[2];
+    std::vector<double> vals[2], gx[2], gw[2], gb[2];
     for (int k = 0; k < 2; ++k) {
         Tape tape;
         ScopedTape scope(tape);
@@ -190,8 +194,13 @@ TEST_CASE("Linear: CpuParallel row blocks agree with Cpu, values and gradients",
         lin.weight().zero_grad();
         bv.accumulate_grad();
         gw[k].assign(lin.weight().grad().begin(), lin.weight().grad().end());
+        lin.bias().zero_grad();
+        bv.accumulate_grad();
+        gb[k].assign(lin.bias().grad().begin(), lin.bias().grad().end());
     }
     for (std::size_t j = 0; j < vals[0].size(); ++j) CHECK(vals[1][j] == Approx(vals[0][j]).epsilon(1e-14).margin(1e-15));
     for (std::size_t j = 0; j < gx[0].size(); ++j) CHECK(gx[1][j] == Approx(gx[0][j]).epsilon(1e-14).margin(1e-15));
     for (std::size_t j = 0; j < gw[0].size(); ++j) CHECK(gw[1][j] == Approx(gw[0][j]).epsilon(1e-12).margin(1e-14));
+    REQUIRE(gb[0].size() == 5);
+    for (std::size_t j = 0; j < gb[0].size(); ++j) CHECK(gb[1][j] == Approx(gb[0][j]).epsilon(1e-12).margin(1e-14));
 }

@@ -69,4 +69,11 @@ TEST_CASE("losses: errors", "[nn][loss]") {
     CHECK_THROWS_AS(nn::cross_entropy_with_logits(sp(a), sp(a), 2, 2), diffbio::ShapeError);
     const std::vector<std::uint32_t> bad{5};
     CHECK_THROWS_AS(nn::cross_entropy_with_labels(sp(a), sp(bad), 1, 2), diffbio::InvalidArgument);
+    // A bad label past the first row is found too, and named.
+    const std::vector<double> z6{0.1, 0.2, 0.3, 0.4, 0.5, 0.6};
+    const std::vector<std::uint32_t> late{0, 1, 2};
+    CHECK_THROWS_WITH(nn::cross_entropy_with_labels(sp(z6), sp(late), 3, 2),
+                      Catch::Contains("label 2 of row 2 is not < cols = 2"));
+    const std::vector<std::uint32_t> two{0, 1};
+    CHECK_THROWS_AS(nn::cross_entropy_with_labels(sp(z6), sp(two), 3, 2), diffbio::ShapeError);
 }
