@@ -63,6 +63,14 @@ TEST_CASE("activations pass expect_ad (Var: one fused node each)", "[nn][activat
     const auto rz = nn::relu(z);
     tape.backward(rz[0]);
     CHECK(tape.adjoint(z[0]) == 0.0);
+    // leaky_relu at 0 takes the left slope too, in both modes; slope 0 is allowed (= relu).
+    const auto lz = nn::leaky_relu(z, 0.2);
+    tape.backward(lz[0]);
+    CHECK(tape.adjoint(z[0]) == 0.2);
+    const std::vector<diffbio::ad::Dual<double>> zd{{0.0, 1.0}};
+    CHECK(nn::leaky_relu(std::span<const diffbio::ad::Dual<double>>(zd), 0.2)[0].tangent == 0.2);
+    CHECK(nn::relu(std::span<const diffbio::ad::Dual<double>>(zd))[0].tangent == 0.0);
+    CHECK(nn::leaky_relu(std::span<const double>(pts), 0.0) == nn::relu(std::span<const double>(pts)));
 }
 
 TEST_CASE("softmax_rows: simplex rows, temperature, hard limit", "[nn][activation][softmax]") {

@@ -166,7 +166,21 @@ TEST_CASE("MLP: invalid configurations throw naming the field", "[nn][mlp]") {
     CHECK_THROWS_WITH(nn::MLP(cfg), Catch::Contains("dims"));
     cfg.dims = {4, 0};
     CHECK_THROWS_WITH(nn::MLP(cfg), Catch::Contains("dims[1]"));
+    cfg.dims = {0, 4};
+    CHECK_THROWS_WITH(nn::MLP(cfg), Catch::Contains("dims[0]"));
     cfg.dims = {4};
+    // negative_slope is checked where leaky_relu is used, hidden or output, and only there.
+    cfg.negative_slope = -0.1;
+    CHECK_NOTHROW(nn::MLP(cfg));
+    cfg.activation = nn::Activation::leaky_relu;
+    CHECK_THROWS_WITH(nn::MLP(cfg), Catch::Contains("negative_slope"));
+    cfg.activation = nn::Activation::relu;
+    cfg.output_activation = nn::Activation::leaky_relu;
+    CHECK_THROWS_WITH(nn::MLP(cfg), Catch::Contains("negative_slope"));
+    cfg.output_activation = nn::Activation::none;
+    cfg.negative_slope = 0.01;
+    cfg.dropout_rate = -0.1;
+    CHECK_THROWS_WITH(nn::MLP(cfg), Catch::Contains("dropout_rate"));
     cfg.dropout_rate = 1.0;
     CHECK_THROWS_AS(nn::MLP(cfg), diffbio::InvalidArgument);
     CHECK_THROWS_WITH(nn::MLP(cfg), Catch::Contains("dropout_rate"));
