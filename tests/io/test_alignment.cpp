@@ -109,8 +109,8 @@ void check_small(const AlignedBatch& b, bool names = true, bool cram = false) {
     // q3: an N base, no qualities
     CHECK(b.read_bases(2)[3] == 4);
     for (std::uint8_t q : b.read_qualities(2)) CHECK(q == missing_quality);
-    // q6: unmapped, ACGTN
-    const std::vector<std::uint8_t> codes6{0, 1, 2, 3, 4};
+    // q6: unmapped, ACGNT (odd length: its last base is the high nibble of the last byte)
+    const std::vector<std::uint8_t> codes6{0, 1, 2, 4, 3};
     CHECK(std::vector<std::uint8_t>(b.read_bases(7).begin(), b.read_bases(7).end()) == codes6);
     // per-base reference positions of q2: 2 clipped, 6 aligned, 1 inserted, 4 aligned, (2 deleted), 5 aligned
     const std::vector<std::int64_t> pos2{-1, -1, 5, 6, 7, 8, 9, 10, -1, 11, 12, 13, 14, 17, 18, 19, 20, 21};
@@ -259,6 +259,26 @@ TEST_CASE("AlignmentReader: truncated BAM, malformed SAM, missing and wrong file
     other.contigs = {{"x", 5}};
     io::AlignmentReader r(sam);
     CHECK_THROWS_AS(r.read_all(other), InvalidArgument);
+}
+
+TEST_CASE("AlignmentReader: skip_unmapped drops an unmapped read placed at its mate's position", "[io][alignment]") {
+    // Pairs with one unmapped mate: the unmapped read carries its mate's contig and position
+    // (SAM spec 2.4), so it has a contig id and only its flag says that it is unmapped.
+    ScratchFile sam("aln_placed.sam");
+    diffbio::test::spit(sam.path(), "@SQ\tSN:ref\tLN:30\n"
+                                    "m1\t73\tref\t5\t30\t5M\t=\t5\t0\tACGTA\tIIIII\n"
+                                    "u1\t133\tref\t5\t0\t*\t=\t5\t0\tCCGTT\tIIIII\n");
+    io::AlignmentReader all(sam.path());
+    AlignedBatch b;
+    CHECK(all.read_all(b) == 2);
+    CHECK(all.records() == 2);
+    CHECK(b.unmapped(1));
+    CHECK(b.contig[1] == 0);
+    io::AlignmentReader mapped(sam.path(), {.skip_unmapped = true});
+    AlignedBatch m;
+    CHECK(mapped.read_all(m) == 1);
+    CHECK(mapped.records() == 1);
+    CHECK(m.name(0) == "m1");
 }
 
 TEST_CASE("AlignmentReader: SEQ '*' gives unknown bases, a CIGAR longer than a stored SEQ is a ParseError",

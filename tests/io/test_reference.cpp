@@ -84,7 +84,11 @@ TEST_CASE("ReferenceFasta: contigs against an alignment header", "[io][reference
                       Contains("contig 'chrA' has length 60 in the reference but 61 in the alignment header"));
     CHECK_THROWS_WITH(ref.check_contig("17", 4200), Contains("'17' is not in reference"));
     CHECK_NOTHROW(ref.check_range("chrA", 10, 60));
+    CHECK_NOTHROW(ref.check_range("chrA", 0, 60)); // the whole contig, 0-based half-open
+    CHECK_NOTHROW(ref.check_range("chrA", 0, 0));
     CHECK_THROWS_WITH(ref.check_range("chrA", 10, 61), Contains("does not cover chrA"));
+    CHECK_THROWS_WITH(ref.check_range("chrA", -1, 10), Contains("does not cover chrA:[-1, 10)"));
+    CHECK_THROWS_WITH(ref.check_range("chrA", 20, 10), Contains("does not cover chrA:[20, 10)"));
 }
 
 TEST_CASE("ReferenceFasta: bad input", "[io][reference][errors]") {
@@ -95,6 +99,8 @@ TEST_CASE("ReferenceFasta: bad input", "[io][reference][errors]") {
     diffbio::test::require_parse_error([&] { io::ReferenceFasta r(dup.path()); }, dup.path(), 3, "duplicate sequence name 'a'");
     diffbio::test::spit(bad.path(), ">a\nAC\nG1T\n");
     diffbio::test::require_parse_error([&] { io::ReferenceFasta r(bad.path()); }, bad.path(), 3, "column 2");
+    diffbio::test::spit(bad.path(), ">a\nAC\n1GT\n");
+    diffbio::test::require_parse_error([&] { io::ReferenceFasta r(bad.path()); }, bad.path(), 3, "column 1 of sequence 'a'");
     diffbio::test::spit(empty.path(), "");
     CHECK_THROWS_AS(io::ReferenceFasta(empty.path()), ParseError);
 }
