@@ -105,7 +105,8 @@ TEST_CASE("read_mtx: malformed files give ParseErrors with file, line and the pr
     fails("err_mtx_negative.mtx", 4, "value '-4' is not a count");
     fails("err_mtx_fraction.mtx", 4, "'2.5' is not an integer in an 'integer' matrix");
     fails("err_mtx_value.mtx", 4, "value 'abc' is not a number");
-    fails("err_mtx_duplicate.mtx", 5, "duplicate entry (1, 1): already given at line 3");
+    fails("err_mtx_duplicate.mtx", 6, "duplicate entry (1, 1): already given at line 4");
+    fails("err_mtx_overfull.mtx", 2, "5 entries do not fit a 2 x 2 matrix");
     fails("err_mtx_short.mtx", 4, "declares 3 entries, the file holds 2");
     fails("err_mtx_long.mtx", 4, "more entries than the 1 declared");
     // a damaged size line: 1,459,355,972 cells would need an 11 GiB row index before any entry
@@ -156,4 +157,15 @@ TEST_CASE("read_dense_counts: malformed tables", "[io][count_matrix]") {
     fails("err_dense_header.tsv", 2, "this line has 4 values but the header names 2 columns");
     fails("err_dense_nodata.tsv", 1, "no data lines after the header");
     fails("empty.fq", 0, "empty file");
+}
+
+TEST_CASE("read_dense_counts: a table of one cell", "[io][count_matrix]") {
+    diffbio::test::ScratchFile one("dense_one_cell.tsv");
+    diffbio::test::spit(one.path(), "c1\nG1\t4\nG2\t0\nG3\t9\n");
+    const CountMatrix m = diffbio::io::read_dense_counts(one.path());
+    REQUIRE(m.n_cells() == 1);
+    REQUIRE(m.n_genes() == 3);
+    CHECK(m.to_dense() == std::vector<float>{4.0f, 0.0f, 9.0f});
+    CHECK(m.barcodes == std::vector<std::string>{"c1"});
+    CHECK(m.gene_names == std::vector<std::string>{"G1", "G2", "G3"});
 }

@@ -263,7 +263,7 @@ inline CountMatrix read_mtx(const std::string& path, MatrixLayout layout = Matri
         throw ParseError(path, static_cast<long>(in.line()), "matrix of " + std::to_string(rows) + " x " +
                                                                   std::to_string(cols) + " is too large (at most 2^32 - 1 per side)");
     }
-    if (rows != 0 && cols != 0 && entries / rows > cols) {
+    if (entries > rows * cols) { // both sides < 2^32 (checked above): the product fits in 64 bits
         throw ParseError(path, static_cast<long>(in.line()), std::to_string(entries) + " entries do not fit a " +
                                                                   std::to_string(rows) + " x " + std::to_string(cols) +
                                                                   " matrix");
