@@ -50,5 +50,10 @@ TEST_CASE("Sequence characters: letters, '.', '-', '*'", "[io][fastq_record]") {
     for (const char c : std::string("0 @+\t\r>!")) CHECK_FALSE(detail::is_sequence_char(c));
     CHECK(detail::describe_char('\t') == "byte 0x09");
     CHECK(detail::describe_char('x') == "'x' (0x78)");
+    // The printable range is '!' (0x21) to '~' (0x7e), both ends included.
+    CHECK(detail::describe_char('!') == "'!' (0x21)");
+    CHECK(detail::describe_char('~') == "'~' (0x7e)");
+    CHECK(detail::describe_char('\x7f') == "byte 0x7f");
+    CHECK(detail::describe_char(' ') == "a space (0x20)");
     CHECK(detail::describe_line(std::string(50, 'a')) == "'" + std::string(40, 'a') + "...'");
 }

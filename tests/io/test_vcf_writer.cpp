@@ -202,10 +202,13 @@ TEST_CASE("VcfReader: FORMAT fields that no sample fills are absent, not a proce
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\n";
     ScratchFile f("unfilled_format.vcf");
     diffbio::test::spit(f.path(), head + "1\t300\t.\tC\tT\t59.2\tPASS\tDP=14\tDP:GT:GQ:GP\t6\t.\n"
-                                         "1\t400\t.\tG\tA\t60\tPASS\t.\tGT:GQ\t0/1:35\t1/1:20\n");
+                                         "1\t400\t.\tG\tA\t60\tPASS\t.\tGT:GQ\t0/1:35\t1/1:20\n"
+                                         // integers wider than 8 bits: BCF stores them as int16 / int32
+                                         "1\t500\t.\tA\tG\t61\tPASS\tDP=300\tGT:GQ\t0/1:300\t0/0:99\n"
+                                         "1\t600\t.\tA\tC\t62\tPASS\tDP=70000\tGT:GQ\t1/1:70000\t0/0:99\n");
     io::VcfReader in(f.path());
     const auto sites = in.read_all();
-    REQUIRE(sites.size() == 2);
+    REQUIRE(sites.size() == 4);
     CHECK(sites[0].pos == 299);
     CHECK(sites[0].depth == 14);
     CHECK(sites[0].genotype.empty());
@@ -214,4 +217,8 @@ TEST_CASE("VcfReader: FORMAT fields that no sample fills are absent, not a proce
     for (const float p : sites[0].genotype_probs) CHECK(std::isnan(p)); // missing values, as htslib gives them
     CHECK(sites[1].genotype == std::vector<std::int32_t>{0, 1});
     CHECK(sites[1].genotype_quality == 35);
+    CHECK(sites[2].depth == 300);
+    CHECK(sites[2].genotype_quality == 300);
+    CHECK(sites[3].depth == 70000);
+    CHECK(sites[3].genotype_quality == 70000);
 }
