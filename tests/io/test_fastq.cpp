@@ -229,6 +229,19 @@ TEST_CASE("Phred auto-detection looks at the first auto_detect_records records o
     }
 }
 
+TEST_CASE("Phred auto-detection: qualities from '@' up to 'J' are Illumina 1.8 phred+33 (Q31..Q41)", "[io][fastq]") {
+    // Every character is >= '@', but none is above 'J' (Q41 in phred+33): no evidence of phred+64.
+    diffbio::test::ScratchFile f("phred33_at_to_j.fq");
+    diffbio::test::spit(f.path(), "@r1\nACGT\n+\n@@JJ\n@r2\nAC\n+\nJ@\n");
+    CHECK(FastqReader(f.path()).encoding() == PhredEncoding::Phred33);
+    const ReadBatch b = read_fastq(f.path());
+    CHECK(b.quality[0] == 31.0f);
+    CHECK(b.quality[3] == 41.0f);
+    // One character above 'J' makes it phred+64.
+    diffbio::test::spit(f.path(), "@r1\nACGT\n+\n@@JK\n");
+    CHECK(FastqReader(f.path()).encoding() == PhredEncoding::Phred64);
+}
+
 TEST_CASE("FastqReader strips the '\\r' of CRLF line endings", "[io][fastq]") {
     const auto recs = read_records(data_file("crlf.fq"));
     REQUIRE(recs.size() == 2);
@@ -272,6 +285,12 @@ TEST_CASE("Malformed FASTQ and FASTA raise ParseError with the file and line", "
         INFO("fixture " << c.file);
         require_parse_error([&] { read_fastq(path); }, path, c.line, c.fragment);
     }
+    // A bad first base (column 1), in FASTQ and in FASTA.
+    diffbio::test::ScratchFile fq("bad_first_base.fq"), fa("bad_first_base.fa");
+    diffbio::test::spit(fq.path(), "@r1\n1CGT\n+\nIIII\n");
+    require_parse_error([&] { read_fastq(fq.path()); }, fq.path(), 2, "'1' (0x31) at column 1 of record 'r1'");
+    diffbio::test::spit(fa.path(), ">s1\nACGT\n#CGT\n");
+    require_parse_error([&] { read_fastq(fa.path()); }, fa.path(), 3, "'#' (0x23) at column 1 of record 's1'");
 }
 
 TEST_CASE("Records before an error are returned first, then the error, then the same error again",
