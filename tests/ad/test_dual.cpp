@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include <diffbio/ad/dual.hpp>
 
@@ -34,6 +35,46 @@ TEST_CASE("Dual arithmetic follows the product and quotient rules", "[ad][dual]"
     CHECK(a > b);
     CHECK(a == 3.0);
     CHECK(2.0 < a);
+}
+
+TEST_CASE("Dual compound assignment, comparisons at ties, isfinite and pow at 0", "[ad][dual]") {
+    Dual<double> c{3.0, 1.0};
+    c += Dual<double>(2.0, 0.5);
+    CHECK(c.value == 5.0);
+    CHECK(c.tangent == 1.5);
+    c -= Dual<double>(1.0, 2.0);
+    CHECK(c.value == 4.0);
+    CHECK(c.tangent == -0.5);
+    c /= Dual<double>(2.0, 1.0); // q = 2, tangent (−0.5 − 2·1)/2
+    CHECK(c.value == 2.0);
+    CHECK(c.tangent == -1.25);
+    c += 1.0;
+    CHECK(c.value == 3.0);
+    CHECK(c.tangent == -1.25);
+    // Comparisons look at values only; at a tie max and min take the first argument.
+    const Dual<double> p{1.0, 1.0}, q{1.0, -1.0};
+    CHECK(p >= q);
+    CHECK(p <= q);
+    CHECK_FALSE(p < q);
+    CHECK_FALSE(p > q);
+    CHECK(p == q);
+    CHECK_FALSE(p != q);
+    CHECK(max(p, q).tangent == 1.0);
+    CHECK(min(q, p).tangent == -1.0);
+    CHECK(max(p, 1.0).tangent == 1.0);
+    CHECK(max(1.0, p).tangent == 0.0);
+    CHECK(min(p, 1.0).tangent == 1.0);
+    CHECK(min(1.0, p).tangent == 0.0);
+    // isfinite needs both parts finite.
+    CHECK(isfinite(p));
+    CHECK_FALSE(isfinite(Dual<double>(1.0, std::numeric_limits<double>::infinity())));
+    CHECK_FALSE(isfinite(Dual<double>(std::nan(""), 0.0)));
+    // x^y at x = 0: ∂/∂y is 0 (the limit for y > 0), not 0·log 0 = NaN; ∂/∂x = y·0^{y−1} = 0 for y = 2.
+    const Dual<double> zy = pow(Dual<double>(0.0, 0.0), Dual<double>(2.0, 1.0));
+    CHECK(zy.value == 0.0);
+    CHECK(zy.tangent == 0.0);
+    const Dual<double> zx = pow(Dual<double>(0.0, 1.0), Dual<double>(1.0, 0.0)); // x^1: ∂/∂x = 1
+    CHECK(zx.tangent == 1.0);
 }
 
 TEST_CASE("Dual math functions equal their analytic derivatives", "[ad][dual]") {

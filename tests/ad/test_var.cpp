@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <utility>
+
 #include <cmath>
 #include <thread>
 
@@ -50,6 +52,41 @@ TEST_CASE("compound assignment and mixed double arithmetic", "[ad][var]") {
     CHECK(x > 3.0);
     CHECK(5.0 > x);
     CHECK(x == tape.variable(4.0));
+}
+
+TEST_CASE("Var *= Var, Var / double, and max/min ties take the first argument", "[ad][var]") {
+    Tape tape;
+    ScopedTape scope(tape);
+    const Var a = tape.variable(3.0), b = tape.variable(2.0);
+    Var p = a;
+    p *= b;                   // 6
+    const Var s = p + a / 4.0; // ∂a = b + 1/4, ∂b = a
+    tape.backward(s);
+    CHECK(s.value() == 6.75);
+    CHECK(tape.adjoint(a) == 2.25);
+    CHECK(tape.adjoint(b) == 3.0);
+    Var d = a;
+    d /= 4.0;
+    tape.backward(d);
+    CHECK(tape.adjoint(a) == 0.25);
+
+    const Var c = tape.variable(3.0); // ties with a
+    auto grads = [&](const Var& y) {
+        tape.backward(y);
+        return std::pair{tape.adjoint(a), tape.adjoint(c)};
+    };
+    CHECK(grads(max(a, c)) == std::pair{1.0, 0.0});
+    CHECK(grads(max(c, a)) == std::pair{0.0, 1.0});
+    CHECK(grads(min(a, c)) == std::pair{1.0, 0.0});
+    CHECK(grads(min(c, a)) == std::pair{0.0, 1.0});
+    CHECK(grads(2.0 * max(a, 3.0)) == std::pair{2.0, 0.0});
+    CHECK(grads(2.0 * min(a, 3.0)) == std::pair{2.0, 0.0});
+    CHECK(grads(a + max(3.0, a)) == std::pair{1.0, 0.0}); // the constant wins the tie
+    CHECK(grads(a + min(3.0, a)) == std::pair{1.0, 0.0});
+    // |x| at 0 has derivative 0, as for Dual.
+    const Var z = tape.variable(0.0);
+    tape.backward(abs(z));
+    CHECK(tape.adjoint(z) == 0.0);
 }
 
 TEST_CASE("Var misuse raises AdError with a message, never a crash", "[ad][var][errors]") {
