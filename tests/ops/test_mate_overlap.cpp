@@ -98,6 +98,14 @@ TEST_CASE("MateOverlap: soft retention equals the definition, computed on string
         }
         CHECK(r.insert_length[i] == Approx(insert).epsilon(1e-12));
     }
+    // A fixed (not learnable) temperature gives the same values, and is reported as configured.
+    CHECK(mo.temperature() == Approx(2.0).epsilon(1e-15));
+    ops::MateOverlap fixed({.adapter1 = a1, .adapter2 = a2, .temperature = 2.0, .learnable_temperature = false});
+    CHECK(fixed.temperature() == Approx(2.0).epsilon(1e-15));
+    CHECK(fixed.parameters().size() + 1 == mo.parameters().size());
+    const auto rf = fixed.apply(bind, v1, v2);
+    CHECK(rf.retention1 == r.retention1);
+    CHECK(rf.insert_length == r.insert_length);
     CHECK(r.insert_length[0] == Approx(9.0).margin(0.05));
     CHECK(r.insert_length[1] > 9.9);
     CHECK(r.retention2[1 * b2.length + 8] == 0.0); // padding of the shorter mate

@@ -726,6 +726,10 @@ TEST_CASE("Alignment parsers report the file and line of malformed input", "[ops
     CHECK_THROWS_WITH(sto("# STOCKHOLM 1.0\na ACGT\nb ACGT\n"), Contains("x.sto:3:") && Contains("'//'"));
     CHECK_THROWS_WITH(sto("# STOCKHOLM 1.0\na ACGT\nb ACG\n//\n"),
                       Contains("x.sto:3:") && Contains("'b' has 3 columns"));
+    CHECK_THROWS_WITH(sto("# STOCKHOLM 1.0\na ACGT\nb ACGT\nc ACG\n//\n"), // any row, not only the second
+                      Contains("x.sto:4:") && Contains("'c' has 3 columns"));
+    for (const char g : {'-', '.', '_', '~'}) CHECK(ops::is_gap_character(g));
+    for (const char g : {'A', '*', ' ', 'N'}) CHECK_FALSE(ops::is_gap_character(g));
     CHECK_THROWS_WITH(sto("# STOCKHOLM 1.0\na ACGT\nb AC*T\n//\n"),
                       Contains("x.sto:3:") && Contains("'*' at position 2"));
     CHECK_THROWS_WITH(sto("# STOCKHOLM 1.0\na\n//\n"), Contains("x.sto:2:") && Contains("no aligned sequence"));

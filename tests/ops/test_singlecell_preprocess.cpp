@@ -178,6 +178,31 @@ TEST_CASE("PCA exact: a hand-computed case", "[ops][singlecell][pca]") {
     for (std::size_t j = 0; j < 8; ++j) CHECK(t[j] == Approx(scores[j]).margin(1e-14));
 }
 
+TEST_CASE("PCA signs: each component's entry of largest magnitude is positive", "[ops][singlecell][pca]") {
+    // Data along (−0.8, 0.6) and its mirror images: whatever signs the SVD returns, the first
+    // component is (0.8, −0.6) once fixed (its largest entry, feature 0, made positive).
+    for (const double sx : {1.0, -1.0}) {
+        for (const double sy : {1.0, -1.0}) {
+            std::vector<double> x;
+            for (const double t : {-2.0, -1.0, 0.5, 1.0, 1.5}) {
+                const double off = 0.01 * t * t; // a little spread off the line
+                x.push_back(sx * (-0.8 * t + 0.6 * off));
+                x.push_back(sy * (0.6 * t + 0.8 * off));
+            }
+            for (const auto solver : {ops::PcaSolver::Exact, ops::PcaSolver::Randomized}) {
+                const auto p = ops::pca_fit(x, 5, 2, {.n_components = 2, .solver = solver});
+                INFO("signs " << sx << ", " << sy);
+                CHECK(p.components[0] == Approx(0.8).epsilon(1e-2));
+                CHECK(p.components[1] == Approx(-0.6 * sx * sy).epsilon(1e-2));
+                for (std::size_t j = 0; j < 2; ++j) {
+                    const double a = p.components[j * 2], b = p.components[j * 2 + 1];
+                    CHECK((std::fabs(a) >= std::fabs(b) ? a : b) > 0.0);
+                }
+            }
+        }
+    }
+}
+
 TEST_CASE("PCA exact equals the eigen-decomposition of the covariance", "[ops][singlecell][pca]") {
     const std::size_t n = 60, G = 12, k = 5;
     Lcg rng{5};
@@ -261,6 +286,9 @@ TEST_CASE("preprocessing bad input raises clear exceptions", "[ops][singlecell][
     CHECK_THROWS_WITH(ops::highly_variable_genes(x, 1, 4), Contains("at least 2 cells"));
     CHECK_THROWS_AS(ops::highly_variable_genes(x, 3, 2), ShapeError);
     CHECK_THROWS_WITH(ops::pca_fit(x, 2, 2, {.n_components = 3}), Contains("exceeds min(n, G)"));
+    const std::vector<double> x32{1, 2, 3, 5, 4, 1}; // 3 rows, 2 features: at most 2 components
+    CHECK_THROWS_WITH(ops::pca_fit(x32, 3, 2, {.n_components = 3}), Contains("n_components = 3 exceeds min(n, G) = 2"));
+    CHECK(ops::pca_fit(x32, 3, 2, {.n_components = 2}).components.size() == 4);
     CHECK_THROWS_WITH(ops::pca_fit(nanv, 2, 2, {.n_components = 1}), Contains("entry 1 is not finite"));
     CHECK_THROWS_AS(ops::pca_fit(x, 3, 2, {.n_components = 1}), ShapeError);
     const auto p = ops::pca_fit(x, 2, 2, {.n_components = 1});
