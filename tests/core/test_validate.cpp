@@ -43,10 +43,12 @@ TEMPLATE_TEST_CASE("first_nonfinite finds the first NaN or inf at every place of
     v[6] = std::numeric_limits<T>::lowest();
     CHECK(diffbio::first_nonfinite(std::span<const T>(v)) == v.size());
     CHECK(diffbio::first_nonfinite(std::span<const T>()) == 0);
-    // positions at the edges of SIMD registers, of the blocks (4096) and in the scalar tail
-    for (const std::size_t at : {std::size_t{0}, std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{63},
-                                 std::size_t{4095}, std::size_t{4096}, std::size_t{4097}, std::size_t{8191}, std::size_t{8192},
-                                 std::size_t{8995}, std::size_t{8999}}) {
+    // every lane of the four unrolled registers (up to 4 × 16 floats) and one more round, the
+    // edges of the blocks (4096) and the scalar tail
+    std::vector<std::size_t> places(72);
+    for (std::size_t k = 0; k < places.size(); ++k) places[k] = k;
+    for (const std::size_t at : {4095, 4096, 4097, 4100, 4111, 4127, 8191, 8192, 8995, 8999}) places.push_back(at);
+    for (const std::size_t at : places) {
         for (const T bad : {std::numeric_limits<T>::quiet_NaN(), inf, -inf}) {
             std::vector<T> w = v;
             w[at] = bad;
