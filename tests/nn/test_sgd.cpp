@@ -49,3 +49,26 @@ TEST_CASE("SGD validates its configuration and gradients", "[nn][sgd][errors]") 
     p.grad()[0] = INFINITY;
     CHECK_THROWS_AS(sgd.step(), diffbio::InvalidArgument);
 }
+
+TEST_CASE("SGD updates every parameter, counts steps, and checks all gradients before it updates any", "[nn][sgd]") {
+    Parameter a("a", std::vector<double>{1.0, 2.0}), b("b", std::vector<double>{3.0, 4.0});
+    diffbio::nn::SGD sgd({&a, &b}, {.learning_rate = 0.5});
+    CHECK(sgd.step_count() == 0);
+    a.grad()[0] = 0.2;
+    a.grad()[1] = 0.4;
+    b.grad()[0] = -1.0;
+    b.grad()[1] = 2.0;
+    sgd.step();
+    CHECK(a[0] == Approx(0.9).epsilon(1e-15));
+    CHECK(a[1] == Approx(1.8).epsilon(1e-15));
+    CHECK(b[0] == Approx(3.5).epsilon(1e-15));
+    CHECK(b[1] == Approx(3.0).epsilon(1e-15));
+    CHECK(sgd.step_count() == 1);
+    // A bad gradient in the second parameter: nothing moves, the step is not counted.
+    b.grad()[1] = std::nan("");
+    CHECK_THROWS_WITH(sgd.step(), Catch::Contains("gradient of parameter 'b'[1]"));
+    CHECK(a[0] == Approx(0.9).epsilon(1e-15));
+    CHECK(b[0] == Approx(3.5).epsilon(1e-15));
+    CHECK(sgd.step_count() == 1);
+    CHECK_THROWS_WITH(diffbio::nn::SGD({&a, nullptr}), Catch::Contains("parameter 1 is null"));
+}
