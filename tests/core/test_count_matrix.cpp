@@ -61,6 +61,20 @@ TEST_CASE("CountMatrix::from_triplets sums or refuses duplicates and drops zeros
                       Catch::Contains("duplicate entry for cell 0, gene 1"));
 }
 
+TEST_CASE("CountMatrix::prune_zeros keeps every row's own entries", "[count_matrix]") {
+    // Explicit zeros in the first and a middle row; every row after a pruned one starts with a
+    // non-zero entry, so a row that borrowed its neighbour's first entry would show.
+    //   c0: 0* 0 5      c1: 3 0* 0      c2: 0 4 0      (* stored zero)
+    const std::vector<CountTriplet> t = {{0, 0, 0.0f}, {0, 2, 5.0f}, {1, 0, 3.0f}, {1, 1, 0.0f}, {2, 1, 4.0f}};
+    CountMatrix m = CountMatrix::from_triplets(3, 3, t, DuplicatePolicy::Sum, /*keep_zeros=*/true);
+    REQUIRE(m.nnz() == 5);
+    m.prune_zeros();
+    CHECK(std::vector<std::size_t>(m.indptr().begin(), m.indptr().end()) == std::vector<std::size_t>{0, 1, 2, 3});
+    CHECK(std::vector<std::uint32_t>(m.indices().begin(), m.indices().end()) == std::vector<std::uint32_t>{2, 0, 1});
+    CHECK(std::vector<float>(m.values().begin(), m.values().end()) == std::vector<float>{5, 3, 4});
+    CHECK_NOTHROW(m.validate());
+}
+
 TEST_CASE("CountMatrix::from_dense equals from_triplets", "[count_matrix]") {
     const CountMatrix m = CountMatrix::from_dense(3, 4, dense);
     CHECK(m.nnz() == 5);
@@ -76,6 +90,10 @@ TEST_CASE("CountMatrix::from_dense equals from_triplets", "[count_matrix]") {
 TEST_CASE("CountMatrix: empty rows, empty matrices", "[count_matrix]") {
     const CountMatrix e;
     CHECK(e.n_cells() == 0);
+    CHECK(e.n_genes() == 0);
+    CHECK(e.to_dense().empty());
+    const CountTriplet blank{};
+    CHECK((blank.cell == 0 && blank.gene == 0 && blank.value == 0.0f));
     CHECK(e.nnz() == 0);
     CHECK_NOTHROW(e.validate());
     const CountMatrix z(4, 2);

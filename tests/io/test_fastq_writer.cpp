@@ -122,6 +122,46 @@ TEST_CASE("FastqWriter writes a ReadBatch; phred+64 in, phred+33 out, same score
     CHECK(recs[3].sequence == "ACGTN");
 }
 
+TEST_CASE("FastqWriter refuses a ReadBatch whose arrays disagree, each one alone", "[io][fastq_writer][errors]") {
+    const ReadBatch good = read_fastq(data_file("valid.fq"));
+    REQUIRE(good.num_reads >= 2);
+    ScratchFile out("bad_batch.fq");
+    FastqWriter w(out.path());
+    for (int which = 0; which < 4; ++which) {
+        ReadBatch b = good;
+        if (which == 0) b.lengths.pop_back();
+        if (which == 1) b.names.pop_back();
+        if (which == 2) b.comments.pop_back();
+        if (which == 3) b.quality.pop_back();
+        INFO("array " << which);
+        CHECK_THROWS_AS(w.write(b), diffbio::ShapeError);
+    }
+    CHECK(w.records() == 0);
+    w.write(good);
+    CHECK(w.records() == good.num_reads);
+}
+
+TEST_CASE("FastqWriter compresses .gz output by default (level 0 stores)", "[io][fastq_writer]") {
+    ScratchFile packed("default_level.fq.gz"), stored("level0.fq.gz");
+    {
+        FastqWriter a(packed.path());
+        FastqWriter b(stored.path(), /*gzip=*/true, /*level=*/0);
+        for (int i = 0; i < 200; ++i) {
+            const FastqRecord r{"r", "", std::string(100, 'A'), std::string(100, 'I')};
+            a.write(r);
+            b.write(r);
+        }
+        a.close();
+        b.close();
+    }
+    const std::string p = slurp(packed.path()), s = slurp(stored.path());
+    CHECK(is_gzip(p));
+    CHECK(is_gzip(s));
+    CHECK(s.size() > 200 * 200);     // stored: at least the raw bytes
+    CHECK(p.size() * 20 < s.size()); // the default level shrinks this repetitive file > 20×
+    CHECK(read_records(packed.path()) == read_records(stored.path()));
+}
+
 TEST_CASE("An empty read round-trips", "[io][fastq_writer]") {
     ScratchFile out("empty_read.fq");
     {
@@ -147,6 +187,9 @@ TEST_CASE("FastqWriter refuses records it cannot write faithfully", "[io][fastq_
     CHECK_THROWS_WITH(w.write(FastqRecord{"a", "", "ACGT", ""}), Catch::Matchers::Contains("FASTA record"));
     CHECK_THROWS_AS(w.write(FastqRecord{"a", "", "A1", "II"}), InvalidArgument);
     CHECK_THROWS_AS(w.write(FastqRecord{"a", "", "AC", "I "}), InvalidArgument);
+    // the first character is checked like the others
+    CHECK_THROWS_WITH(w.write(FastqRecord{"a", "", "1A", "II"}), Catch::Matchers::Contains("at position 0"));
+    CHECK_THROWS_WITH(w.write(FastqRecord{"a", "", "AC", " I"}), Catch::Matchers::Contains("at position 0"));
     const std::vector<float> two{1.0f, 2.0f};
     CHECK_THROWS_AS(w.write("a", "", "ACG", two), diffbio::ShapeError);
     const std::vector<float> nan{std::numeric_limits<float>::quiet_NaN()};
