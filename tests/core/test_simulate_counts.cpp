@@ -1,5 +1,6 @@
 // simulate_counts: determinism (seed, threads), the count distributions (Poisson and negative
-// binomial moments), doublets, the ambient profile, and config validation.
+// binomial moments), the gamma sampler, cluster and batch profiles, log-normal library sizes,
+// doublets, the ambient profile, and config validation.
 
 #include <catch2/catch.hpp>
 
@@ -143,6 +144,100 @@ TEST_CASE("simulate_counts: doublets and ambient contamination", "[simulate]") {
         }
     }
     CHECK(checked > 20);
+}
+
+TEST_CASE("simulate_counts: each cell follows its own cluster and batch profile; log-normal libraries", "[simulate]") {
+    CountSimulationConfig cfg{.n_cells = 4000, .n_genes = 60, .n_clusters = 3, .n_batches = 2, .de_prob = 0.3,
+                              .library_size = 1000.0, .library_log_sd = 0.5, .dispersion = 0.0, .seed = 5};
+    const auto s = simulate_counts(cfg);
+    const std::size_t G = cfg.n_genes, B = cfg.n_batches;
+    const auto lp = [&](std::size_t k, std::size_t b, std::size_t g) { return std::log(s.profiles[(k * B + b) * G + g]); };
+    // Every cluster has DE genes of its own: two clusters differ somewhere by about de_log_fold.
+    for (std::size_t k1 = 0; k1 < 3; ++k1) {
+        for (std::size_t k2 = k1 + 1; k2 < 3; ++k2) {
+            double most = 0.0;
+            for (std::size_t g = 0; g < G; ++g) most = std::max(most, std::fabs(lp(k1, 0, g) - lp(k2, 0, g)));
+            INFO("clusters " << k1 << ", " << k2);
+            CHECK(most > 1.0);
+        }
+    }
+    // A batch multiplies every cluster's profile by the same per-gene factor (up to normalisation):
+    // log π_k0g − log π_k1g − (log π_00g − log π_01g) does not depend on g.
+    for (std::size_t k = 1; k < 3; ++k) {
+        const double c0 = lp(k, 0, 0) - lp(k, 1, 0) - (lp(0, 0, 0) - lp(0, 1, 0));
+        for (std::size_t g = 1; g < G; ++g) {
+            CHECK(lp(k, 0, g) - lp(k, 1, g) - (lp(0, 0, g) - lp(0, 1, g)) == Approx(c0).margin(1e-9));
+        }
+    }
+    // Per (cluster, batch) and gene the summed counts of the cells there match Σ_i L_i π_kbg
+    // (Poisson: variance equal to the mean, 5 standard errors).
+    const auto dense = s.counts.to_dense();
+    std::size_t checked = 0;
+    for (std::size_t k = 0; k < 3; ++k) {
+        for (std::size_t b = 0; b < B; ++b) {
+            double lib = 0.0;
+            std::vector<double> sum(G, 0.0);
+            for (std::size_t i = 0; i < cfg.n_cells; ++i) {
+                if (s.cluster[i] != static_cast<int>(k) || s.batch[i] != static_cast<int>(b)) continue;
+                lib += s.library_size[i];
+                for (std::size_t g = 0; g < G; ++g) sum[g] += dense[i * G + g];
+            }
+            for (std::size_t g = 0; g < G; ++g) {
+                const double expected = lib * s.profiles[(k * B + b) * G + g];
+                if (expected < 50.0) continue;
+                INFO("cluster " << k << ", batch " << b << ", gene " << g);
+                CHECK(std::fabs(sum[g] - expected) < 5.0 * std::sqrt(expected));
+                ++checked;
+            }
+        }
+    }
+    CHECK(checked > 60);
+    // log L_i ~ N(log library_size, library_log_sd²): mean and standard deviation within 5 SE.
+    double m = 0.0, v = 0.0;
+    for (double l : s.library_size) m += std::log(l);
+    m /= static_cast<double>(cfg.n_cells);
+    for (double l : s.library_size) v += (std::log(l) - m) * (std::log(l) - m);
+    const double sd = std::sqrt(v / static_cast<double>(cfg.n_cells - 1));
+    const double n = static_cast<double>(cfg.n_cells);
+    CHECK(std::fabs(m - std::log(1000.0)) < 5.0 * 0.5 / std::sqrt(n));
+    CHECK(std::fabs(sd - 0.5) < 5.0 * 0.5 / std::sqrt(2.0 * n));
+
+    // Without DE genes and batch effects every profile is the same.
+    cfg.de_prob = 0.0;
+    cfg.batch_log_sd = 0.0;
+    const auto flat = simulate_counts(cfg);
+    for (std::size_t j = 1; j < 3 * B; ++j) {
+        for (std::size_t g = 0; g < G; ++g) CHECK(flat.profiles[j * G + g] == Approx(flat.profiles[g]).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("simulate_counts: the gamma sampler's mean, variance and third central moment", "[simulate]") {
+    // Gamma(k, 1): mean k, variance k, third central moment 2k. Standard errors from the sample
+    // moments' asymptotic variances: Var(m̄) = k/n, Var(m2) ≈ (μ4 − μ2²)/n and
+    // Var(m3) ≈ (μ6 − μ3² − 6μ2μ4 + 9μ2³)/n, with the central moments of Gamma(k) μ2 = k, μ3 = 2k,
+    // μ4 = 3k² + 6k, μ6 = 15k³ + 130k² + 120k.
+    diffbio::detail::SimRng rng(2024, 3);
+    const int n = 400000;
+    for (double k : {0.3, 1.0, 2.5, 30.0}) {
+        std::vector<double> x(n);
+        for (double& v : x) v = rng.gamma(k);
+        double m = 0.0;
+        for (double v : x) m += v;
+        m /= n;
+        double m2 = 0.0, m3 = 0.0;
+        for (double v : x) {
+            m2 += (v - m) * (v - m);
+            m3 += (v - m) * (v - m) * (v - m);
+        }
+        m2 /= n;
+        m3 /= n;
+        const double mu4 = 3.0 * k * k + 6.0 * k, mu6 = 15.0 * k * k * k + 130.0 * k * k + 120.0 * k;
+        INFO("shape " << k << ": mean " << m << ", variance " << m2 << ", third moment " << m3);
+        CHECK(std::fabs(m - k) < 5.0 * std::sqrt(k / n));
+        CHECK(std::fabs(m2 - k) < 5.0 * std::sqrt((mu4 - k * k) / n));
+        CHECK(std::fabs(m3 - 2.0 * k) < 5.0 * std::sqrt((mu6 - 4.0 * k * k - 6.0 * k * mu4 + 9.0 * k * k * k) / n));
+        CHECK(*std::min_element(x.begin(), x.end()) > 0.0);
+    }
 }
 
 TEST_CASE("simulate_counts: bad configs name the field", "[simulate]") {

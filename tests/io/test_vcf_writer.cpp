@@ -155,6 +155,11 @@ TEST_CASE("VcfWriter: bad records and paths", "[io][vcf]") {
         ScratchFile g("nosample.vcf");
         io::VcfWriter ns(g.path(), {.contigs = {{"chr1", 10}}});
         CHECK_THROWS_AS(ns.write({.contig = "chr1", .pos = 1, .ref = "A", .alts = {"T"}, .genotype = {0, 1}}), InvalidArgument);
+        // each sample field alone needs the sample column, GQ 0 included
+        CHECK_THROWS_AS(ns.write({.contig = "chr1", .pos = 1, .ref = "A", .alts = {"T"}, .genotype_quality = 0}),
+                        InvalidArgument);
+        CHECK_THROWS_AS(ns.write({.contig = "chr1", .pos = 1, .ref = "A", .alts = {"T"}, .genotype_probs = {0.5f, 0.5f, 0.0f}}),
+                        InvalidArgument);
         ns.write({.contig = "chr1", .pos = 1, .ref = "A", .alts = {"T"}});
         ns.close();
         io::VcfReader in(g.path());
@@ -162,6 +167,20 @@ TEST_CASE("VcfWriter: bad records and paths", "[io][vcf]") {
         REQUIRE(s.size() == 1);
         CHECK(s[0].genotype.empty());
         CHECK(s[0].alt_allele_count() == -1);
+    }
+    {
+        // the smallest contig (length 1) and a record with the default position 0
+        ScratchFile g("one_base.vcf");
+        io::VcfWriter one(g.path(), {.contigs = {{"m", 1}}});
+        const io::VcfRecord first{.contig = "m", .ref = "C", .alts = {"G"}};
+        CHECK(first.pos == 0);
+        one.write(first);
+        CHECK_THROWS_AS(one.write({.contig = "m", .pos = 1, .ref = "C", .alts = {"G"}}), InvalidArgument);
+        one.close();
+        io::VcfReader in(g.path());
+        const auto s = in.read_all();
+        REQUIRE(s.size() == 1);
+        CHECK(s[0].pos == 0);
     }
     CHECK_THROWS_AS(io::VcfReader("/nonexistent_dir/x.vcf"), Error);
 }
