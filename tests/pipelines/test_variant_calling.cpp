@@ -95,6 +95,9 @@ TEST_CASE("VariantCallingPipeline: defaults and shapes", "[pipelines][variant]")
     CHECK(def.hidden_dim == 64);
     CHECK(def.quality_threshold == 20.0);
     CHECK(def.use_quality_weights);
+    CHECK(def.seed == 0);
+    CHECK(def.coverage_scale == 0.0);
+    CHECK(pipelines::VariantCall{}.pos == 0);
     VariantCallingPipeline pipe(def);
     CHECK(pipe.training());
     CHECK(pipe.parameters().size() == 1 + 2 + 6);
@@ -173,6 +176,86 @@ TEST_CASE("VariantCallingPipeline: gates and features by hand", "[pipelines][var
     CHECK(r.features[20 * 8 + 2] == 0.0);
     CHECK(r.features[30 * 8] == 0.0);
     CHECK(r.features[30 * 8 + 1] > 0.9);
+}
+
+TEST_CASE("VariantCallingPipeline: indel features; the mean depth skips unmapped and other-contig reads",
+          "[pipelines][variant]") {
+    AlignedBatch b;
+    b.contigs = {{"chr", ref_len}, {"other", ref_len}};
+    const std::string ref = reference_text();
+    const std::vector<std::uint8_t> q15(15, 30), q20(20, 30);
+    // r0: 5M 2D 5M 1I 4M from 2: bases on 2..6, a deletion over 7 and 8, bases on 9..13, an
+    // insertion anchored at 13, bases on 14..17.
+    const std::vector<std::uint32_t> indel{cigar_pack(CigarOp::Match, 5), cigar_pack(CigarOp::Deletion, 2),
+                                           cigar_pack(CigarOp::Match, 5), cigar_pack(CigarOp::Insertion, 1),
+                                           cigar_pack(CigarOp::Match, 4)};
+    const std::string s0 = ref.substr(2, 5) + ref.substr(9, 5) + "A" + ref.substr(14, 4);
+    b.add("r0", 0, 2, 60, 0, indel, s0, q15);
+    const std::vector<std::uint32_t> m20{cigar_pack(CigarOp::Match, 20)};
+    b.add("r1", 0, 0, 60, 0, m20, ref.substr(0, 20), q20);
+    b.add("on_other_contig", 1, 0, 60, 0, m20, ref.substr(0, 20), q20);
+    b.add("placed_unmapped", 0, 0, 0, sam_flag::unmapped, m20, ref.substr(0, 20), q20);
+    auto cfg = small_config();
+    cfg.use_quality_weights = false;
+    const ops::PileupRegion region{0, 0, ref_len};
+    // aligned bases of the two mapped reads on chr: 14 + 20
+    CHECK(VariantCallingPipeline::mean_depth(b, region) == Approx(34.0 / ref_len).epsilon(1e-15));
+    VariantCallingPipeline pipe(cfg);
+    ad::Binder<double> bind;
+    const auto rc = codes(ref);
+    const auto r = pipe.apply(bind, b, std::span<const std::uint8_t>(rc));
+    CHECK(r.pileup.deletions[7] == 1.0);
+    CHECK(r.pileup.deletions[8] == 1.0);
+    CHECK(r.pileup.insertions[13] == 1.0);
+    const double g = 1.0 / (1.0 + std::exp(-(30.0 - 20.0))); // every base's gate
+    for (std::size_t p = 0; p < static_cast<std::size_t>(ref_len); ++p) {
+        INFO("position " << p);
+        const double reads = (p < 20 ? 1.0 : 0.0) + ((p >= 2 && p <= 6) || (p >= 9 && p <= 17) ? 1.0 : 0.0);
+        const double cov = reads * g, del = (p == 7 || p == 8) ? 1.0 : 0.0, ins = p == 13 ? 1.0 : 0.0;
+        CHECK(r.pileup.coverage[p] == Approx(cov).epsilon(1e-14));
+        const double* x = r.features.data() + p * 8;
+        CHECK(x[4] == Approx(cov).epsilon(1e-12)); // the automatic c̄ is max(1, mean depth 0.85) = 1
+        CHECK(x[5] == Approx(del / (cov + del + 0.5)).epsilon(1e-12));
+        CHECK(x[6] == Approx(ins / (cov + del + 0.5)).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("VariantCallingPipeline::harden by hand: alternate allele, genotype, quality, skipped positions",
+          "[pipelines][variant]") {
+    VariantCallingPipeline pipe(small_config());
+    pipelines::VariantCallingResult<double> r;
+    r.pileup.region = {1, 100, 105};
+    // per position: counts A C G T, coverage, P(ref / het / hom-alt), reference base
+    r.pileup.counts = {5, 3, 3, 0,  // ref A: C and G tie at 3 → C (the first in ACGT order)
+                       2, 6, 7, 0,  // ref C: G
+                       0, 9, 0, 0,  // ref N: never called
+                       8, 1, 0, 0,  // ref T, most probably ref: not called
+                       0, 0, 9, 4}; // ref G: T
+    r.pileup.coverage = {11.5, 15.25, 9.0, 9.0, 13.75};
+    const std::vector<double> prob = {0.1, 0.7, 0.2,  0.0, 0.2, 0.8,  0.1, 0.8, 0.1,  0.6, 0.3, 0.1,  1e-120, 0.5, 0.5};
+    r.calls.rows = 5;
+    r.calls.classes = 3;
+    r.calls.probabilities = prob;
+    for (double v : prob) r.calls.logits.push_back(v > 0.0 ? std::log(v) : -1e4);
+    const std::vector<std::uint8_t> ref = {0, 1, 4, 3, 2};
+    const auto calls = pipe.harden(r, std::span<const std::uint8_t>(ref));
+    REQUIRE(calls.size() == 3);
+    const std::int64_t pos[3] = {100, 101, 104};
+    const std::uint8_t rb[3] = {0, 1, 2}, alt[3] = {1, 2, 3};
+    const int gt[3] = {1, 2, 1}; // the last: het and hom-alt tie, the first class wins
+    const double qual[3] = {10.0, 999.0, 999.0}, depth[3] = {11.5, 15.25, 13.75};
+    const std::size_t row[3] = {0, 1, 4};
+    for (std::size_t k = 0; k < 3; ++k) {
+        INFO("call " << k);
+        CHECK(calls[k].contig == 1);
+        CHECK(calls[k].pos == pos[k]);
+        CHECK(calls[k].ref == rb[k]);
+        CHECK(calls[k].alt == alt[k]);
+        CHECK(calls[k].genotype == gt[k]);
+        CHECK(calls[k].quality == Approx(qual[k]).epsilon(1e-12));
+        CHECK(calls[k].depth == depth[k]);
+        for (std::size_t c = 0; c < 3; ++c) CHECK(calls[k].probabilities[c] == prob[3 * row[k] + c]);
+    }
 }
 
 TEST_CASE("VariantCallingPipeline: parameter gradients in every AD mode", "[pipelines][variant][ad]") {
