@@ -52,6 +52,9 @@ TEST_CASE("pipeline config carries DiffBio's fields and defaults", "[pipelines][
     CHECK(c.enable_adapter_removal);
     CHECK(c.enable_duplicate_weighting);
     CHECK(c.enable_error_correction);
+    CHECK(c.quality_softness == 1.0);
+    CHECK(c.min_length == 15);
+    CHECK(c.mask_low_quality);
     CHECK_THROWS_WITH(PreprocessingPipeline({.adapter_temperature = 0.0}), Contains("'adapter_temperature'"));
     // NaN data is refused up front, naming the read and position, whatever the stages
     ReadBatch b = small_batch();
@@ -146,16 +149,41 @@ TEST_CASE("pipeline gradients without adapter removal: the data qualities as one
 
 TEST_CASE("harden: adapter cut, 3' quality trim, masking, drop and duplicate flags", "[pipelines][preprocessing][harden]") {
     ReadBatch b = small_batch();
-    b.quality[0 * b.length + 5] = 10; // an interior low-quality base of the clean read
+    const std::size_t L = b.length;
+    b.quality[0 * L + 5] = 10; // an interior low-quality base of the clean read
+    b.quality[1 * L + 19] = 20; // q = θ exactly: trimmed at the 3' end of the adapter read's insert ...
+    b.quality[1 * L + 3] = 20;  // ... and masked inside it
     PreprocessingPipeline p({.duplicate_similarity_threshold = 0.9999, .enable_error_correction = false, .min_length = 10});
     const auto h = p.harden(b);
+    CHECK(h.length == L);
     CHECK(h.adapter_cut == std::vector<std::uint32_t>{30, 20, 30, 30, 12});
-    CHECK(h.kept_length == std::vector<std::uint32_t>{30, 20, 24, 30, 6});
+    CHECK(h.kept_length == std::vector<std::uint32_t>{30, 19, 24, 30, 6});
     CHECK(h.dropped == std::vector<std::uint8_t>{0, 0, 0, 0, 1});
     CHECK(h.duplicate == std::vector<std::uint8_t>{0, 0, 1, 1, 0}); // 'tail' and 'copy' repeat 'clean'
-    CHECK(h.masked[0 * b.length + 5] == 1);
-    CHECK(h.masked[0 * b.length + 4] == 0);
-    CHECK(h.masked[2 * b.length + 26] == 0); // trimmed away, not masked
+    CHECK(h.masked[0 * L + 5] == 1);
+    CHECK(h.masked[0 * L + 4] == 0);
+    CHECK(h.masked[1 * L + 3] == 1);
+    CHECK(h.masked[2 * L + 26] == 0); // trimmed away, not masked
+    // every flag: masked exactly where the base is inside the kept part and q <= θ = 20
+    REQUIRE(h.masked.size() == b.num_reads * L);
+    std::size_t n_masked = 0;
+    for (std::size_t i = 0; i < b.num_reads; ++i) {
+        for (std::size_t l = 0; l < L; ++l) {
+            const bool want = l < h.kept_length[i] && b.quality[i * L + l] <= 20.0f;
+            INFO("read " << i << ", position " << l);
+            CHECK(h.masked[i * L + l] == (want ? 1 : 0));
+            n_masked += want;
+        }
+    }
+    CHECK(n_masked == 2);
+    // without duplicate weighting no read is a duplicate; without masking no base is masked
+    PreprocessingPipeline plain({.enable_duplicate_weighting = false, .enable_error_correction = false, .min_length = 10,
+                                 .mask_low_quality = false});
+    const auto g = plain.harden(b);
+    CHECK(g.kept_length == h.kept_length);
+    CHECK(g.duplicate == std::vector<std::uint8_t>(b.num_reads, 0));
+    CHECK(g.masked == std::vector<std::uint8_t>(b.num_reads * L, 0));
+    CHECK(pipelines::HardenedReads{}.length == 0);
 }
 
 TEST_CASE("harden_pair: both mates cut at the insert found from the mate overlap", "[pipelines][preprocessing][harden]") {
