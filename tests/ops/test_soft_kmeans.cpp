@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include <diffbio/ad/binder.hpp>
+#include <diffbio/ad/dual.hpp>
 #include <diffbio/exec/policy.hpp>
 #include <diffbio/metrics/ari.hpp>
 #include <diffbio/ops/singlecell/soft_kmeans.hpp>
@@ -473,6 +475,12 @@ TEST_CASE("hard labels break exact ties by the lowest index; soft ones split the
     CHECK(ops::hard_assign(x, 1, mu, 4) == std::vector<int>{1});
     const std::vector<double> mu2{1, 0, -1, 0};
     CHECK(ops::hard_assign(x, 1, mu2, 2) == std::vector<int>{0});
+    // the element-wise path of the AD scalars (Dual) breaks them the same way
+    using D = ad::Dual<double>;
+    const std::vector<D> xd{D(0.0, 1.0), D(0.0, 0.0)};
+    std::vector<int> dual_labels;
+    ops::soft_assign(std::span<const D>(xd), 1, std::span<const double>(mu), 4, 1e-4, &dual_labels);
+    CHECK(dual_labels == std::vector<int>{1});
     const auto r = ops::soft_assign(std::span<const double>(x), 1, std::span<const double>(mu), 4, 1e-4);
     CHECK(r[0] == 0.0);
     CHECK(r[1] == Approx(1.0 / 3.0).epsilon(1e-15));
@@ -500,6 +508,42 @@ TEST_CASE("lloyd: a hand-computed run, iteration count and inertia", "[ops][soft
     CHECK(one.labels == std::vector<int>{0, 0, 1, 1});
     CHECK(one.centroids[1] == Approx(22.0 / 3.0).epsilon(1e-15));
     CHECK(one.inertia == Approx(0.0 + 1.0 + (10 - 22.0 / 3.0) * (10 - 22.0 / 3.0) + (11 - 22.0 / 3.0) * (11 - 22.0 / 3.0)).epsilon(1e-14));
+}
+
+TEST_CASE("lloyd: the relative tolerance stops at the iteration scikit-learn's rule gives", "[ops][soft-kmeans][lloyd]") {
+    // The run above in 2-D, with a constant second feature: the same centroid shifts, Σ‖Δμ‖² =
+    // (22/3 − 1)² ≈ 40.1 after iteration 1 and 0.25 + (10.5 − 22/3)² ≈ 10.3 after iteration 2.
+    // Mean feature variance (divisor n) = (25.25 + 0)/2 = 12.625, so the absolute tolerance is
+    // 12.625·tol: tol 3.0 (37.9) stops after iteration 2, tol 3.5 (44.2) after iteration 1,
+    // tol 0.3 (3.8) runs to strict convergence at iteration 3.
+    const std::vector<double> x{0, 3, 1, 3, 10, 3, 11, 3}, mu{0, 3, 1, 3};
+    const auto two = ops::lloyd(x, 4, mu, 2, {.max_iter = 300, .tol = 3.0});
+    CHECK(two.iterations == 2);
+    CHECK_FALSE(two.strict_convergence);
+    CHECK(two.centroids == std::vector<double>{0.5, 3, 10.5, 3});
+    const auto one = ops::lloyd(x, 4, mu, 2, {.max_iter = 300, .tol = 3.5});
+    CHECK(one.iterations == 1);
+    CHECK(one.centroids[2] == Approx(22.0 / 3.0).epsilon(1e-15));
+    const auto three = ops::lloyd(x, 4, mu, 2, {.max_iter = 300, .tol = 0.3});
+    CHECK(three.iterations == 3);
+    CHECK(three.strict_convergence);
+}
+
+TEST_CASE("SoftKMeans::fit starts at tau = the mean squared distance to the nearest centroid", "[ops][soft-kmeans][fit]") {
+    // 1-D points {0, 0.5, 10, 10.25} from centroids {0, 10}: nearest squared distances
+    // {0, 0.25, 0, 0.0625}, τ0 = 0.078125. With tau_end just above τ0/8 the stages are τ0, τ0/2,
+    // τ0/4, τ0/8: four.
+    const std::vector<double> x{0, 0.5, 10, 10.25};
+    ops::SoftKMeans km({.n_clusters = 2, .n_features = 1});
+    const std::vector<double> start{0, 10};
+    std::copy(start.begin(), start.end(), km.centroids().values().begin());
+    const double tau0 = 0.078125;
+    const auto rep = km.fit(x, 4, {.tau_end = tau0 / 8 * 1.01}, /*init=*/false);
+    CHECK(rep.stages == 4);
+    CHECK(km.labels() == std::vector<int>{0, 0, 1, 1});
+    // an explicit tau_start twice as large adds one stage
+    std::copy(start.begin(), start.end(), km.centroids().values().begin());
+    CHECK(km.fit(x, 4, {.tau_start = 2 * tau0, .tau_end = tau0 / 8 * 1.01}, false).stages == 5);
 }
 
 TEST_CASE("kmeans_plusplus: seeded, picks data rows, one per well separated blob", "[ops][soft-kmeans][init]") {
