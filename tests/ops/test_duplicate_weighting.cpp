@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cmath>
 #include <numeric>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,29 @@ TEST_CASE("DuplicateWeighting: a single read weighs 1, embeddings are unit vecto
     for (double e : r.embeddings) n2 += e * e;
     CHECK(r.embeddings.size() == 32);
     CHECK(n2 == Approx(1.0).epsilon(1e-7));
+}
+
+TEST_CASE("DuplicateWeighting: DiffBio's defaults; the kernel starts as N(0, 0.1²) draws", "[ops][duplicates]") {
+    const ops::DuplicateWeightingConfig c;
+    CHECK(c.embedding_dim == 32);
+    CHECK(c.kernel_width == 7);
+    CHECK(c.similarity_threshold == 0.9);
+    CHECK(c.temperature == 1.0);
+    CHECK(c.learnable_temperature);
+    ops::DuplicateWeighting dw;
+    CHECK(dw.log_temperature().values()[0] == 0.0); // log 1
+    // 7·4·32 = 896 draws: mean and standard deviation within 5 standard errors of 0 and 0.1
+    const std::span<const double> k = dw.kernel().values();
+    REQUIRE(k.size() == 896);
+    const double n = static_cast<double>(k.size());
+    const double mean = std::accumulate(k.begin(), k.end(), 0.0) / n;
+    double ss = 0.0;
+    for (double v : k) ss += (v - mean) * (v - mean);
+    const double sd = std::sqrt(ss / (n - 1.0));
+    CHECK(std::fabs(mean) < 5.0 * 0.1 / std::sqrt(n));
+    CHECK(std::fabs(sd - 0.1) < 5.0 * 0.1 / std::sqrt(2.0 * n));
+    CHECK(*std::max_element(k.begin(), k.end()) < 0.6); // 6 standard deviations
+    CHECK(*std::min_element(k.begin(), k.end()) > -0.6);
 }
 
 TEST_CASE("DuplicateWeighting: exact copies share weight, hard limit gives 1/cluster size", "[ops][duplicates][limit]") {
