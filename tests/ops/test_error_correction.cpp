@@ -160,6 +160,17 @@ TEST_CASE("ErrorCorrection: shapes, padding, mass conservation", "[ops][error_co
     for (std::size_t a = 0; a < 4; ++a) b2.seq[(1 * b.length + 4) * 4 + a] = 7.0;
     b2.qual[1 * b.length + 3] = -5.0;
     CHECK(run(ec, bind, b2.packed(), b2) == out);
+    // A batch with a single valid base (and an empty read) is corrected like any other: the one
+    // row keeps its mass, the network moves some of it, and the generic (Dual) path agrees.
+    const Batch one({1, 0}, 2);
+    const auto o1 = run(ec, bind, one.packed(), one);
+    REQUIRE(o1.size() == 16);
+    CHECK(o1[0] + o1[1] + o1[2] + o1[3] == Approx(1.0).epsilon(1e-14));
+    CHECK(*std::max_element(o1.begin(), o1.begin() + 4) < 1.0); // the network moved some mass
+    for (std::size_t k = 4; k < 16; ++k) CHECK(o1[k] == 0.0);
+    Binder<Dual<double>> bd;
+    const auto d1 = run(ec, bd, one.packed(), one);
+    for (std::size_t k = 0; k < 16; ++k) CHECK(d1[k].value == Approx(o1[k]).epsilon(1e-13).margin(1e-15));
     // Shape errors
     const std::vector<std::uint32_t> too_long{6, 3};
     CHECK_THROWS_AS(ec.apply(bind, std::span<const double>(b.seq), std::span<const double>(b.qual),
@@ -269,6 +280,44 @@ TEST_CASE("ErrorCorrection passes expect_ad in the reads and qualities (tiny bat
                 return run(ec, bind, std::vector<U>(v.begin(), v.end()), b);
             },
             b.packed(), tol);
+    }
+}
+
+TEST_CASE("ErrorCorrection::logits: the layer-by-layer nodes pass expect_ad and the parameter checks",
+          "[ops][error_correction][ad]") {
+    // logits() runs the [window gather + first Linear + ReLU] node and one node per further layer
+    // (not apply's single fused node): its backward is checked here on its own.
+    const Batch b({5, 3}, 5);
+    const diffbio::test::AdTolerance tol;
+    for (int variant = 0; variant < 2; ++variant) {
+        ErrorCorrectionConfig c = tiny_config();
+        if (variant == 1) {
+            c.num_layers = 0;
+            c.use_quality = false;
+        }
+        ErrorCorrection ec(c);
+        perturb(ec);
+        INFO("variant " << variant);
+        const auto logits_of = [&ec, &b](auto& bind, const auto& v) {
+            using U = typename std::decay_t<decltype(v)>::value_type;
+            const std::span<const U> all(v);
+            return ec.logits(bind, all.first(b.n * b.length * 4), all.subspan(b.n * b.length * 4),
+                             std::span<const std::uint32_t>(b.lengths), b.n, b.length);
+        };
+        expect_ad(
+            [&logits_of](auto v) {
+                using U = typename decltype(v)::value_type;
+                auto bind = make_binder<U>();
+                return logits_of(bind, std::vector<U>(v.begin(), v.end()));
+            },
+            b.packed(), tol);
+        const std::vector<double> data = b.packed();
+        diffbio::test::expect_parameter_gradients(ec.parameters(), [&](auto& bind) {
+            const auto z = logits_of(bind, data);
+            auto s = z[0] * 0.0;
+            for (std::size_t k = 0; k < z.size(); ++k) s = s + z[k] * (0.5 + std::sin(1.3 * static_cast<double>(k)));
+            return s;
+        });
     }
 }
 

@@ -37,8 +37,8 @@
 // as tape variables), and the backward runs block by block: blend backward, then per layer
 // W̄ = Aᵀ Z̄, b̄ = Σ Z̄, Ā = Z̄ Wᵀ ⊙ [A > 0] as GEMMs, the window gradient scattered back onto the
 // bases. config.float_gradient runs those GEMMs in float (the blend and the gradient sums stay
-// in double). Dual (and an MLP with active dropout) builds the window matrix and runs the
-// generic layers. exec::CpuParallel splits the blocks of whole reads across OpenMP threads
+// in double). Dual builds the window matrix and runs the generic layers (the backbone has no
+// dropout). exec::CpuParallel splits the blocks of whole reads across OpenMP threads
 // (partial parameter gradients are added in thread order: deterministic for a thread count).
 // logits() keeps the layer-by-layer path: [window gather + first Linear + ReLU] node, one node per
 // further layer.
@@ -490,38 +490,25 @@ public:
             for (T& v : out) v = zero;
             return out;
         }
-        if constexpr (std::is_floating_point_v<T> || soft::detail::is_var_v<T>) {
-            // The fused path: the whole network and the blend, block by block (see header).
-            if (!backbone_ || !backbone_->dropout_active()) {
-                if constexpr (soft::detail::is_var_v<T>) {
-                    if (cfg_.float_gradient) {
-                        fused_var<float>(bind, seq, quality, lay, policy, out);
-                    } else {
-                        fused_var<double>(bind, seq, quality, lay, policy, out);
-                    }
-                } else {
-                    fused_plain(bind, seq, quality, lay, policy, out);
-                }
-                return out;
-            }
-        }
-        const std::vector<T> z = compact_logits(bind, seq, quality, lay, policy);
-        const T beta = bind(beta_)[0];
         if constexpr (soft::detail::is_var_v<T>) {
-            blend_var(bind, seq, lay, std::span<const ad::Var>(z), beta, policy, out);
+            // The fused path: the whole network and the blend, block by block (see header).
+            if (cfg_.float_gradient) {
+                fused_var<float>(bind, seq, quality, lay, policy, out);
+            } else {
+                fused_var<double>(bind, seq, quality, lay, policy, out);
+            }
+        } else if constexpr (std::is_floating_point_v<T>) {
+            fused_plain(bind, seq, quality, lay, policy, out);
         } else {
+            // Dual and other AD scalars: the window matrix, the generic layers, then the blend.
+            const std::vector<T> z = compact_logits(bind, seq, quality, lay, policy);
             const T inv_t = inverse_temperature(bind);
             using diffbio::sigmoid;
-            const T lambda = sigmoid(beta);
+            const T lambda = sigmoid(bind(beta_)[0]);
             const T zero = passive<T>(0.0);
             for (T& v : out) v = zero;
-            const auto row = [&](std::size_t i) {
+            for (std::size_t i = 0; i < n_reads; ++i) {
                 detail::ec::correct_read(z.data(), 0, seq.data(), lay, i, lambda, inv_t, out.data());
-            };
-            if constexpr (std::is_floating_point_v<T>) {
-                nn::detail::parallel_for(policy, n_reads, row);
-            } else {
-                for (std::size_t i = 0; i < n_reads; ++i) row(i);
             }
         }
         return out;
@@ -860,69 +847,6 @@ private:
         detail::ec::window_linear_forward(policy, sv.data(), qv.empty() ? sv.data() : qv.data(), lay, wv.data(), bv.data(),
                                       h, op, tape.values_of(y).data());
         return {y.begin(), y.end()};
-    }
-
-    /// Var: the fused [softmax + blend] node over all N·L·4 outputs (padding rows 0, no gradient).
-    template <class S, class P>
-    void blend_var(ad::Binder<ad::Var>& bind, std::span<const S> seq, const detail::ec::WindowLayout& lay,
-                   std::span<const ad::Var> z, ad::Var beta, const P& policy, std::vector<ad::Var>& out) const {
-        ad::Tape& tape = ad::Tape::active();
-        ad::Var log_t{};
-        bool learn_t = false; // log T is a node input: learnable and not capped
-        double inv_t = std::min(1.0 / cfg_.temperature, std::exp(max_log_inv_t));
-        if (cfg_.learnable_temperature) {
-            log_t = bind(log_temperature_)[0];
-            const double neg = -tape.value(log_t);
-            learn_t = neg <= max_log_inv_t;
-            inv_t = std::exp(learn_t ? neg : max_log_inv_t);
-        }
-        const double bv = tape.value(beta);
-        const double lambda = diffbio::sigmoid(bv);
-        const double dlambda = diffbio::sigmoid_derivative(bv);
-        const auto saved_seq = soft::detail::saved_values(tape, seq);
-        const std::size_t n = lay.n, length = lay.length;
-        const std::span<const ad::Var> beta_in(&beta, 1);
-        const std::span<const ad::Var> logt_in = learn_t ? std::span<const ad::Var>(&log_t, 1) : std::span<const ad::Var>{};
-        auto y = tape.record_node_uninitialised(
-            {z, soft::detail::node_inputs(seq), beta_in, logt_in}, n * length * 4,
-            [lay, saved_seq, inv_t, lambda, dlambda, policy](const ad::NodeGrad& g) {
-                const auto zv = g.in_value(0);
-                const auto sv = soft::detail::input_values<S>(g, 1, saved_seq);
-                const auto gz = g.in_adjoint(0);
-                const auto gs = g.in_adjoint(1);
-                const auto gy = g.out_adjoint();
-                std::vector<double> g_lambda(lay.n, 0.0), g_logt(lay.n, 0.0);
-                nn::detail::parallel_for(policy, lay.n, [&](std::size_t i) {
-                    double gl = 0.0, gt = 0.0;
-                    for (std::size_t l = 0; l < lay.read_length(i); ++l) {
-                        const double* zr = zv.data() + (lay.row_offset[i] + l) * 4;
-                        const std::size_t o = (i * lay.length + l) * 4;
-                        const double* s = sv.data() + o;
-                        const double* gc = gy.data() + o;
-                        double gzr[4];
-                        detail::ec::blend_row_backward(zr, s, gc, lambda, inv_t, gzr, gl, gt,
-                                                       gs.empty() ? nullptr : gs.data() + o);
-                        for (std::size_t a = 0; a < 4; ++a) gz[(lay.row_offset[i] + l) * 4 + a] += gzr[a];
-                    }
-                    g_lambda[i] = gl;
-                    g_logt[i] = gt;
-                });
-                double gl = 0.0, gt = 0.0;
-                for (std::size_t i = 0; i < lay.n; ++i) {
-                    gl += g_lambda[i];
-                    gt += g_logt[i];
-                }
-                g.in_adjoint(2)[0] += gl * dlambda;
-                if (!g.in_adjoint(3).empty()) g.in_adjoint(3)[0] += gt;
-            });
-        const auto zv = soft::detail::forward_values(tape, z, {});
-        const auto sv = soft::detail::forward_values(tape, seq, saved_seq);
-        const auto yv = tape.values_of(y);
-        std::fill(yv.begin(), yv.end(), 0.0);
-        nn::detail::parallel_for(policy, n, [&](std::size_t i) {
-            detail::ec::correct_read(zv.data(), 0, sv.data(), lay, i, lambda, inv_t, yv.data());
-        });
-        for (std::size_t k = 0; k < y.size(); ++k) out[k] = y[k];
     }
 
     ErrorCorrectionConfig cfg_;
