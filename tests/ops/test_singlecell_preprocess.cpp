@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -282,6 +283,8 @@ TEST_CASE("preprocessing bad input raises clear exceptions", "[ops][singlecell][
     CHECK_THROWS_AS(ops::normalize_total(std::span<const double>(nanv), 2, 2), InvalidArgument);
     const std::vector<double> low{0.5, -1.0};
     CHECK_THROWS_WITH(ops::log1p_transform(std::span<const double>(low)), Contains("entry 1 must be finite and > -1"));
+    const std::vector<double> first_bad{std::numeric_limits<double>::infinity(), 0.5};
+    CHECK_THROWS_WITH(ops::log1p_transform(std::span<const double>(first_bad)), Contains("entry 0 must be finite"));
     CHECK_THROWS_WITH(ops::highly_variable_genes(x, 2, 2, {.n_top = 0}), Contains("n_top"));
     CHECK_THROWS_WITH(ops::highly_variable_genes(x, 1, 4), Contains("at least 2 cells"));
     CHECK_THROWS_AS(ops::highly_variable_genes(x, 3, 2), ShapeError);
